@@ -1,0 +1,52 @@
+# Sluice — every target creates what it needs; `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PY313 ?= $(shell pyenv prefix 3.13.0 2>/dev/null || echo $(HOME)/.pyenv/versions/3.13.0)
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+STACK ?= sluice
+
+.PHONY: install run test lint fmt build deploy bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/dev.txt requirements/sam.txt requirements/checkov.txt layers/sluice/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements/dev.txt -r layers/sluice/requirements.txt
+	$(PIP) --no-deps -e .
+	# Tools that pin their own (older) boto3 live in venvs of their own, linked into .venv/bin.
+	$(PYTHON) -m venv $(VENV)/tools/sam
+	$(VENV)/tools/sam/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sam.txt
+	ln -sf ../tools/sam/bin/sam $(BIN)/sam
+	$(PYTHON) -m venv $(VENV)/tools/checkov
+	$(VENV)/tools/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+	ln -sf ../tools/checkov/bin/checkov $(BIN)/checkov
+	touch $(STAMP)
+
+run: install  ## the demo: local stack up, samples ingested, a report printed
+	$(BIN)/sluice local demo
+
+test: install lint  ## the whole suite: lint, types, unit, adapters, functions, template checks, end to end
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+build: install  ## sam build for python3.13 on arm64 (needs pyenv's 3.13 on PATH)
+	PATH="$(PY313)/bin:$$PATH" $(BIN)/sam build
+
+deploy: build
+	$(BIN)/sam deploy --guided --stack-name $(STACK)
+
+clean:
+	rm -rf $(VENV) .aws-sam .sluice .pytest_cache .mypy_cache .ruff_cache
+
+bench: install  ## throughput against the tokenizer floor, measured in the same run
+	$(BIN)/python bench/bench_ingest.py

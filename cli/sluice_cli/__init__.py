@@ -1,0 +1,1 @@
+"""The ``sluice`` developer and operator tool. Dev-only: never shipped in the Lambda layer."""

@@ -1,0 +1,264 @@
+"""`sluice local demo` (what `make run` runs): the local stack up, the samples uploaded and ingested,
+then an unchanged re-upload, an edit and a delete, and a report of what the pipeline did."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from sluice.layout import document_id, s3_uri
+from sluice.registry import DocumentRecord, Status
+from sluice.registry.dynamodb import DynamoDBRegistry
+from sluice_cli.local.stack import DEFAULT_PORT, LocalStack, port_is_free
+
+EDIT_KEY = "sluice-overview.md"
+EDIT_FROM = "Logs are structured JSON"
+EDIT_TO = "Logs are structured JSON, one object per line,"
+UNCHANGED_KEY = "release-notes.txt"
+DELETE_KEY = "retrieval-guide.html"
+
+
+class Progress:
+    """One status line, rewritten in place on a terminal; plain lines elsewhere (CI logs)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self._last = ""
+
+    def update(self, text: str, key: str = "") -> None:
+        """Show ``text``; off a terminal, only when ``key`` (what changed) differs from last time."""
+        if self.tty:
+            self.out.write("\r\033[K" + text)
+            self.out.flush()
+        elif (key or text) != self._last:
+            self.out.write(text + "\n")
+        self._last = key or text
+
+    def done(self, text: str) -> None:
+        if self.tty:
+            self.out.write("\r\033[K")
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+@dataclass
+class DemoResult:
+    records: list[DocumentRecord]
+    events: Counter[str]
+    ingest_seconds: float
+    steps: list[str] = field(default_factory=list)
+    processed_objects: int = 0
+    dead_letters: int = 0
+    settled: bool = True
+
+
+def drain_events(stack: LocalStack) -> list[dict[str, Any]]:
+    """Every event the stack's buses published since the last drain (read from the local tap)."""
+    sqs = stack.client("sqs")
+    events: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=stack.tap_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
+        if not batch:
+            return events
+        for message in batch:
+            events.append(json.loads(message["Body"]))
+        sqs.delete_message_batch(
+            QueueUrl=stack.tap_queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+
+
+def _wait(
+    stack: LocalStack,
+    registry: DynamoDBRegistry,
+    versions: dict[str, str | None],
+    progress: Progress,
+    label: str,
+    timeout: float = 120.0,
+) -> bool:
+    """Until every uploaded key has a record of its uploaded version (or of its deletion)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        records = {r.key: r for r in registry.records()}
+        settled = sum(
+            1
+            for key, version in versions.items()
+            if key in records
+            and (records[key].version_id == version or (version is None and records[key].status is Status.DELETED))
+        )
+        progress.update(
+            f"  {label}: {settled}/{len(versions)} documents settled ({time.monotonic() - start:.1f} s)",
+            key=f"{label}{settled}",
+        )
+        if settled == len(versions) and stack.wait_idle(timeout=5, settle=0.5):
+            progress.done(f"  {label}: {settled}/{len(versions)} documents settled in {time.monotonic() - start:.1f} s")
+            return True
+        time.sleep(0.2)
+    progress.done(f"  {label}: timed out after {timeout:.0f} s")
+    return False
+
+
+def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
+    outputs = stack.outputs()
+    raw, table = outputs["RawBucketName"], outputs["DocumentsTableName"]
+    s3 = stack.client("s3")
+    registry = DynamoDBRegistry(stack.client("dynamodb"), table)
+    progress = Progress(out)
+    files = sorted(p for p in samples.iterdir() if p.is_file() and not p.name.startswith("."))
+    out.write(f"Uploading {len(files)} files from {samples}/ to s3://{raw}/\n")
+    drain_events(stack)
+    started = time.monotonic()
+    versions = {p.name: s3.put_object(Bucket=raw, Key=p.name, Body=p.read_bytes()).get("VersionId") for p in files}
+    settled = _wait(stack, registry, versions, progress, "ingesting")
+    ingest_seconds = time.monotonic() - started
+    events = Counter(e["detail-type"] for e in drain_events(stack))
+    result = DemoResult(records=[], events=events, ingest_seconds=ingest_seconds, settled=settled)
+
+    out.write("Changing things\n")
+    steps = []
+    unchanged = samples / UNCHANGED_KEY
+    if unchanged.is_file():
+        version = s3.put_object(Bucket=raw, Key=UNCHANGED_KEY, Body=unchanged.read_bytes()).get("VersionId")
+        result.settled &= _wait(
+            stack, registry, {UNCHANGED_KEY: version}, progress, f"re-upload {UNCHANGED_KEY} unchanged"
+        )
+        announced = drain_events(stack)
+        steps.append(f"re-uploaded {UNCHANGED_KEY} unchanged: {len(announced)} events, nothing re-sent to the sinks")
+    edited = samples / EDIT_KEY
+    if edited.is_file() and EDIT_FROM in edited.read_text():
+        before = registry.get(document_id(s3_uri(raw, EDIT_KEY)))
+        body = edited.read_text().replace(EDIT_FROM, EDIT_TO, 1).encode()
+        version = s3.put_object(Bucket=raw, Key=EDIT_KEY, Body=body).get("VersionId")
+        result.settled &= _wait(stack, registry, {EDIT_KEY: version}, progress, f"edit one paragraph of {EDIT_KEY}")
+        changed = [e for e in drain_events(stack) if e["detail-type"] == "Document Changed"]
+        if changed and before is not None:
+            chunks = changed[-1]["detail"]["chunks"]
+            added, removed, total = len(chunks["added"]), len(chunks["removed"]), chunks["count"]
+            steps.append(
+                f"edited one paragraph of {EDIT_KEY}: {added} chunk added, {removed} removed, "
+                f"{total - added} of {total} untouched"
+            )
+    if (samples / DELETE_KEY).is_file():
+        s3.delete_object(Bucket=raw, Key=DELETE_KEY)
+        result.settled &= _wait(stack, registry, {DELETE_KEY: None}, progress, f"delete {DELETE_KEY}")
+        deleted = [e for e in drain_events(stack) if e["detail-type"] == "Document Deleted"]
+        if deleted:
+            steps.append(
+                f"deleted {DELETE_KEY}: {len(deleted[-1]['detail']['chunks']['removed'])} chunks removed from the sinks"
+            )
+    result.steps = steps
+    result.records = sorted(registry.records(), key=lambda r: r.key)
+    paginator = s3.get_paginator("list_objects_v2")
+    result.processed_objects = sum(
+        len(page.get("Contents", [])) for page in paginator.paginate(Bucket=outputs["ProcessedBucketName"])
+    )
+    result.dead_letters = stack.queue_depth(outputs["IngestDeadLetterQueueUrl"])
+    return result
+
+
+def _histogram(values: list[int], limit: int, out: TextIO) -> None:
+    bins = 4
+    width = max(1, limit // bins)
+    counts = Counter(min(v // width, bins - 1) for v in values)
+    peak = max(counts.values()) if counts else 1
+    for b in range(bins):
+        low, high = b * width, (b + 1) * width - 1 if b < bins - 1 else limit
+        bar = "█" * round(20 * counts[b] / peak) if counts[b] else ""
+        out.write(f"    {low:>5}-{high:<5} {bar:<20} {counts[b]}\n")
+
+
+def report(stack: LocalStack, result: DemoResult, out: TextIO, max_tokens: int) -> None:
+    out.write("\nDocuments\n")
+    width = max((len(r.key) for r in result.records), default=10)
+    out.write(f"  {'key':<{width}}  {'type':<8} {'status':<11} {'chunks':>6} {'tokens':>7} {'pages':>5}  title\n")
+    for r in result.records:
+        pages = str(r.page_count) if r.page_count else ""
+        out.write(
+            f"  {r.key:<{width}}  {r.kind or '':<8} {r.status.value.lower():<11} {len(r.chunks):>6} {r.token_count:>7} "
+            f"{pages:>5}  {r.title or ''}\n"
+        )
+    processed = [r for r in result.records if r.status is Status.PROCESSED]
+    sizes = _chunk_sizes(stack, processed)
+    if sizes:
+        out.write(
+            f"\nChunks: {len(sizes)} in {len(processed)} documents; tokens per chunk min {min(sizes)}, "
+            f"median {int(statistics.median(sizes))}, max {max(sizes)} (limit {max_tokens})\n"
+        )
+        _histogram(sizes, max_tokens, out)
+    quarantined = [r for r in result.records if r.status is Status.QUARANTINED]
+    if quarantined:
+        out.write("\nQuarantined (recorded, announced, acknowledged; never retried in a loop)\n")
+        for r in quarantined:
+            out.write(f"  {r.key:<{width}}  {r.reason}: {r.detail}\n")
+    out.write("\nEvents published on the bus during ingestion\n")
+    for name, count in sorted(result.events.items()):
+        out.write(f"  {name:<22} {count}\n")
+    if result.steps:
+        out.write("\nChange and deletion\n")
+        for step in result.steps:
+            out.write(f"  {step}\n")
+    out.write(
+        f"\nProcessedBucket holds {result.processed_objects} objects; dead-letter queue holds {result.dead_letters}.\n"
+        f"Ingestion of the samples took {result.ingest_seconds:.1f} s from the first upload to a settled pipeline.\n"
+    )
+
+
+def _chunk_sizes(stack: LocalStack, records: list[DocumentRecord]) -> list[int]:
+    """Token counts of every stored chunk, read back from the sidecars in ProcessedBucket."""
+    s3 = stack.client("s3")
+    bucket = stack.outputs()["ProcessedBucketName"]
+    sizes = []
+    for r in records:
+        for h in r.chunks:
+            body = s3.get_object(Bucket=bucket, Key=f"chunks/{r.doc_id}/{h}.txt.metadata.json")["Body"].read()
+            sizes.append(int(json.loads(body)["metadataAttributes"]["tokens"]["value"]["numberValue"]))
+    return sizes
+
+
+def main(root: Path, *, port: int | None, serve: bool, out: TextIO = sys.stdout) -> int:
+    if port is None:
+        port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else 0
+    out.write("Sluice local demo: moto on 127.0.0.1, resources from template.yaml, the real handlers\n")
+    started = time.monotonic()
+    stack = LocalStack(root, port=port)
+    stack.start()
+    try:
+        counts = Counter(res.type.split("::")[-1] for res in stack.resolver.resources.values())
+        out.write(
+            f"  stack {stack.stack_name} at {stack.endpoint} ({time.monotonic() - started:.1f} s): "
+            + ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
+            + "\n"
+        )
+        out.write(f"  not emulated locally: {', '.join(stack.skipped)}\n")
+        result = run_demo(stack, root / "samples", out)
+        max_tokens = int(stack.resolver.parameters.get("MaxTokens", 512))
+        report(stack, result, out, max_tokens)
+        if serve:
+            _serve(stack, out)
+    finally:
+        stack.stop()
+    out.write(f"Done in {time.monotonic() - started:.1f} s.\n")
+    return 0 if result.settled and result.dead_letters == 0 else 1
+
+
+def _serve(stack: LocalStack, out: TextIO) -> None:
+    raw = stack.outputs()["RawBucketName"]
+    out.write(
+        f"\nThe stack stays up (Ctrl-C to stop). Drop more files in:\n"
+        f"  aws --endpoint-url {stack.endpoint} s3 cp FILE s3://{raw}/\n"
+        f"  sluice status --local\n"
+    )
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        out.write("\nstopping\n")

@@ -1,0 +1,395 @@
+"""The local stack: moto on 127.0.0.1 serving the AWS APIs, resources provisioned from
+template.yaml itself, and the real handlers run by an event pump on real SQS events.
+
+No AWS account, no Docker. Resource types the local stack does not emulate (KMS keys, IAM roles,
+log groups, bucket and queue policies) are listed, not silently dropped: their absence changes
+nothing about how data flows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from sluice_cli.local import moto_patches
+from sluice_cli.local.runtime import EventPump, FunctionSpec, FunctionWorker
+from sluice_cli.local.template import ACCOUNT, REGION, Resolver, Resource, load
+
+DEFAULT_PORT = 4566
+STATE_FILE = "state.json"
+TAP_RULE = "sluice-local-tap"
+_EMULATED = {
+    "AWS::SQS::Queue",
+    "AWS::S3::Bucket",
+    "AWS::DynamoDB::Table",
+    "AWS::Events::EventBus",
+    "AWS::Events::Rule",
+    "AWS::Serverless::Function",
+    "AWS::Serverless::LayerVersion",
+}
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the nearest directory holding template.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / "template.yaml").is_file():
+            return directory
+    raise FileNotFoundError("no template.yaml here or above; run sluice from the Sluice repository")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@dataclass
+class StackState:
+    """What `sluice local outputs` and `sluice status --local` read about a running stack."""
+
+    endpoint: str
+    region: str
+    stack_name: str
+    outputs: dict[str, str]
+    functions: dict[str, str] = field(default_factory=dict)
+    tap_queue_url: str | None = None
+    pid: int = 0
+
+    @classmethod
+    def read(cls, state_dir: Path) -> StackState:
+        path = state_dir / STATE_FILE
+        if not path.is_file():
+            raise FileNotFoundError("no local stack is running: start one with `sluice local up`")
+        return cls(**json.loads(path.read_text()))
+
+    def write(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / STATE_FILE).write_text(json.dumps(self.__dict__, indent=2))
+
+    def client(self, service: str) -> Any:
+        return local_client(service, self.endpoint, self.region)
+
+
+def local_client(service: str, endpoint: str, region: str = REGION) -> Any:
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
+def _physical_name(stack: str, logical_id: str, limit: int = 80) -> str:
+    return f"{stack}-{logical_id}"[:limit]
+
+
+def _bucket_name(stack: str, logical_id: str) -> str:
+    name = re.sub(r"[^a-z0-9-]", "-", f"{stack}-{logical_id}".lower())
+    return name[:63].strip("-")
+
+
+class LocalStack:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        port: int = DEFAULT_PORT,
+        stack_name: str = "sluice-local",
+        parameters: Mapping[str, str] | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.root = root
+        self.port = port
+        self.stack_name = stack_name
+        self.state_dir = state_dir or root / ".sluice" / "local"
+        self.resolver = Resolver(load(root / "template.yaml"), stack_name, parameters)
+        self.region = REGION
+        self.endpoint = ""
+        self.skipped: list[str] = []
+        self.functions: dict[str, FunctionSpec] = {}
+        self.workers: dict[str, FunctionWorker] = {}
+        self.tap_queue_url: str | None = None
+        self._server: Any = None
+        self._pump: EventPump | None = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        moto_patches.apply()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request is noise here
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.port = int(port)
+        self.endpoint = f"http://{host}:{self.port}"
+        self.provision()
+        self._start_functions()
+        self.state().write(self.state_dir)
+
+    def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.stop()
+        for worker in self.workers.values():
+            worker.stop()
+        state = self.state_dir / STATE_FILE
+        if state.is_file():
+            state.unlink()
+        if self._server is not None:
+            self._server.stop()
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = local_client(service, self.endpoint, self.region)
+            return self._clients[service]
+
+    def state(self) -> StackState:
+        return StackState(
+            endpoint=self.endpoint,
+            region=self.region,
+            stack_name=self.stack_name,
+            outputs=self.outputs(),
+            functions={name: str(self.root / "logs" / name) for name in self.functions},
+            tap_queue_url=self.tap_queue_url,
+            pid=os.getpid(),
+        )
+
+    # -- provisioning ----------------------------------------------------------------------------
+
+    def provision(self) -> None:
+        r = self.resolver
+        for resource in r.resources.values():
+            self._name(resource)
+        sqs = self.client("sqs")
+        queues = self._of_type("AWS::SQS::Queue")
+        for q in queues:
+            props = r.resolve({k: v for k, v in q.properties.items() if k != "RedrivePolicy"})
+            attrs = {
+                k: str(props[k])
+                for k in ("VisibilityTimeout", "MessageRetentionPeriod", "MaximumMessageSize")
+                if k in props
+            }
+            q.ref = q.attributes["QueueUrl"] = sqs.create_queue(QueueName=q.physical_id, Attributes=attrs)["QueueUrl"]
+        for q in queues:
+            if "RedrivePolicy" in q.properties:
+                policy = r.resolve(q.properties["RedrivePolicy"])
+                sqs.set_queue_attributes(
+                    QueueUrl=q.attributes["QueueUrl"], Attributes={"RedrivePolicy": json.dumps(policy)}
+                )
+        ddb = self.client("dynamodb")
+        for t in self._of_type("AWS::DynamoDB::Table"):
+            self._create_table(ddb, t, r.resolve(t.properties))
+        events = self.client("events")
+        for bus in self._of_type("AWS::Events::EventBus"):
+            events.create_event_bus(Name=bus.physical_id)
+        for rule in self._of_type("AWS::Events::Rule"):
+            props = r.resolve(rule.properties)
+            events.put_rule(
+                Name=rule.physical_id,
+                EventBusName=props.get("EventBusName", "default"),
+                EventPattern=json.dumps(props["EventPattern"]),
+                State=props.get("State", "ENABLED"),
+            )
+            events.put_targets(
+                Rule=rule.physical_id,
+                EventBusName=props.get("EventBusName", "default"),
+                Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets", [])],
+            )
+        s3 = self.client("s3")
+        buckets = self._of_type("AWS::S3::Bucket")
+        for b in buckets:
+            s3.create_bucket(Bucket=b.physical_id)
+            versioning = r.resolve(b.properties.get("VersioningConfiguration") or {})
+            if versioning.get("Status") == "Enabled":
+                s3.put_bucket_versioning(Bucket=b.physical_id, VersioningConfiguration={"Status": "Enabled"})
+        for b in buckets:
+            notifications = r.resolve(b.properties.get("NotificationConfiguration") or {})
+            queue_configs = [
+                {"QueueArn": c["Queue"], "Events": [c["Event"]], **({"Filter": c["Filter"]} if "Filter" in c else {})}
+                for c in notifications.get("QueueConfigurations", [])
+            ]
+            if queue_configs:
+                s3.put_bucket_notification_configuration(
+                    Bucket=b.physical_id, NotificationConfiguration={"QueueConfigurations": queue_configs}
+                )
+        for f in self._of_type("AWS::Serverless::Function"):
+            self.functions[f.logical_id] = self._function_spec(f)
+        self._create_tap()
+        self.skipped = sorted({res.type for res in r.resources.values() if res.type not in _EMULATED})
+
+    def _of_type(self, kind: str) -> list[Resource]:
+        return [res for res in self.resolver.resources.values() if res.type == kind]
+
+    def _name(self, res: Resource) -> None:
+        """Physical ids and attributes, assigned before anything is created so refs resolve."""
+        stack, lid, region = self.stack_name, res.logical_id, self.region
+        kind = res.type
+        if kind == "AWS::SQS::Queue":
+            res.physical_id = _physical_name(stack, lid)
+            res.attributes.update(
+                Arn=f"arn:aws:sqs:{region}:{ACCOUNT}:{res.physical_id}",
+                QueueName=res.physical_id,
+                QueueUrl=f"{self.endpoint}/{ACCOUNT}/{res.physical_id}",
+            )
+            res.ref = res.attributes["QueueUrl"]  # a queue's Ref is its URL
+        elif kind == "AWS::S3::Bucket":
+            name = res.properties.get("BucketName")
+            res.physical_id = str(self.resolver.resolve(name)) if name else _bucket_name(stack, lid)
+            res.attributes.update(
+                Arn=f"arn:aws:s3:::{res.physical_id}", DomainName=f"{res.physical_id}.s3.amazonaws.com"
+            )
+        elif kind == "AWS::DynamoDB::Table":
+            res.physical_id = _physical_name(stack, lid, 255)
+            res.attributes.update(Arn=f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{res.physical_id}")
+        elif kind == "AWS::Events::EventBus":
+            res.physical_id = str(self.resolver.resolve(res.properties["Name"]))
+            res.attributes.update(
+                Arn=f"arn:aws:events:{region}:{ACCOUNT}:event-bus/{res.physical_id}", Name=res.physical_id
+            )
+        elif kind == "AWS::Events::Rule":
+            res.physical_id = _physical_name(stack, lid, 64)
+            res.attributes.update(Arn=f"arn:aws:events:{region}:{ACCOUNT}:rule/{res.physical_id}")
+        elif kind == "AWS::Serverless::Function":
+            res.physical_id = _physical_name(stack, lid, 64)
+            res.attributes.update(Arn=f"arn:aws:lambda:{region}:{ACCOUNT}:function:{res.physical_id}")
+        else:  # not emulated: names that resolve, so templates referring to them still load
+            service = kind.split("::")[1].lower()
+            res.physical_id = f"{stack}-{lid}-local"
+            res.attributes.update(
+                Arn=f"arn:aws:{service}:{region}:{ACCOUNT}:{lid}/{res.physical_id}", KeyId=res.physical_id
+            )
+
+    def _create_table(self, ddb: Any, table: Resource, props: dict[str, Any]) -> None:
+        kwargs: dict[str, Any] = {
+            "TableName": table.physical_id,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        ddb.create_table(**kwargs)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            ddb.update_time_to_live(
+                TableName=table.physical_id,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+
+    def _function_spec(self, fn: Resource) -> FunctionSpec:
+        r = self.resolver
+        merged = {**r.globals_for("Function"), **fn.properties}
+        global_env = (r.globals_for("Function").get("Environment") or {}).get("Variables") or {}
+        own_env = (fn.properties.get("Environment") or {}).get("Variables") or {}
+        env = {k: str(v) for k, v in r.resolve({**global_env, **own_env}).items()}
+        sources = []
+        for event in (fn.properties.get("Events") or {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            props = r.resolve(event["Properties"])
+            queue = next(q for q in self._of_type("AWS::SQS::Queue") if q.attributes["Arn"] == props["Queue"])
+            sources.append(
+                {
+                    "queue_url": queue.attributes["QueueUrl"],
+                    "queue_arn": queue.attributes["Arn"],
+                    "batch_size": int(props.get("BatchSize", 10)),
+                    "report_failures": "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+                }
+            )
+        return FunctionSpec(
+            logical_id=fn.logical_id,
+            code_dir=(self.root / str(merged["CodeUri"])).resolve(),
+            handler=str(merged["Handler"]),
+            environment=env,
+            timeout=float(r.resolve(merged.get("Timeout", 3))),
+            memory=int(r.resolve(merged.get("MemorySize", 128))),
+            sqs_sources=sources,
+        )
+
+    def _create_tap(self) -> None:
+        """A local-only queue that receives a copy of every event on the stack's buses, so the demo
+        report and the tests can see what ingestion announced."""
+        sqs, events = self.client("sqs"), self.client("events")
+        name = _physical_name(self.stack_name, "LocalBusTap")
+        self.tap_queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = f"arn:aws:sqs:{self.region}:{ACCOUNT}:{name}"
+        for bus in self._of_type("AWS::Events::EventBus"):
+            events.put_rule(
+                Name=TAP_RULE, EventBusName=bus.physical_id, EventPattern=json.dumps({"account": [ACCOUNT]})
+            )
+            events.put_targets(Rule=TAP_RULE, EventBusName=bus.physical_id, Targets=[{"Id": "tap", "Arn": arn}])
+
+    def _start_functions(self) -> None:
+        base_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self._pump = EventPump(self.client("sqs"), self.region)
+        for name, spec in self.functions.items():
+            worker = FunctionWorker(spec, base_env, self.state_dir / "logs" / f"{name}.log")
+            self.workers[name] = worker
+            for source in spec.sqs_sources:
+                self._pump.add(worker, source)
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def outputs(self) -> dict[str, str]:
+        r = self.resolver
+        return {name: str(r.resolve(body["Value"])) for name, body in (r.template.get("Outputs") or {}).items()}
+
+    def queue_depth(self, url: str) -> int:
+        attrs = self.client("sqs").get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def idle(self) -> bool:
+        """No message waiting or in flight on any function's queue, and no invocation running."""
+        urls = [s["queue_url"] for spec in self.functions.values() for s in spec.sqs_sources]
+        return (self._pump is None or self._pump.busy == 0) and all(self.queue_depth(u) == 0 for u in urls)
+
+    def wait_idle(self, timeout: float = 60.0, settle: float = 1.5) -> bool:
+        """True once the pipeline has been idle for ``settle`` seconds, False at the timeout."""
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            if self.idle():
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return True
+            else:
+                quiet_since = None
+            time.sleep(0.2)
+        return False

@@ -1,0 +1,155 @@
+"""The `sluice` command: developer and operator tool.
+
+sluice preview PATH... [--max-tokens N] [--overlap N] [--min-tokens N] [--json] [--full]
+sluice local up [--port 4566]
+sluice local outputs [--json]
+sluice local demo [--port N] [--serve]
+sluice status [--local | --stack NAME] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from sluice.chunk import ChunkSettings
+from sluice.process import PipelineSettings
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from sluice_cli.preview import run_preview
+
+    try:
+        chunking = ChunkSettings(max_tokens=args.max_tokens, overlap_tokens=args.overlap, min_tokens=args.min_tokens)
+    except ValueError as exc:
+        sys.stderr.write(f"sluice preview: {exc}\n")
+        return 2
+    return run_preview(
+        [Path(p) for p in args.paths],
+        PipelineSettings(chunking=chunking),
+        as_json=args.json,
+        show_text=args.full,
+        out=sys.stdout,
+    )
+
+
+def _local_up(args: argparse.Namespace) -> int:
+    from sluice_cli.local.stack import LocalStack, find_root, port_is_free
+
+    if not port_is_free(args.port):
+        sys.stderr.write(f"sluice local up: port {args.port} is taken (is a stack already running?)\n")
+        return 2
+    stack = LocalStack(find_root(), port=args.port)
+    stack.start()
+    try:
+        outputs = stack.outputs()
+        print(f"Sluice local stack {stack.stack_name} at {stack.endpoint}")
+        for name, value in outputs.items():
+            print(f"  {name:<28} {value}")
+        print(f"  not emulated: {', '.join(stack.skipped)}")
+        print(f"  function logs: {stack.state_dir / 'logs'}/")
+        print("Drop a file in:")
+        print(f"  aws --endpoint-url {stack.endpoint} s3 cp FILE s3://{outputs['RawBucketName']}/")
+        print("  sluice status --local")
+        print("Ctrl-C stops the stack.")
+        sys.stdout.flush()
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping")
+    finally:
+        stack.stop()
+    return 0
+
+
+def _local_outputs(args: argparse.Namespace) -> int:
+    from sluice_cli.local.stack import StackState, find_root
+
+    try:
+        state = StackState.read(find_root() / ".sluice" / "local")
+    except FileNotFoundError as exc:
+        sys.stderr.write(f"sluice local outputs: {exc}\n")
+        return 1
+    if args.json:
+        print(json.dumps(state.outputs))
+    else:
+        for name, value in state.outputs.items():
+            print(f"{name:<28} {value}")
+    return 0
+
+
+def _local_demo(args: argparse.Namespace) -> int:
+    from sluice_cli.demo import main as demo_main
+    from sluice_cli.local.stack import find_root
+
+    return demo_main(find_root(), port=args.port, serve=args.serve)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sluice_cli import status
+
+    if args.local:
+        from sluice_cli.local.stack import StackState, find_root
+
+        try:
+            state = StackState.read(find_root() / ".sluice" / "local")
+        except FileNotFoundError as exc:
+            sys.stderr.write(f"sluice status: {exc}\n")
+            return 1
+        outputs, client = state.outputs, state.client
+    else:
+        import boto3
+
+        session = boto3.session.Session()
+        client = session.client
+        outputs = status.stack_outputs(args.stack, client)
+    status.render(status.collect(outputs, client), sys.stdout, as_json=args.json)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    defaults = ChunkSettings()
+    top = argparse.ArgumentParser(prog="sluice", description="Sluice developer and operator tool.")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    preview = commands.add_parser("preview", help="extract, clean and chunk local files; no AWS involved")
+    preview.add_argument("paths", nargs="+", metavar="PATH")
+    preview.add_argument("--max-tokens", type=int, default=defaults.max_tokens)
+    preview.add_argument("--overlap", type=int, default=-1, help="overlap tokens (default: max-tokens / 8)")
+    preview.add_argument("--min-tokens", type=int, default=-1, help="default: max-tokens / 4")
+    preview.add_argument("--json", action="store_true", help="one JSON object per input per line")
+    preview.add_argument("--full", action="store_true", help="print whole chunks, not their first line")
+    preview.set_defaults(run=_preview)
+
+    local = commands.add_parser("local", help="the local stack (moto, no AWS account, no Docker)")
+    local_commands = local.add_subparsers(dest="local_command", required=True)
+    up = local_commands.add_parser("up", help="run the local stack in the foreground")
+    up.add_argument("--port", type=int, default=4566)
+    up.set_defaults(run=_local_up)
+    outputs = local_commands.add_parser("outputs", help="the running local stack's Outputs")
+    outputs.add_argument("--json", action="store_true")
+    outputs.set_defaults(run=_local_outputs)
+    demo = local_commands.add_parser("demo", help="ingest the samples end to end and report")
+    demo.add_argument("--port", type=int, default=None, help="default 4566 when free, else any free port")
+    demo.add_argument("--serve", action="store_true", help="keep the stack up afterwards")
+    demo.set_defaults(run=_local_demo)
+
+    status = commands.add_parser("status", help="documents by status, quarantined files, queue depths")
+    where = status.add_mutually_exclusive_group()
+    where.add_argument("--local", action="store_true", help="the running local stack")
+    where.add_argument("--stack", default="sluice", help="a deployed stack's name (default: sluice)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=_status)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""IngestDocumentFunction: S3 notifications from the ingest queue → the ingestion service.
+
+Glue only: decode each SQS message into object events, run each through the service under
+Powertools idempotency (keyed on bucket + key + sequencer, never the SQS message id), report
+partial batch failures, and emit metrics. Poison documents are quarantined by the service and
+acknowledged; only transient failures fail their record, which SQS retries and finally dead-letters.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from sluice.bus.eventbridge import EventBridgeBus
+from sluice.ingest import Action, IngestService, ObjectEvent
+from sluice.registry.dynamodb import DynamoDBRegistry
+from sluice.s3events import parse_message
+from sluice.settings import IngestFunctionSettings
+from sluice.storage.s3 import S3ProcessedStore, S3RawStore
+
+logger = Logger()
+tracer = Tracer()
+NAMESPACE = "Sluice"
+metrics = Metrics(namespace=NAMESPACE)
+processor = BatchProcessor(event_type=EventType.SQS)
+IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600  # longer than queue retention + DLQ dwell + redrive
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+
+
+class _Wiring:
+    """The service and its idempotent entry point, built once per execution environment."""
+
+    def __init__(self, service: IngestService, settings: IngestFunctionSettings | None) -> None:
+        self.service = service
+        self.raw_bucket = settings.raw_bucket if settings else None
+        self.idempotency: IdempotencyConfig | None = None
+        self.executed = False  # set when the service ran; False after a call means a replayed duplicate
+        self.ingest: Callable[..., dict[str, Any]] = self._ingest
+        if settings and settings.idempotency_table:
+            self.idempotency = IdempotencyConfig(
+                event_key_jmespath="idempotency_key",
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+            )
+            store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto_config=_CLIENT_CONFIG)
+            self.ingest = idempotent_function(
+                data_keyword_argument="event", persistence_store=store, config=self.idempotency
+            )(self._ingest)
+
+    def _ingest(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.executed = True
+        fields = {k: v for k, v in event.items() if k != "idempotency_key"}
+        return self.service.handle(ObjectEvent(**fields)).as_dict()
+
+
+@cache
+def _build_service() -> _Wiring:
+    settings = IngestFunctionSettings.from_env(os.environ)
+    session = boto3.session.Session()
+    s3 = session.client("s3", config=_CLIENT_CONFIG)
+    service = IngestService(
+        raw=S3RawStore(s3),
+        processed=S3ProcessedStore(s3, settings.processed_bucket),
+        registry=DynamoDBRegistry(session.client("dynamodb", config=_CLIENT_CONFIG), settings.documents_table),
+        bus=EventBridgeBus(session.client("events", config=_CLIENT_CONFIG), settings.event_bus_name),
+        settings=settings.ingest,
+    )
+    return _Wiring(service, settings)
+
+
+def _record_outcome(outcome: dict[str, Any]) -> None:
+    action = Action(outcome["action"])
+    metrics.add_metric(name=f"Documents{action.value.capitalize()}", unit=MetricUnit.Count, value=1)
+    if action is Action.CHANGED:
+        metrics.add_metric(name="ChunksWritten", unit=MetricUnit.Count, value=outcome["added"])
+        metrics.add_metric(name="ChunksRemoved", unit=MetricUnit.Count, value=outcome["removed"])
+        metrics.add_metric(name="TokensIngested", unit=MetricUnit.Count, value=outcome["tokens"])
+    elif action is Action.QUARANTINED:
+        with single_metric(name="Quarantined", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+            metric.add_dimension(name="Reason", value=str(outcome["reason"]))
+    log = logger.warning if action is Action.QUARANTINED else logger.info
+    log("document %s", action.value, extra={k: v for k, v in outcome.items() if v not in (None, 0)})
+
+
+def _record_handler(wiring: _Wiring) -> Callable[[SQSRecord], None]:
+    def handle(record: SQSRecord) -> None:
+        for event in parse_message(record.body):
+            if wiring.raw_bucket and event.bucket != wiring.raw_bucket:
+                logger.warning("ignoring a notification for another bucket", extra={"bucket": event.bucket})
+                continue
+            logger.append_keys(source=f"s3://{event.bucket}/{event.key}")
+            payload = {**asdict(event), "idempotency_key": event.idempotency_key}
+            wiring.executed = False
+            outcome = wiring.ingest(event=payload)
+            if wiring.executed:
+                _record_outcome(outcome)
+            else:
+                metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+                logger.info("duplicate event skipped", extra={"idempotency_key": event.idempotency_key})
+
+    return handle
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, service: IngestService | None = None
+) -> dict[str, Any]:
+    wiring = _Wiring(service, None) if service is not None else _build_service()
+    if wiring.idempotency is not None:
+        wiring.idempotency.register_lambda_context(context)
+    response = process_partial_response(
+        event=event, record_handler=_record_handler(wiring), processor=processor, context=context
+    )
+    return dict(response)

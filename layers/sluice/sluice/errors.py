@@ -1,0 +1,48 @@
+"""Domain errors and the closed set of quarantine reasons."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a document was quarantined. A closed set: operators alarm and filter on these codes."""
+
+    EMPTY = "empty"
+    NO_TEXT = "no_text"
+    UNSUPPORTED = "unsupported"
+    TYPE_MISMATCH = "type_mismatch"
+    ENCRYPTED = "encrypted"
+    TOO_LARGE = "too_large"
+    TOO_MANY_PAGES = "too_many_pages"
+    TOO_MANY_CHUNKS = "too_many_chunks"
+    DECOMPRESSION_OR_SIZE_LIMIT = "decompression_or_size_limit"
+    NESTING_TOO_DEEP = "nesting_too_deep"
+    ENCODING_UNKNOWN = "encoding_unknown"
+    MALFORMED = "malformed"
+    WORKER_CRASH = "worker_crash"
+
+
+class SluiceError(Exception):
+    """Base of every domain error."""
+
+
+class QuarantineError(SluiceError):
+    """The document itself is the problem: retrying cannot help. It is recorded and acknowledged."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class TransientError(SluiceError):
+    """A dependency failed in a way a retry may fix (throttling, 5xx, a busy document)."""
+
+
+class DocumentBusyError(TransientError):
+    """Another worker holds the document's lease."""
+
+
+class LeaseLostError(TransientError):
+    """Our lease expired and another worker took the document over; our result is discarded."""

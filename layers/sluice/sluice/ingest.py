@@ -1,0 +1,399 @@
+"""The ingestion service: one S3 object event in, the registry, ProcessedBucket and the event bus
+brought in line with the object's current state.
+
+The event is a hint, not the truth. Under the document's lease the service re-reads the object
+(level-triggered), so duplicates, reordering and redrives all converge on what S3 holds now. Each
+transition is committed to the registry together with the event that announces it (an outbox); the
+event is published after the commit and cleared after publishing, so a crash anywhere is finished by
+the retry, and nothing is announced that was not recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sluice.bus import DOCUMENT_CHANGED, DOCUMENT_DELETED, DOCUMENT_QUARANTINED, DocumentEvent, EventBus
+from sluice.errors import DocumentBusyError, QuarantineError, Reason
+from sluice.layout import Source, chunk_files, chunk_key, document_id, s3_uri, sidecar_key, text_key
+from sluice.process import PipelineSettings, process_document
+from sluice.registry import DocumentRecord, Registry, Status
+from sluice.storage import ObjectHead, ProcessedStore, RawStore
+
+MAX_EVENT_DETAIL_BYTES = 200_000  # EventBridge entries are capped at 256 KB
+
+
+def sequencer_order(sequencer: str) -> str:
+    """S3 sequencers of one key compare as hex strings right-padded with zeros to equal length."""
+    return sequencer.upper().ljust(64, "0")
+
+
+def is_older(sequencer: str | None, than: str | None) -> bool:
+    if not sequencer or not than:
+        return False
+    return sequencer_order(sequencer) < sequencer_order(than)
+
+
+def newest(a: str | None, b: str | None) -> str | None:
+    if not a or not b:
+        return a or b
+    return a if sequencer_order(a) >= sequencer_order(b) else b
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectEvent:
+    """One S3 notification record, decoded (keys arrive URL-encoded)."""
+
+    bucket: str
+    key: str
+    removed: bool  # ObjectRemoved:* rather than ObjectCreated:*
+    sequencer: str | None = None
+    version_id: str | None = None
+    etag: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """Business identity of the event: bucket, key, kind and sequencer (or version, or ETag)."""
+        stamp = self.sequencer or self.version_id or self.etag or ""
+        return f"{self.bucket}/{self.key}#{'removed' if self.removed else 'created'}#{stamp}"
+
+
+class Action(StrEnum):
+    CHANGED = "changed"  # new or different content: chunks written, sinks told
+    UNCHANGED = "unchanged"  # same content as recorded: nothing downstream
+    DELETED = "deleted"
+    QUARANTINED = "quarantined"
+    STALE = "stale"  # an older event than one already applied
+    IGNORED = "ignored"  # nothing to do (e.g. the delete of an object never ingested)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action: Action
+    doc_id: str
+    source_uri: str
+    chunks: int = 0
+    added: int = 0
+    removed: int = 0
+    tokens: int = 0
+    reason: str | None = None
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    lease_seconds: float = 900.0  # at least the function timeout: a crashed worker's lease expires
+    busy_wait_seconds: float = 10.0  # how long to wait for another worker's lease before retrying later
+
+
+def _now_iso(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class IngestService:
+    def __init__(
+        self,
+        *,
+        raw: RawStore,
+        processed: ProcessedStore,
+        registry: Registry,
+        bus: EventBus,
+        settings: IngestSettings,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.raw = raw
+        self.processed = processed
+        self.registry = registry
+        self.bus = bus
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    def handle(self, event: ObjectEvent) -> Outcome:
+        uri = s3_uri(event.bucket, event.key)
+        doc_id = document_id(uri)
+        owner = uuid.uuid4().hex
+        record = self._acquire(doc_id, owner)
+        try:
+            return _Transition(self, event, doc_id, uri, owner, record).run()
+        except BaseException:
+            # The original error matters more than the release; an unreleased lease simply expires.
+            with contextlib.suppress(Exception):
+                self.registry.release(doc_id, owner)
+            raise
+
+    def _acquire(self, doc_id: str, owner: str) -> DocumentRecord | None:
+        deadline = self._clock() + self.settings.busy_wait_seconds
+        delay = 0.05
+        while True:
+            try:
+                return self.registry.acquire(doc_id, owner, self._clock(), self.settings.lease_seconds)
+            except DocumentBusyError:
+                if self._clock() + delay > deadline:
+                    raise
+                self._sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+
+class _Transition:
+    """The work for one event on one document, done while holding its lease."""
+
+    def __init__(
+        self,
+        service: IngestService,
+        event: ObjectEvent,
+        doc_id: str,
+        uri: str,
+        owner: str,
+        record: DocumentRecord | None,
+    ) -> None:
+        self.s = service
+        self.event = event
+        self.doc_id = doc_id
+        self.uri = uri
+        self.owner = owner
+        self.record = record
+        self.now = service._clock()
+
+    @property
+    def _lease_until(self) -> float:
+        return self.now + self.s.settings.lease_seconds
+
+    def run(self) -> Outcome:
+        if self.record is not None and self.record.pending_event:
+            self.record = self._finish(self.record, keep_lease=True)
+        record = self.record
+        if record is not None and is_older(self.event.sequencer, record.sequencer):
+            self.s.registry.release(self.doc_id, self.owner)
+            return Outcome(Action.STALE, self.doc_id, self.uri, chunks=len(record.chunks))
+        head = self.s.raw.head(self.event.bucket, self.event.key)
+        if head is None:
+            return self._delete()
+        return self._upsert(head)
+
+    # -- transitions -----------------------------------------------------------------------------
+
+    def _upsert(self, head: ObjectHead) -> Outcome:
+        record = self.record
+        fingerprint = self.s.settings.pipeline.fingerprint()
+        settled = record is not None and record.status is not Status.DELETED and record.fingerprint == fingerprint
+        if settled and record is not None and (record.version_id, record.etag) == (head.version_id, head.etag):
+            return self._unchanged(record, head, record.raw_sha256)
+        if head.size > self.s.settings.pipeline.max_bytes:
+            limit = self.s.settings.pipeline.max_bytes
+            return self._quarantine(
+                head, None, QuarantineError(Reason.TOO_LARGE, f"{head.size} bytes; the limit is {limit}")
+            )
+        data = self.s.raw.get(head)
+        raw_sha = hashlib.sha256(data).hexdigest()
+        if settled and record is not None and record.raw_sha256 == raw_sha:
+            return self._unchanged(record, head, raw_sha)
+        try:
+            doc = process_document(data, self.event.key, self.s.settings.pipeline)
+        except QuarantineError as exc:
+            return self._quarantine(head, raw_sha, exc)
+        except Exception as exc:  # noqa: BLE001 - parsing is pure: the same bytes would fail again
+            crash = QuarantineError(Reason.WORKER_CRASH, f"{type(exc).__name__} while parsing: {exc}"[:500])
+            return self._quarantine(head, raw_sha, crash)
+
+        source = Source(uri=head.metadata.get("source-url") or self.uri, doc_id=self.doc_id)
+        files = {f.hash: f for f in chunk_files(doc, source)}  # identical chunks share one file
+        hashes = tuple(files)
+        old = set(record.chunks) if record is not None and record.status is Status.PROCESSED else set()
+        for chunk_hash, f in files.items():
+            if chunk_hash not in old:
+                key = chunk_key(self.doc_id, chunk_hash)
+                self.s.processed.put(key, f.text.encode("utf-8", "surrogatepass"), "text/plain; charset=utf-8")
+                self.s.processed.put(sidecar_key(key), f.sidecar, "application/json")
+        text_sha = hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest()
+        if record is None or record.status is not Status.PROCESSED or record.text_sha256 != text_sha:
+            self.s.processed.put(
+                text_key(self.doc_id), doc.text.encode("utf-8", "surrogatepass"), "text/plain; charset=utf-8"
+            )
+
+        added = tuple(h for h in hashes if h not in old)
+        removed = tuple(h for h in (record.chunks if record else ()) if h not in files and h in old)
+        changed = bool(added or removed) or record is None or record.status is not Status.PROCESSED
+        new = self._base(head, raw_sha).evolve(
+            status=Status.PROCESSED,
+            text_sha256=text_sha,
+            fingerprint=fingerprint,
+            kind=doc.kind.value,
+            title=doc.title,
+            page_count=doc.page_count,
+            parser=doc.parser,
+            chunks=hashes,
+            token_count=doc.token_count,
+            notes=doc.notes,
+            pending_event=DOCUMENT_CHANGED if changed else None,
+            pending_added=added,
+            pending_removed=removed,
+        )
+        if not changed:
+            self.s.registry.commit(new, self.owner, keep_lease_until=None)
+            return Outcome(Action.UNCHANGED, self.doc_id, self.uri, chunks=len(hashes), tokens=doc.token_count)
+        self.s.registry.commit(new, self.owner, keep_lease_until=self._lease_until)
+        self._finish(new, keep_lease=False)
+        return Outcome(
+            Action.CHANGED,
+            self.doc_id,
+            self.uri,
+            chunks=len(hashes),
+            added=len(added),
+            removed=len(removed),
+            tokens=doc.token_count,
+        )
+
+    def _unchanged(self, record: DocumentRecord, head: ObjectHead, raw_sha: str | None) -> Outcome:
+        """Same bytes as recorded: remember the newer version and sequencer, and do nothing else."""
+        self.s.registry.commit(
+            record.evolve(
+                sequencer=newest(record.sequencer, self.event.sequencer),
+                version_id=head.version_id,
+                etag=head.etag,
+                raw_sha256=raw_sha,
+                updated_at=_now_iso(self.now),
+            ),
+            self.owner,
+            keep_lease_until=None,
+        )
+        return Outcome(
+            Action.UNCHANGED,
+            self.doc_id,
+            self.uri,
+            chunks=len(record.chunks),
+            tokens=record.token_count,
+            reason=record.reason,
+        )
+
+    def _quarantine(self, head: ObjectHead, raw_sha: str | None, exc: QuarantineError) -> Outcome:
+        record = self.record
+        held = record.chunks if record is not None and record.status is Status.PROCESSED else ()
+        new = self._base(head, raw_sha).evolve(
+            status=Status.QUARANTINED,
+            fingerprint=self.s.settings.pipeline.fingerprint(),
+            reason=exc.reason.value,
+            detail=exc.detail[:1000],
+            pending_event=DOCUMENT_QUARANTINED,
+            pending_removed=held,
+        )
+        self.s.registry.commit(new, self.owner, keep_lease_until=self._lease_until)
+        self._finish(new, keep_lease=False)
+        return Outcome(
+            Action.QUARANTINED, self.doc_id, self.uri, removed=len(held), reason=exc.reason.value, detail=exc.detail
+        )
+
+    def _delete(self) -> Outcome:
+        record = self.record
+        if record is None or record.status is Status.DELETED:
+            if record is None:
+                self.s.registry.release(self.doc_id, self.owner)
+            else:
+                self.s.registry.commit(
+                    record.evolve(sequencer=newest(record.sequencer, self.event.sequencer)),
+                    self.owner,
+                    keep_lease_until=None,
+                )
+            return Outcome(Action.IGNORED, self.doc_id, self.uri)
+        held = record.chunks if record.status is Status.PROCESSED else ()
+        new = record.evolve(
+            status=Status.DELETED,
+            sequencer=newest(record.sequencer, self.event.sequencer),
+            version_id=self.event.version_id,
+            updated_at=_now_iso(self.now),
+            chunks=(),
+            token_count=0,
+            reason=None,
+            detail=None,
+            pending_event=DOCUMENT_DELETED,
+            pending_added=(),
+            pending_removed=held,
+        )
+        self.s.registry.commit(new, self.owner, keep_lease_until=self._lease_until)
+        self._finish(new, keep_lease=False)
+        return Outcome(Action.DELETED, self.doc_id, self.uri, removed=len(held))
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _base(self, head: ObjectHead, raw_sha: str | None) -> DocumentRecord:
+        """The record's identity and version fields for the object as it is now."""
+        previous = self.record
+        fresh = DocumentRecord(
+            doc_id=self.doc_id,
+            source_uri=self.uri,
+            bucket=self.event.bucket,
+            key=self.event.key,
+            status=Status.PROCESSED,
+            updated_at=_now_iso(self.now),
+        )
+        return fresh.evolve(
+            sequencer=newest(previous.sequencer if previous else None, self.event.sequencer),
+            version_id=head.version_id,
+            etag=head.etag,
+            size=head.size,
+            raw_sha256=raw_sha,
+        )
+
+    def _finish(self, record: DocumentRecord, *, keep_lease: bool) -> DocumentRecord:
+        """Carry out a committed transition: remove what it dropped, publish it, clear the outbox."""
+        kept = set(record.chunks)
+        stale = [chunk_key(self.doc_id, h) for h in record.pending_removed if h not in kept]
+        keys = [k for key in stale for k in (key, sidecar_key(key))]
+        if record.status is not Status.PROCESSED:
+            keys.append(text_key(self.doc_id))
+        if keys:
+            self.s.processed.delete(keys)
+        assert record.pending_event is not None
+        self.s.bus.publish([DocumentEvent(record.pending_event, self._detail(record))])
+        done = record.evolve(pending_event=None, pending_added=(), pending_removed=())
+        self.s.registry.commit(done, self.owner, keep_lease_until=self._lease_until if keep_lease else None)
+        return done
+
+    def _detail(self, record: DocumentRecord) -> dict[str, Any]:
+        detail: dict[str, Any] = {
+            "doc_id": record.doc_id,
+            "status": record.status.value,
+            "source": {
+                "uri": record.source_uri,
+                "bucket": record.bucket,
+                "key": record.key,
+                "version_id": record.version_id,
+                "sequencer": record.sequencer,
+            },
+            "title": record.title,
+            "kind": record.kind,
+            "updated_at": record.updated_at,
+            "processed": {
+                "bucket": self.s.processed.bucket,
+                "text_key": text_key(record.doc_id) if record.status is Status.PROCESSED else None,
+                "chunk_prefix": f"chunks/{record.doc_id}/",
+            },
+            "chunks": {
+                "count": len(record.chunks),
+                "listed": True,
+                "added": list(record.pending_added),
+                "removed": list(record.pending_removed),
+            },
+            "token_count": record.token_count,
+            "reason": record.reason,
+            "detail": record.detail,
+        }
+        if len(json.dumps(detail)) > MAX_EVENT_DETAIL_BYTES:
+            # Too many hashes for one event: the sinks read the manifest from the registry instead.
+            detail["chunks"] = {"count": len(record.chunks), "listed": False, "added": [], "removed": []}
+        return detail

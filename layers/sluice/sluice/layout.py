@@ -1,0 +1,115 @@
+"""Where processed files live in ProcessedBucket, what their sidecars say, and how chunks are named.
+
+    documents/{doc_id}.txt                         the cleaned document (Kendra indexes whole documents)
+    chunks/{doc_id}/{chunk_hash}.txt               one chunk (the knowledge base's data source prefix)
+    chunks/{doc_id}/{chunk_hash}.txt.metadata.json its Bedrock metadata sidecar
+
+``doc_id`` comes from the source's identity, never from its content. ``chunk_hash`` covers the chunk
+file and its sidecar, so an unchanged hash means nothing a sink holds needs to change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sluice.model import Chunk, ProcessedDocument
+
+CHUNK_PREFIX = "chunks/"
+DOCUMENT_PREFIX = "documents/"
+SIDECAR_SUFFIX = ".metadata.json"
+MAX_SIDECAR_BYTES = 10 * 1024  # Bedrock ignores larger metadata files
+MAX_STRING = 1024
+MAX_LIST_ITEMS = 10
+# 80 bits: unique within a document beyond doubt, and short enough that a 4,000-chunk manifest fits
+# a DynamoDB item (400 KB) three times over (current chunks plus the pending diff).
+CHUNK_HASH_CHARS = 20
+
+
+def document_id(source_uri: str) -> str:
+    """Stable id of a source object: the same key is the same document across versions."""
+    return hashlib.sha256(source_uri.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def text_key(doc_id: str) -> str:
+    return f"{DOCUMENT_PREFIX}{doc_id}.txt"
+
+
+def chunk_key(doc_id: str, chunk_hash: str) -> str:
+    return f"{CHUNK_PREFIX}{doc_id}/{chunk_hash}.txt"
+
+
+def sidecar_key(key: str) -> str:
+    return f"{key}{SIDECAR_SUFFIX}"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What the sidecars say about where a document came from."""
+
+    uri: str  # s3://bucket/key, or the original URL for connector items
+    doc_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkFile:
+    hash: str
+    text: str
+    sidecar: bytes
+    tokens: int
+
+
+def _string(value: str) -> dict[str, Any]:
+    return {"type": "STRING", "stringValue": value[:MAX_STRING]}
+
+
+def _attr(value: dict[str, Any]) -> dict[str, Any]:
+    return {"value": value, "includeForEmbedding": False}
+
+
+def chunk_metadata(doc: ProcessedDocument, chunk: Chunk, source: Source) -> dict[str, Any]:
+    """Bedrock's typed ``metadataAttributes`` for one chunk (filterable in Retrieve)."""
+    attrs: dict[str, Any] = {
+        "source_uri": _attr(_string(source.uri)),
+        "doc_id": _attr(_string(source.doc_id)),
+        "title": _attr(_string(doc.title)),
+        "content_type": _attr(_string(doc.kind.value)),
+        "tokens": _attr({"type": "NUMBER", "numberValue": chunk.tokens}),
+    }
+    if chunk.pages:
+        attrs["page_start"] = _attr({"type": "NUMBER", "numberValue": chunk.pages[0]})
+        attrs["page_end"] = _attr({"type": "NUMBER", "numberValue": chunk.pages[-1]})
+    if chunk.headings:
+        attrs["heading_path"] = _attr(_string(" > ".join(chunk.headings)))
+        attrs["headings"] = _attr(
+            {"type": "STRING_LIST", "stringListValue": [h[:MAX_STRING] for h in chunk.headings[-MAX_LIST_ITEMS:]]}
+        )
+    return {"metadataAttributes": attrs}
+
+
+def _sidecar_bytes(metadata: dict[str, Any]) -> bytes:
+    body = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    attrs = metadata["metadataAttributes"]
+    # Long heading paths are what can push a sidecar over Bedrock's 10 KB: shorten them first.
+    for name in ("headings", "heading_path", "title"):
+        if len(body) <= MAX_SIDECAR_BYTES:
+            break
+        attrs.pop(name, None)
+        body = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return body
+
+
+def chunk_files(doc: ProcessedDocument, source: Source) -> list[ChunkFile]:
+    files = []
+    for chunk in doc.chunks:
+        sidecar = _sidecar_bytes(chunk_metadata(doc, chunk, source))
+        content = chunk.text.encode("utf-8", "surrogatepass") + b"\x00" + sidecar
+        digest = hashlib.sha256(content).hexdigest()[:CHUNK_HASH_CHARS]
+        files.append(ChunkFile(digest, chunk.text, sidecar, chunk.tokens))
+    return files

@@ -1,0 +1,61 @@
+"""One document through the whole front end: detect → extract → clean → chunk. Pure: bytes in,
+a ProcessedDocument (or a QuarantineError) out. ``sluice preview`` and the ingestion service both
+call this, so what a developer previews is what the pipeline stores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
+
+from sluice import __version__
+from sluice.chunk import ChunkSettings, chunk_blocks
+from sluice.clean import clean_blocks
+from sluice.detect import detect
+from sluice.errors import QuarantineError, Reason
+from sluice.extract import PdfLimits, extract
+from sluice.model import Kind, ProcessedDocument
+from sluice.tokens import count_tokens
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    pdf: PdfLimits = field(default_factory=PdfLimits)
+    max_bytes: int = 50 * MiB  # Bedrock KB and Kendra both refuse files over 50 MB
+    max_chunks: int = 4000  # the registry keeps every chunk's hash in one item (see layout.py)
+
+    def fingerprint(self) -> str:
+        """Changes whenever re-processing an unchanged file could give a different result."""
+        blob = json.dumps({"version": __version__, "settings": asdict(self)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def process_document(
+    data: bytes, name: str, settings: PipelineSettings, *, kind: Kind | None = None
+) -> ProcessedDocument:
+    """``name`` is the file name or object key: its extension is the second opinion on the type."""
+    if len(data) > settings.max_bytes:
+        raise QuarantineError(Reason.TOO_LARGE, f"{len(data)} bytes; the limit is {settings.max_bytes}")
+    kind = kind or detect(data, name)
+    extracted = extract(data, kind, settings.pdf)
+    blocks, stats = clean_blocks(extracted.blocks)
+    if not blocks:
+        raise QuarantineError(Reason.NO_TEXT, "no text left after extraction and cleaning")
+    text, chunks = chunk_blocks(blocks, settings.chunking, count_tokens)
+    if len(chunks) > settings.max_chunks:
+        raise QuarantineError(Reason.TOO_MANY_CHUNKS, f"{len(chunks)} chunks; the limit is {settings.max_chunks}")
+    title = (extracted.title or "").strip() or PurePosixPath(name).stem or name
+    return ProcessedDocument(
+        kind=kind,
+        title=title[:500],
+        text=text,
+        chunks=chunks,
+        page_count=extracted.page_count,
+        parser=extracted.parser,
+        cleaning=stats,
+        notes=extracted.notes,
+    )

@@ -1,0 +1,163 @@
+"""Amazon DynamoDB adapter for the registry port.
+
+One item per document, keyed by ``doc_id``. Chunk hash lists are stored as space-separated strings
+(compact: a 4,000-chunk manifest is 84 KB). A GSI on ``status`` + ``updated_at`` lists documents by
+status without a scan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import fields
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from sluice.aws import error_code
+from sluice.errors import DocumentBusyError, LeaseLostError
+from sluice.registry import DocumentRecord, Status
+
+STATUS_INDEX = "status-index"
+_LISTS = ("chunks", "pending_added", "pending_removed")
+_FIELDS = {f.name for f in fields(DocumentRecord)}
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def to_item(record: DocumentRecord) -> dict[str, Any]:
+    plain: dict[str, Any] = {}
+    for name in _FIELDS:
+        value = getattr(record, name)
+        if name in _LISTS:
+            value = " ".join(value)
+        elif name == "notes":
+            value = json.dumps(value, sort_keys=True) if value else None
+        elif isinstance(value, Status):
+            value = value.value
+        if value not in (None, ""):
+            plain[name] = value
+    return {k: _ser.serialize(v) for k, v in plain.items()}
+
+
+def from_item(item: dict[str, Any]) -> DocumentRecord | None:
+    if "status" not in item:
+        return None  # a lease placeholder for a document being processed for the first time
+    plain = {k: _de.deserialize(v) for k, v in item.items() if k in _FIELDS}
+    for name in _LISTS:
+        plain[name] = tuple(str(plain.get(name, "")).split())
+    plain["notes"] = json.loads(plain["notes"]) if plain.get("notes") else {}
+    plain["status"] = Status(plain["status"])
+    for name in ("size", "token_count"):
+        plain[name] = int(plain.get(name, 0))
+    if plain.get("page_count") is not None:
+        plain["page_count"] = int(plain["page_count"])
+    return DocumentRecord(**plain)
+
+
+class DynamoDBRegistry:
+    def __init__(self, client: Any, table: str) -> None:
+        self._db = client
+        self.table = table
+
+    def acquire(self, doc_id: str, owner: str, now: float, lease_seconds: float) -> DocumentRecord | None:
+        try:
+            resp = self._db.update_item(
+                TableName=self.table,
+                Key={"doc_id": {"S": doc_id}},
+                UpdateExpression="SET lease_owner = :owner, lease_expires = :expires",
+                ConditionExpression="attribute_not_exists(lease_expires) OR lease_expires < :now",
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":expires": {"N": repr(now + lease_seconds)},
+                    ":now": {"N": repr(now)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise DocumentBusyError(f"document {doc_id} is being processed by another worker") from exc
+            raise
+        return from_item(resp["Attributes"])
+
+    def commit(self, record: DocumentRecord, owner: str, *, keep_lease_until: float | None) -> None:
+        item = to_item(record)
+        if keep_lease_until is not None:
+            item["lease_owner"] = {"S": owner}
+            item["lease_expires"] = {"N": repr(keep_lease_until)}
+        try:
+            self._db.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="lease_owner = :owner",
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise LeaseLostError(f"lease on {record.doc_id} was lost; another worker owns it now") from exc
+            raise
+
+    def release(self, doc_id: str, owner: str) -> None:
+        key = {"doc_id": {"S": doc_id}}
+        values = {":owner": {"S": owner}}
+        try:
+            # A placeholder created by acquire() for a document that got no record goes away entirely.
+            self._db.delete_item(
+                TableName=self.table,
+                Key=key,
+                ConditionExpression="lease_owner = :owner AND attribute_not_exists(#s)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+            return
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        try:
+            self._db.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="REMOVE lease_owner, lease_expires",
+                ConditionExpression="lease_owner = :owner",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise  # otherwise the lease had already expired and moved on: nothing to give back
+
+    def get(self, doc_id: str) -> DocumentRecord | None:
+        item = self._db.get_item(TableName=self.table, Key={"doc_id": {"S": doc_id}}, ConsistentRead=True).get("Item")
+        return from_item(item) if item else None
+
+    def count(self, status: Status) -> int:
+        """Documents in ``status``, counted on the status index (no items are read)."""
+        total = 0
+        pages = self._db.get_paginator("query").paginate(
+            TableName=self.table,
+            IndexName=STATUS_INDEX,
+            Select="COUNT",
+            KeyConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": status.value}},
+        )
+        for page in pages:
+            total += int(page.get("Count", 0))
+        return total
+
+    def records(self, status: Status | None = None) -> Iterator[DocumentRecord]:
+        if status is None:
+            pages = self._db.get_paginator("scan").paginate(TableName=self.table)
+        else:
+            pages = self._db.get_paginator("query").paginate(
+                TableName=self.table,
+                IndexName=STATUS_INDEX,
+                KeyConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": status.value}},
+            )
+        for page in pages:
+            for item in page.get("Items", []):
+                record = from_item(item)
+                if record is not None:
+                    yield record

@@ -1,0 +1,80 @@
+"""Function settings, read once from a mapping (the handler passes ``os.environ``) and validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sluice.chunk import ChunkSettings
+from sluice.extract import PdfLimits
+from sluice.ingest import IngestSettings
+from sluice.process import PipelineSettings
+
+
+class ConfigurationError(ValueError):
+    """The function's environment is wrong; the message lists every problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFunctionSettings:
+    processed_bucket: str
+    documents_table: str
+    event_bus_name: str
+    idempotency_table: str | None
+    raw_bucket: str | None  # when set, notifications from other buckets are ignored
+    ingest: IngestSettings
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> IngestFunctionSettings:
+        problems: list[str] = []
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                problems.append(f"{name} is required")
+            return value
+
+        def integer(name: str, default: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                problems.append(f"{name} must be an integer, not {raw!r}")
+                return default
+
+        processed = required("PROCESSED_BUCKET")
+        table = required("DOCUMENTS_TABLE")
+        bus = required("EVENT_BUS_NAME")
+        defaults = PipelineSettings()
+        chunking_args = {
+            "max_tokens": integer("MAX_TOKENS", defaults.chunking.max_tokens),
+            "overlap_tokens": integer("OVERLAP_TOKENS", -1),  # -1: max_tokens / 8
+            "min_tokens": integer("MIN_TOKENS", -1),  # -1: max_tokens / 4
+        }
+        max_bytes = integer("MAX_DOCUMENT_BYTES", defaults.max_bytes)
+        max_pages = integer("MAX_PAGES", defaults.pdf.max_pages)
+        max_chunks = integer("MAX_CHUNKS", defaults.max_chunks)
+        lease = integer("LEASE_SECONDS", int(IngestSettings().lease_seconds))
+        try:
+            chunking = ChunkSettings(**chunking_args)
+        except ValueError as exc:
+            problems.append(str(exc))
+            chunking = ChunkSettings()
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+        pipeline = PipelineSettings(
+            chunking=chunking,
+            pdf=PdfLimits(max_pages=max_pages, max_chars=defaults.pdf.max_chars),
+            max_bytes=max_bytes,
+            max_chunks=max_chunks,
+        )
+        return cls(
+            processed_bucket=processed,
+            documents_table=table,
+            event_bus_name=bus,
+            idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
+            raw_bucket=env.get("RAW_BUCKET") or None,
+            ingest=IngestSettings(pipeline=pipeline, lease_seconds=float(lease)),
+        )

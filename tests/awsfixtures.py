@@ -1,0 +1,29 @@
+"""AWS resources tests create in moto, shaped as template.yaml declares them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def create_documents_table(dynamodb: Any, name: str) -> None:
+    """The registry table: doc_id key and the status-index GSI (see DocumentsTable)."""
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "doc_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "doc_id", "AttributeType": "S"},
+            {"AttributeName": "status", "AttributeType": "S"},
+            {"AttributeName": "updated_at", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "status-index",
+                "KeySchema": [
+                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )

@@ -1,0 +1,166 @@
+"""End to end on the local stack: moto server on 127.0.0.1, resources from template.yaml, the real
+handler in its own process fed by the event pump; files put with boto3 like any S3 client would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sluice.layout import document_id, s3_uri
+from sluice_cli.demo import drain_events
+from sluice_cli.local.stack import LocalStack
+from sluice_cli.pdfwriter import document, make_pdf
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+MARKDOWN = "# Field guide\n\n" + "\n\n".join(
+    f"## Part {i}\n\n" + " ".join(f"Sentence {j} of part {i} describes the pipeline in some detail." for j in range(12))
+    for i in range(6)
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack(ROOT, port=0, state_dir=tmp_path_factory.mktemp("local")) as running:
+        yield running
+
+
+def _wait_for(stack: LocalStack, key: str, predicate: Any, timeout: float = 60) -> dict[str, Any]:
+    table = stack.outputs()["DocumentsTableName"]
+    doc = document_id(s3_uri(stack.outputs()["RawBucketName"], key))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        item = stack.client("dynamodb").get_item(TableName=table, Key={"doc_id": {"S": doc}}).get("Item")
+        if item and "status" in item and predicate(item):
+            assert stack.wait_idle(timeout=30)
+            return item
+        time.sleep(0.2)
+    raise AssertionError(f"{key} did not settle")
+
+
+def _processed(stack: LocalStack, key: str) -> list[str]:
+    doc = document_id(s3_uri(stack.outputs()["RawBucketName"], key))
+    s3 = stack.client("s3")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.outputs()["ProcessedBucketName"])
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []) if doc in o["Key"])
+
+
+def test_outputs_match_the_templates(stack: LocalStack) -> None:
+    outputs = stack.outputs()
+    assert outputs["RawBucketName"].startswith("sluice-raw-")
+    assert outputs["IngestQueueUrl"].startswith(stack.endpoint)
+    assert json.loads((stack.state_dir / "state.json").read_text())["outputs"] == outputs
+
+
+def test_files_dropped_into_the_raw_bucket_are_ingested(stack: LocalStack) -> None:
+    raw = stack.outputs()["RawBucketName"]
+    s3 = stack.client("s3")
+    drain_events(stack)
+    pdf = make_pdf(
+        document(
+            [("Scope", ["The handbook covers operations. " * 20]), ("Alarms", ["Respond quickly. " * 30])],
+            title="Runbook",
+            lines_per_page=15,
+        )
+    )
+    files = {
+        "docs/runbook.pdf": pdf,
+        "docs/field guide.md": MARKDOWN.encode(),
+        "web/page.html": b"<html><head><title>Web page</title></head>"
+        b"<body><main><h1>Hi</h1><p>Hello there.</p></main></body></html>",
+        "notes/plain.txt": b"Plain notes\n\nJust some text.\n",
+        "uploads/broken.pdf": b"%PDF-1.7\n%broken beyond repair",
+    }
+    for key, body in files.items():
+        s3.put_object(Bucket=raw, Key=key, Body=body)
+    for key in files:
+        item = _wait_for(stack, key, lambda i: i["status"]["S"] in ("PROCESSED", "QUARANTINED"))
+        if key == "uploads/broken.pdf":
+            assert item["status"]["S"] == "QUARANTINED" and item["reason"]["S"] == "malformed"
+            assert _processed(stack, key) == []
+            continue
+        assert item["status"]["S"] == "PROCESSED", item
+        chunks = item["chunks"]["S"].split()
+        keys = _processed(stack, key)
+        assert len(keys) == 2 * len(chunks) + 1  # chunk + sidecar per chunk, and the cleaned document
+        sidecar_key = next(k for k in keys if k.endswith(".metadata.json"))
+        sidecar = json.loads(
+            s3.get_object(Bucket=stack.outputs()["ProcessedBucketName"], Key=sidecar_key)["Body"].read()
+        )["metadataAttributes"]
+        assert sidecar["source_uri"]["value"]["stringValue"] == s3_uri(raw, key)
+    runbook = _wait_for(stack, "docs/runbook.pdf", lambda i: True)
+    assert runbook["page_count"]["N"] == "2" and runbook["title"]["S"] == "Runbook"
+    events = drain_events(stack)
+    assert sorted(e["detail-type"] for e in events) == ["Document Changed"] * 4 + ["Document Quarantined"]
+
+
+def test_an_edit_resends_only_changed_chunks_and_a_delete_removes_everything(stack: LocalStack) -> None:
+    raw = stack.outputs()["RawBucketName"]
+    s3 = stack.client("s3")
+    key = "docs/field guide.md"
+    before = _wait_for(stack, key, lambda i: i["status"]["S"] == "PROCESSED")["chunks"]["S"].split()
+    drain_events(stack)
+    edited = MARKDOWN.replace("Sentence 3 of part 4", "Sentence three of part four, rewritten,")
+    s3.put_object(Bucket=raw, Key=key, Body=edited.encode())
+    after = _wait_for(stack, key, lambda i: i["chunks"]["S"].split() != before)["chunks"]["S"].split()
+    (changed,) = drain_events(stack)
+    added, removed = changed["detail"]["chunks"]["added"], changed["detail"]["chunks"]["removed"]
+    assert set(added) == set(after) - set(before) and set(removed) == set(before) - set(after)
+    assert 1 <= len(added) <= 3 and len(set(before) & set(after)) >= len(before) - 3
+
+    s3.put_object(Bucket=raw, Key=key, Body=edited.encode())  # unchanged re-upload
+    _wait_for(stack, key, lambda i: True)
+    assert drain_events(stack) == []
+
+    s3.delete_object(Bucket=raw, Key=key)
+    _wait_for(stack, key, lambda i: i["status"]["S"] == "DELETED")
+    assert _processed(stack, key) == []
+    (deleted,) = drain_events(stack)
+    assert deleted["detail-type"] == "Document Deleted" and set(deleted["detail"]["chunks"]["removed"]) == set(after)
+
+
+def test_a_message_that_keeps_failing_ends_in_the_dead_letter_queue(stack: LocalStack) -> None:
+    outputs = stack.outputs()
+    stack.client("sqs").send_message(QueueUrl=outputs["IngestQueueUrl"], MessageBody="not an S3 notification")
+    deadline = time.monotonic() + 60
+    while stack.queue_depth(outputs["IngestDeadLetterQueueUrl"]) == 0:
+        assert time.monotonic() < deadline, "the poison message never reached the dead-letter queue"
+        time.sleep(0.5)
+    message = stack.client("sqs").receive_message(QueueUrl=outputs["IngestDeadLetterQueueUrl"])["Messages"][0]
+    assert message["Body"] == "not an S3 notification"
+    stack.client("sqs").delete_message(
+        QueueUrl=outputs["IngestDeadLetterQueueUrl"], ReceiptHandle=message["ReceiptHandle"]
+    )
+
+
+def test_cli_reads_the_running_stack(stack: LocalStack, tmp_path: Path) -> None:
+    # The CLI finds the stack through the state file under the repository's .sluice/local/.
+    state_dir = ROOT / ".sluice" / "local"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    existing = (state_dir / "state.json").read_text() if (state_dir / "state.json").exists() else None
+    stack.state().write(state_dir)
+    try:
+        sluice = [sys.executable, "-m", "sluice_cli.main"]
+        outputs = subprocess.run(
+            [*sluice, "local", "outputs", "--json"], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        assert json.loads(outputs.stdout) == stack.outputs()
+        status = subprocess.run(
+            [*sluice, "status", "--local", "--json"], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        report = json.loads(status.stdout)
+        assert report["documents"]["QUARANTINED"] >= 1
+        assert {"key": "uploads/broken.pdf", "reason": "malformed"}.items() <= report["quarantined"][0].items()
+    finally:
+        if existing is None:
+            (state_dir / "state.json").unlink()
+        else:
+            (state_dir / "state.json").write_text(existing)

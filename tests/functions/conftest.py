@@ -1,0 +1,108 @@
+"""The real handler, wired by its own _build_service() from environment variables, against moto's
+in-process AWS (S3, SQS, DynamoDB, EventBridge)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from awsfixtures import create_documents_table
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+RAW = "sluice-raw-example"  # the bucket the files in events/ name
+PROCESSED = "sluice-processed-test"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((ROOT / "events" / name).read_text())
+
+
+def load_handler(function: str) -> ModuleType:
+    """A fresh import of functions/<function>/app.py (its cached wiring starts empty)."""
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"app_{function}_{uuid.uuid4().hex}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class LambdaContext:
+    function_name = "IngestDocumentFunction"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1769
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:IngestDocumentFunction"
+    aws_request_id = "test-request"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+@dataclass
+class Aws:
+    s3: Any
+    dynamodb: Any
+    sqs: Any
+    tap_url: str
+
+    def events(self) -> list[dict[str, Any]]:
+        """Events the handler published on the bus (copied to a queue by a catch-all rule)."""
+        out = []
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.tap_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return out
+            for m in batch:
+                out.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.tap_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def registry(self) -> dict[str, dict[str, Any]]:
+        items = self.dynamodb.scan(TableName="documents")["Items"]
+        return {i["key"]["S"]: i for i in items if "status" in i}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    with mock_aws():
+        s3 = boto3.client("s3")
+        for bucket in (RAW, PROCESSED):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+        ddb = boto3.client("dynamodb")
+        create_documents_table(ddb, "documents")
+        ddb.create_table(
+            TableName="idempotency",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        )
+        events = boto3.client("events")
+        events.create_event_bus(Name="documents")
+        sqs = boto3.client("sqs")
+        tap = sqs.create_queue(QueueName="tap")["QueueUrl"]
+        events.put_rule(Name="tap", EventBusName="documents", EventPattern=json.dumps({"source": ["sluice.ingest"]}))
+        events.put_targets(
+            Rule="tap",
+            EventBusName="documents",
+            Targets=[{"Id": "tap", "Arn": "arn:aws:sqs:us-east-1:123456789012:tap"}],
+        )
+        for name, value in {
+            "RAW_BUCKET": RAW,
+            "PROCESSED_BUCKET": PROCESSED,
+            "DOCUMENTS_TABLE": "documents",
+            "IDEMPOTENCY_TABLE": "idempotency",
+            "EVENT_BUS_NAME": "documents",
+            "POWERTOOLS_SERVICE_NAME": "sluice",
+            "POWERTOOLS_METRICS_NAMESPACE": "Sluice",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield Aws(s3, ddb, sqs, tap)

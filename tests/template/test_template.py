@@ -1,0 +1,151 @@
+"""template.yaml: cfn-lint and checkov clean (source and SAM-transformed), and the contract checks
+the scanners miss (SECURITY.md §3.4)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from template.conftest import ROOT, TEMPLATE
+
+pytestmark = pytest.mark.template
+BIN = ROOT / ".venv" / "bin"
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    found = str(path) if path.exists() else shutil.which(name)
+    assert found, f"{name} is not installed; run make install"
+    return found
+
+
+def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def test_cfn_lint_passes_on_source_and_transformed(transformed_file: Path) -> None:
+    for path in (TEMPLATE, transformed_file):
+        result = subprocess.run([_tool("cfn-lint"), str(path)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("which", ["source", "transformed"])
+def test_checkov_finds_no_failed_check(which: str, transformed_file: Path) -> None:
+    path = TEMPLATE if which == "source" else transformed_file
+    result = subprocess.run(
+        [
+            _tool("checkov"),
+            "-f",
+            str(path),
+            "--framework",
+            "cloudformation",
+            "--skip-download",
+            "-o",
+            "json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
+    assert summary["failed"] == 0, failed
+    assert summary["passed"] > 30
+
+
+def test_every_checkov_skip_says_why(source: dict[str, Any]) -> None:
+    for name, resource in source["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(skip.get("comment", "")) > 20, f"{name} skips {skip['id']} without a reason"
+
+
+def test_runtime_architecture_and_layer(source: dict[str, Any]) -> None:
+    function_globals = source["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13" and function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    layer = source["Resources"]["SluiceLayer"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert function_globals["Layers"] == [{"Ref": "SluiceLayer"}]
+
+
+def test_sqs_event_sources_report_partial_failures(transformed: dict[str, Any]) -> None:
+    mappings = _of_type(transformed, "AWS::Lambda::EventSourceMapping")
+    assert mappings
+    for mapping in mappings.values():
+        assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_visibility_timeout_is_six_times_the_function_timeout(transformed: dict[str, Any]) -> None:
+    functions = _of_type(transformed, "AWS::Lambda::Function")
+    queues = transformed["Resources"]
+    for mapping in _of_type(transformed, "AWS::Lambda::EventSourceMapping").values():
+        function = functions[mapping["Properties"]["FunctionName"]["Ref"]]
+        queue = queues[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+        window = mapping["Properties"].get("MaximumBatchingWindowInSeconds", 0)
+        assert queue["VisibilityTimeout"] >= 6 * function["Properties"]["Timeout"] + window
+
+
+def test_every_queue_has_a_dead_letter_queue_that_outlives_it(transformed: dict[str, Any]) -> None:
+    queues = _of_type(transformed, "AWS::SQS::Queue")
+    sources = {k: v for k, v in queues.items() if "RedrivePolicy" in v["Properties"]}
+    dead_letter_ids = {
+        v["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for v in sources.values()
+    }
+    assert set(queues) == set(sources) | dead_letter_ids  # every queue is a source or a dead-letter queue
+    for source in sources.values():
+        dlq = queues[source["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]
+        assert dlq["Properties"]["MessageRetentionPeriod"] > source["Properties"]["MessageRetentionPeriod"]
+        assert source["Properties"]["RedrivePolicy"]["maxReceiveCount"] >= 5
+    for queue in queues.values():
+        assert "KmsMasterKeyId" in queue["Properties"]
+
+
+def test_buckets_are_tls_only(transformed: dict[str, Any]) -> None:
+    buckets = set(_of_type(transformed, "AWS::S3::Bucket"))
+    protected = set()
+    for policy in _of_type(transformed, "AWS::S3::BucketPolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if (
+                statement["Effect"] == "Deny"
+                and statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+            ):
+                protected.add(policy["Properties"]["Bucket"]["Ref"])
+    assert protected == buckets
+
+
+def test_no_inline_policy_grants_wildcard_actions(transformed: dict[str, Any]) -> None:
+    for name, role in _of_type(transformed, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert not [a for a in actions if a == "*" or a.endswith(":*")], f"{name}: {actions}"
+
+
+def test_idempotency_records_outlive_the_queue_retention(source: dict[str, Any]) -> None:
+    from functions.conftest import load_handler
+
+    queue = source["Resources"]["IngestQueue"]["Properties"]
+    assert queue["MessageRetentionPeriod"] <= load_handler("ingest_document").IDEMPOTENCY_TTL_SECONDS
+
+
+def test_outputs_name_what_operators_and_tests_need(source: dict[str, Any]) -> None:
+    assert {
+        "RawBucketName",
+        "ProcessedBucketName",
+        "DocumentsTableName",
+        "EventBusName",
+        "IngestQueueUrl",
+    } <= set(source["Outputs"])
+
+
+def test_the_raw_bucket_notifies_the_ingest_queue_of_creations_and_removals(source: dict[str, Any]) -> None:
+    configs = source["Resources"]["RawBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert {c["Event"] for c in configs} == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+    assert source["Resources"]["RawBucket"]["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}

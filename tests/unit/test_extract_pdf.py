@@ -1,0 +1,83 @@
+"""PDF extraction with pypdf on PDFs the tests build: pages, headings, running headers, hyphenation,
+encryption and damage."""
+
+from __future__ import annotations
+
+import pytest
+
+from sluice.errors import QuarantineError, Reason
+from sluice.extract.pdf import PdfLimits, extract_pdf
+from sluice.model import BlockKind
+from sluice_cli.pdfwriter import Line, document, encrypt_pdf, make_pdf
+
+SECTIONS = [
+    ("Introduction", ["Sluice extracts text from documents. " * 6, "A second paragraph follows here. " * 5]),
+    ("Details", ["The details section explains the approach in depth. " * 8]),
+    ("Summary", ["In short, it works. " * 10]),
+]
+
+
+def _pdf(**kwargs: object) -> bytes:
+    return make_pdf(document(SECTIONS, title="Handbook", lines_per_page=12, **kwargs), title="The Handbook")  # type: ignore[arg-type]
+
+
+def test_pages_headings_and_title() -> None:
+    doc = extract_pdf(_pdf(), PdfLimits())
+    assert doc.title == "The Handbook"  # from the document information dictionary
+    assert doc.page_count and doc.page_count >= 2
+    headings = [(b.level, b.text) for b in doc.blocks if b.kind is BlockKind.HEADING]
+    assert headings == [(1, "Handbook"), (2, "Introduction"), (2, "Details"), (2, "Summary")]
+    pages = [b.page for b in doc.blocks]
+    assert pages == sorted(pages) and pages[0] == 1 and pages[-1] == doc.page_count
+    paragraphs = [b for b in doc.blocks if b.kind is BlockKind.PARAGRAPH]
+    assert len(paragraphs) == 4  # paragraph breaks come from the vertical gaps
+
+
+def test_running_headers_and_page_numbers_are_removed() -> None:
+    doc = extract_pdf(_pdf(running_header="ACME internal - do not distribute", page_numbers=True), PdfLimits())
+    text = "\n".join(b.text for b in doc.blocks)
+    assert "ACME internal" not in text and "Page 1 of" not in text
+    assert "Sluice extracts text" in text
+
+
+def test_words_hyphenated_at_line_ends_are_kept_for_the_cleaner() -> None:
+    sections = [("Words", ["internationalisation " * 30])]
+    doc = extract_pdf(make_pdf(document(sections, title="T", hyphenate=True)), PdfLimits())
+    assert any("-\n" in b.text for b in doc.blocks)
+
+
+def test_owner_password_only_opens_with_the_empty_password() -> None:
+    doc = extract_pdf(encrypt_pdf(_pdf(), user_password=""), PdfLimits())
+    assert doc.notes["encrypted_owner_only"] == "true"
+    assert any("Sluice extracts text" in b.text for b in doc.blocks)
+
+
+def test_user_password_is_quarantined_as_encrypted() -> None:
+    with pytest.raises(QuarantineError) as info:
+        extract_pdf(encrypt_pdf(_pdf(), user_password="s3cret"), PdfLimits())
+    assert info.value.reason is Reason.ENCRYPTED
+
+
+def test_truncated_pdf_is_malformed() -> None:
+    with pytest.raises(QuarantineError) as info:
+        extract_pdf(_pdf()[:400], PdfLimits())
+    assert info.value.reason is Reason.MALFORMED
+
+
+def test_page_limit() -> None:
+    pages = [[Line(f"page {n} text")] for n in range(5)]
+    with pytest.raises(QuarantineError) as info:
+        extract_pdf(make_pdf(pages), PdfLimits(max_pages=4))
+    assert info.value.reason is Reason.TOO_MANY_PAGES
+
+
+def test_character_limit() -> None:
+    with pytest.raises(QuarantineError) as info:
+        extract_pdf(_pdf(), PdfLimits(max_chars=200))
+    assert info.value.reason is Reason.TOO_LARGE
+
+
+def test_a_pdf_without_text_is_no_text() -> None:
+    with pytest.raises(QuarantineError) as info:
+        extract_pdf(make_pdf([[Line("   ")]]), PdfLimits())
+    assert info.value.reason is Reason.NO_TEXT
