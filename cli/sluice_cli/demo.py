@@ -144,17 +144,16 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
             chunks = changed[-1]["detail"]["chunks"]
             added, removed, total = len(chunks["added"]), len(chunks["removed"]), chunks["count"]
             steps.append(
-                f"edited one paragraph of {EDIT_KEY}: {added} chunk added, {removed} removed, "
-                f"{total - added} of {total} untouched"
+                f"edited one paragraph of {EDIT_KEY}: {added} chunk{'s' if added != 1 else ''} added, "
+                f"{removed} removed, {total - added} of {total} untouched"
             )
     if (samples / DELETE_KEY).is_file():
         s3.delete_object(Bucket=raw, Key=DELETE_KEY)
         result.settled &= _wait(stack, registry, {DELETE_KEY: None}, progress, f"delete {DELETE_KEY}")
         deleted = [e for e in drain_events(stack) if e["detail-type"] == "Document Deleted"]
         if deleted:
-            steps.append(
-                f"deleted {DELETE_KEY}: {len(deleted[-1]['detail']['chunks']['removed'])} chunks removed from the sinks"
-            )
+            removed = len(deleted[-1]["detail"]["chunks"]["removed"])
+            steps.append(f"deleted {DELETE_KEY}: {removed} chunk{'s' if removed != 1 else ''} removed from the sinks")
     result.steps = steps
     result.records = sorted(registry.records(), key=lambda r: r.key)
     paginator = s3.get_paginator("list_objects_v2")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -146,8 +147,18 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _stop_on_sigterm() -> None:
+    """`kill` stops a foreground stack as Ctrl-C does: workers stopped, state file removed."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    _stop_on_sigterm()
     return int(args.run(args))
 
 

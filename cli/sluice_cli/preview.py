@@ -24,7 +24,11 @@ def preview_one(path: Path, settings: PipelineSettings) -> dict[str, Any]:
     try:
         doc = process_document(data, path.name, settings)
     except QuarantineError as exc:
-        return {"source": str(path), "quarantined": {"reason": exc.reason.value, "detail": exc.detail}}
+        return {
+            "source": str(path),
+            "kind": exc.kind,
+            "quarantined": {"reason": exc.reason.value, "detail": exc.detail},
+        }
     files = chunk_files(doc, Source(uri=source, doc_id=document_id(source)))
     return {
         "source": str(path),

@@ -148,6 +148,12 @@ def test_a_broken_file_is_quarantined_recorded_and_announced(world: World) -> No
     assert world.bus.events[-1].detail_type == DOCUMENT_QUARANTINED
 
 
+def test_a_recognised_but_unreadable_file_records_its_type(world: World) -> None:
+    world.service.handle(world.put("cut.pdf", b"%PDF-1.7\n1 0 obj << /Type"))
+    record = world.record("cut.pdf")
+    assert (record.status, record.kind, record.reason) == (Status.QUARANTINED, "pdf", "malformed")
+
+
 def test_a_document_that_becomes_unreadable_loses_its_old_chunks(world: World) -> None:
     world.service.handle(world.put("doc.txt", _paragraphs(6)))
     old = world.record("doc.txt").chunks

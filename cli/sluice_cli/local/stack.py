@@ -72,7 +72,14 @@ class StackState:
         path = state_dir / STATE_FILE
         if not path.is_file():
             raise FileNotFoundError("no local stack is running: start one with `sluice local up`")
-        return cls(**json.loads(path.read_text()))
+        state = cls(**json.loads(path.read_text()))
+        port = int(state.endpoint.rsplit(":", 1)[1])
+        if port_is_free(port):  # nothing listens: the stack died without cleaning up
+            path.unlink()
+            raise FileNotFoundError(
+                f"the local stack at {state.endpoint} is no longer running; start one with `sluice local up`"
+            )
+        return state
 
     def write(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)

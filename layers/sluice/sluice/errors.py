@@ -30,10 +30,11 @@ class SluiceError(Exception):
 class QuarantineError(SluiceError):
     """The document itself is the problem: retrying cannot help. It is recorded and acknowledged."""
 
-    def __init__(self, reason: Reason, detail: str) -> None:
+    def __init__(self, reason: Reason, detail: str, kind: str | None = None) -> None:
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.kind = kind  # the document type, when it was recognised before reading failed
 
 
 class TransientError(SluiceError):

@@ -286,6 +286,7 @@ class _Transition:
         held = record.chunks if record is not None and record.status is Status.PROCESSED else ()
         new = self._base(head, raw_sha).evolve(
             status=Status.QUARANTINED,
+            kind=exc.kind,
             fingerprint=self.s.settings.pipeline.fingerprint(),
             reason=exc.reason.value,
             detail=exc.detail[:1000],

@@ -41,7 +41,11 @@ def process_document(
     if len(data) > settings.max_bytes:
         raise QuarantineError(Reason.TOO_LARGE, f"{len(data)} bytes; the limit is {settings.max_bytes}")
     kind = kind or detect(data, name)
-    extracted = extract(data, kind, settings.pdf)
+    try:
+        extracted = extract(data, kind, settings.pdf)
+    except QuarantineError as exc:
+        exc.kind = kind.value
+        raise
     blocks, stats = clean_blocks(extracted.blocks)
     if not blocks:
         raise QuarantineError(Reason.NO_TEXT, "no text left after extraction and cleaning")
