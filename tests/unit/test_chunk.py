@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sluice.chunk import ChunkSettings, chunk_blocks, render
 from sluice.model import Block, BlockKind, Chunk
-from sluice.tokens import count_tokens, encoding
+from sluice.tokens import count_tokens, encoding, tokenizer
 
 WORDS = [
     "the",
@@ -64,7 +64,7 @@ WORDS = [
 
 
 def _chunk(blocks: list[Block], s: ChunkSettings) -> tuple[str, list[Chunk]]:
-    return chunk_blocks(blocks, s, count_tokens)
+    return chunk_blocks(blocks, s, tokenizer())
 
 
 def _assert_invariants(text: str, chunks: list[Chunk], blocks: list[Block], s: ChunkSettings) -> None:
@@ -73,6 +73,8 @@ def _assert_invariants(text: str, chunks: list[Chunk], blocks: list[Block], s: C
     for chunk in chunks:
         assert len(enc.encode_ordinary(chunk.text)) == chunk.tokens <= s.max_tokens
         assert chunk.text.endswith(text[chunk.start : chunk.end])  # the body is the document's own text
+        head = chunk.text[: len(chunk.text) - (chunk.end - chunk.start)]
+        assert head == "" or s.breadcrumb or text[: chunk.start].endswith(head)  # overlap: the text before
     # In order, contiguous and complete: bodies tile the document, separated only by white space.
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
     for a, b in itertools.pairwise(chunks):
@@ -84,7 +86,17 @@ def _assert_invariants(text: str, chunks: list[Chunk], blocks: list[Block], s: C
 def _blocks(draw: st.DrawFn) -> list[Block]:
     words = st.lists(st.sampled_from(WORDS), min_size=1, max_size=120).map(" ".join)
     long_run = st.integers(1, 3000).map(lambda n: "z" * n)  # a single "word" longer than a chunk
-    para = st.one_of(words, words.map(lambda t: t.replace(" the ", ". The ")), long_run)
+    # Anything printable: CJK without spaces, emoji, combining marks, punctuation runs, tabs.
+    wild = (
+        st.text(
+            alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters="\r"),
+            min_size=1,
+            max_size=400,
+        )
+        .filter(str.strip)
+        .map(str.strip)
+    )
+    para = st.one_of(words, words.map(lambda t: t.replace(" the ", ". The ")), long_run, wild)
     block = st.one_of(
         para.map(lambda t: Block(BlockKind.PARAGRAPH, t)),
         st.tuples(st.integers(1, 4), words).map(lambda lt: Block(BlockKind.HEADING, lt[1][:60], level=lt[0])),
@@ -97,10 +109,11 @@ def _blocks(draw: st.DrawFn) -> list[Block]:
 def documents(draw: st.DrawFn) -> tuple[list[Block], ChunkSettings]:
     max_tokens = draw(st.integers(32, 600))
     overlap = draw(st.integers(0, max_tokens // 4))
-    return _blocks(draw), ChunkSettings(max_tokens=max_tokens, overlap_tokens=overlap)
+    breadcrumb = draw(st.booleans())
+    return _blocks(draw), ChunkSettings(max_tokens=max_tokens, overlap_tokens=overlap, breadcrumb=breadcrumb)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(documents())
 def test_every_chunk_fits_and_the_chunks_tile_the_document(doc: tuple[list[Block], ChunkSettings]) -> None:
     blocks, s = doc
@@ -203,3 +216,22 @@ def test_changing_one_paragraph_of_a_100_chunk_document_changes_at_most_3_chunks
         changed = len({(c.text, c.headings, c.pages) for c in chunks} - before)
         worst = max(worst, changed)
     assert 1 <= worst <= 3
+
+
+def test_breadcrumbs_prepend_the_heading_path() -> None:
+    blocks = [
+        Block(BlockKind.HEADING, "Guide", level=1),
+        Block(BlockKind.HEADING, "Install", level=2),
+        *[Block(BlockKind.PARAGRAPH, f"Step {i}. " + "run the installer " * 20) for i in range(8)],
+    ]
+    _, chunks = _chunk(blocks, ChunkSettings(max_tokens=128, overlap_tokens=0, breadcrumb=True))
+    assert chunks[0].text.startswith("# Guide")  # a chunk starting at its heading needs no breadcrumb
+    assert all(c.text.startswith("Guide > Install\n\nStep") for c in chunks[1:])
+    assert all(c.tokens == count_tokens(c.text) <= 128 for c in chunks)
+
+
+def test_a_short_tail_joins_the_chunk_before_it() -> None:
+    blocks = [Block(BlockKind.PARAGRAPH, f"Paragraph {i}. " + "lorem ipsum dolor " * 12) for i in range(12)]
+    blocks.append(Block(BlockKind.PARAGRAPH, "The end."))
+    _, chunks = _chunk(blocks, ChunkSettings(max_tokens=512, overlap_tokens=0))
+    assert chunks[-1].text.endswith("The end.") and chunks[-1].tokens > ChunkSettings().min_tokens

@@ -31,11 +31,11 @@ def test_the_encoding_loads_without_any_network(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    tokens.encoding.cache_clear()
+    tokens.tokenizer.cache_clear()
     try:
         enc = tokens.encoding()
     finally:
-        tokens.encoding.cache_clear()
+        tokens.tokenizer.cache_clear()
     assert enc.name == "cl100k_base"
     assert enc.encode_ordinary("hello world") == [15339, 1917]
 
@@ -64,3 +64,10 @@ def test_a_tampered_encoding_file_is_refused() -> None:
     data[10] ^= 1
     with pytest.raises(tokens.EncodingFileError, match="sha256"):
         tokens.parse_ranks(bytes(data))
+
+
+def test_byte_ends_locate_every_token() -> None:
+    text = "naïve café — 日本語 🙂 tokens"
+    ends = tokens.tokenizer().byte_ends(text)
+    assert len(ends) == tokens.count_tokens(text) and ends[-1] == len(text.encode())
+    assert ends == sorted(ends)

@@ -1,8 +1,8 @@
 """Structure-aware chunking measured in cl100k_base tokens.
 
 The document becomes a sequence of units: headings, paragraphs, and (only where a paragraph is too
-long for a chunk) its sentences, words or, for a single run longer than a chunk, token-sized slices.
-Units are packed in order. A chunk ends
+long for a chunk) its sentences, lines, runs of whole words or, for a single run longer than a
+chunk, token-sized slices. A chunk may end
 - before a heading, once the section ending there holds ``min_tokens``;
 - after an *anchor* unit, once the units since the previous anchor hold ``min_tokens``. Anchors are
   chosen by a hash of the unit's text, so boundaries depend on content, not on position: an edit
@@ -10,24 +10,32 @@ Units are packed in order. A chunk ends
   stability the sinks' diffs rely on: one edited paragraph changes at most three chunks);
 - when the next unit would not fit (forced).
 Each chunk after the first may start with up to ``overlap_tokens`` of the previous chunk's tail
-(never across a heading). Every chunk's token count is measured on its final text with
-``encode_ordinary``, and it never exceeds ``max_tokens``.
+(never across a heading), so every chunk is one contiguous span of the document text, optionally
+after a heading breadcrumb.
+
+Speed: the document is encoded once. Each token's length in bytes gives the token count of any
+span, which sizes units and packs chunks. A chunk's exact count (``len(encode_ordinary(text))``,
+which never exceeds ``max_tokens``) is that span count corrected at the chunk's two ends, where
+only a few characters are encoded again (see ``_Document.exact``).
 """
 
 from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sluice.model import Block, BlockKind, Chunk
-
-Counter = Callable[[str], int]
+from sluice.tokens import Tokenizer
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*(\s+)(?=\S)")
-_WHITESPACE = re.compile(r"\s+")
+_LINE_BREAK = re.compile(r"(\n+)(?=\S)")
+_WORD_GAP = re.compile(r"(\s+)(?=\S)")
 TARGET_SHARE = 0.4  # anchors fall about every 0.4 x max_tokens tokens
+MARGIN = 2  # a chunk whose count comes this close to max_tokens is encoded whole, to be sure
+BREADCRUMB_SEPARATOR = " > "
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +43,12 @@ class ChunkSettings:
     max_tokens: int = 512
     # Tokens of the previous chunk repeated at the start of the next. Default: max_tokens / 8.
     overlap_tokens: int = -1
-    # No chunk is cut off smaller than this (a document's last chunk, or a short document, may be);
-    # a section shorter than this shares a chunk with the next. Default: max_tokens / 4.
+    # No chunk is cut off smaller than this (a short document may be); a section shorter than this
+    # shares a chunk with the next, and a short tail joins the chunk before it. Default: max_tokens / 4.
     min_tokens: int = -1
+    # Start each chunk with its heading path ("Guide > Install") when it does not begin with the
+    # heading itself. The path is always in the chunk's metadata.
+    breadcrumb: bool = False
 
     def __post_init__(self) -> None:
         if self.overlap_tokens == -1:
@@ -55,9 +66,11 @@ class ChunkSettings:
 @dataclass(slots=True)
 class _Unit:
     sep: str  # the document text between the previous unit and this one
-    start: int  # offsets of this unit's text in the document text
+    start: int  # character offsets of this unit in the document text
     end: int
-    tokens: int
+    bstart: int  # the same, in bytes of the document's UTF-8 encoding
+    bend: int
+    tokens: int  # document tokens ending inside the unit (exact but for its edges)
     page: int | None
     path: tuple[str, ...]
     heading: bool
@@ -71,145 +84,168 @@ def render(block: Block) -> str:
     return block.text
 
 
-def _split_long(text: str, capacity: int, count: Counter, preformatted: bool) -> list[tuple[str, str, int]]:
-    """(separator, piece, tokens) triples whose separators and pieces concatenate back to ``text``,
-    each piece within ``capacity``: sentences (lines, for preformatted text), then runs of whole
-    words, then token-sized slices of a single run longer than that."""
-    pattern = re.compile(r"(\n+)(?=\S)") if preformatted else _SENTENCE_END
-    out: list[tuple[str, str, int]] = []
-    for sep, piece in _split_keep(text, pattern):
-        tokens = count(piece)
-        if tokens <= capacity:
-            out.append((sep, piece, tokens))
-            continue
-        for i, (run_sep, run) in enumerate(_pack_words(piece, capacity, count)):
-            lead = sep if i == 0 else run_sep
-            tokens = count(run)
-            if tokens <= capacity:
-                out.append((lead, run, tokens))
-            else:  # word sizes summed to fit, the exact count says otherwise: slice it
-                out.extend(
-                    (lead if k == 0 else "", s, count(s)) for k, s in enumerate(_slice_tokens(run, capacity, count))
-                )
-    return out
+class _Document:
+    """The document text, encoded once."""
+
+    def __init__(self, text: str, data: bytes, tokenizer: Tokenizer) -> None:
+        self.text = text
+        self.data = data
+        self.tokenizer = tokenizer
+        self.ends = tokenizer.byte_ends(text)
+        self.ascii = len(data) == len(text)
+
+    def tokens(self, bstart: int, bend: int) -> int:
+        """Tokens ending in the byte span (bstart, bend]."""
+        return bisect_right(self.ends, bend) - bisect_right(self.ends, bstart)
+
+    def byte_at(self, unit: _Unit, position: int) -> int:
+        if self.ascii:
+            return position
+        return unit.bstart + len(self.text[unit.start : position].encode("utf-8", "surrogatepass"))
+
+    def exact(self, start: int, end: int, units: list[_Unit], limit: int, prefix: str = "") -> int:
+        """``len(encode_ordinary(prefix + text[start:end]))`` without encoding the span again.
+
+        Tokens are counted from the document's own encoding between two points where a tokenizer
+        pre-token must end whatever surrounds the span: after a newline (or at the document start)
+        and at a safe word end (a letter or digit followed by anything else). Only the few
+        characters before the first such point and after the last are encoded again. Near
+        ``limit`` a non-ASCII span is encoded whole: Python's and the tokenizer's Unicode tables
+        could disagree about a new character."""
+        text, count = self.text, self.tokenizer.count
+        m = start if start == 0 or text[start - 1] == "\n" else _safe_after(text, start, end)
+        n = end if _is_safe(text, end) else _safe_before(text, end, m)
+        if m is None or n is None or n < m:
+            return count(prefix + text[start:end])
+        tokens = count(prefix + text[start:m]) if prefix or m > start else 0
+        tokens += self.tokens(self.byte_at(_unit_at(units, m), m), self.byte_at(_unit_at(units, n), n))
+        if n < end:
+            tokens += count(text[n:end])
+        if self.ascii or tokens < limit - MARGIN:
+            return tokens
+        return count(prefix + text[start:end])
 
 
-def _split_keep(text: str, pattern: re.Pattern[str]) -> list[tuple[str, str]]:
-    pieces: list[tuple[str, str]] = []
-    pos = 0
-    sep = ""
-    for match in pattern.finditer(text):
-        cut = match.start(1)
-        if cut > pos:
-            pieces.append((sep, text[pos:cut]))
-            sep, pos = match.group(1), match.end(1)
-    pieces.append((sep, text[pos:]))
-    return pieces
+def _is_safe(text: str, p: int) -> bool:
+    """A pre-token ends at p whatever follows: a letter or digit, then anything else (or the end)."""
+    return text[p - 1].isalnum() and (p == len(text) or not text[p].isalnum())
 
 
-def _pack_words(text: str, capacity: int, count: Counter) -> list[tuple[str, str]]:
-    """Greedy runs of whole words within ``capacity``; a word longer than that is sliced. Sizes are
-    summed per word (with its leading space, which is how the tokenizer splits them); the packer
-    measures the final text exactly."""
-    out: list[tuple[str, str]] = []
-    run_sep, run, run_tokens = "", "", 0
-    for sep, word in _split_keep(text, re.compile(r"(\s+)(?=\S)")):
-        tokens = count(f"{sep}{word}")
-        if tokens > capacity and count(word) > capacity:
-            if run:
-                out.append((run_sep, run))
-                run = ""
-            out.extend((sep if k == 0 else "", piece) for k, piece in enumerate(_slice_tokens(word, capacity, count)))
-            continue
-        if run and run_tokens + tokens > capacity:
-            out.append((run_sep, run))
-            run = ""
-        if run:
-            run, run_tokens = f"{run}{sep}{word}", run_tokens + tokens
-        else:
-            run_sep, run, run_tokens = sep, word, tokens
-    if run:
-        out.append((run_sep, run))
-    return out
+def _safe_after(text: str, start: int, end: int) -> int | None:
+    for p in range(start + 1, end + 1):
+        if _is_safe(text, p):
+            return p
+    return None
 
 
-def _slice_tokens(word: str, capacity: int, count: Counter) -> list[str]:
-    """Prefixes within ``capacity`` tokens, found by bisection on characters (searching no further
-    than a generous characters-per-token bound, so a huge run costs linear time)."""
-    pieces = []
-    rest = word
-    while rest:
-        lo, hi = 1, min(len(rest), capacity * 8)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if count(rest[:mid]) <= capacity:
-                lo = mid
-            else:
-                hi = mid - 1
-        pieces.append(rest[:lo])
-        rest = rest[lo:]
-    return pieces
+def _safe_before(text: str, end: int, floor: int | None) -> int | None:
+    lowest = floor if floor is not None else 0
+    for p in range(end - 1, lowest, -1):
+        if _is_safe(text, p):
+            return p
+    return None
 
 
-def _units(blocks: Sequence[Block], capacity: int, count: Counter) -> tuple[str, list[_Unit]]:
-    parts: list[str] = []
-    units: list[_Unit] = []
-    pos = 0
-    path: list[tuple[int, str]] = []
-    for block in blocks:
-        heading = block.kind is BlockKind.HEADING
-        if heading:
-            while path and path[-1][0] >= block.level:
-                path.pop()
-            path.append((block.level, block.text))
-        text = render(block)
-        tokens = count(text)
-        if tokens <= capacity:
-            pieces = [("", text, tokens)]
-        else:
-            pieces = _split_long(text, capacity, count, block.kind is BlockKind.PREFORMATTED)
-        for i, (inner_sep, piece, size) in enumerate(pieces):
-            sep = ("\n\n" if parts else "") if i == 0 else inner_sep
-            parts.append(sep)
-            pos += len(sep)
-            parts.append(piece)
-            weight = zlib.crc32(piece.encode("utf-8", "surrogatepass")) / 2**32
-            units.append(
-                _Unit(sep, pos, pos + len(piece), size, block.page, tuple(t for _, t in path), heading, weight)
-            )
-            pos += len(piece)
-    return "".join(parts), units
-
-
-def _sep_cost(sep: str) -> int:
-    return 0 if sep in ("", " ") else 1
-
-
-def _overlap(text: str, units: list[_Unit], first: int, last: int, budget: int, count: Counter) -> str:
-    """The tail of units[first..last] within ``budget`` tokens: whole units where they fit, else the
-    last unit's trailing words."""
-    if budget <= 0:
-        return ""
-    i, total = last, units[last].tokens
-    while i > first and total + 1 + units[i - 1].tokens <= budget:
-        i -= 1
-        total += 1 + units[i].tokens
-    while True:  # the sum is an estimate; the exact count decides
-        span = text[units[i].start : units[last].end]
-        if count(span) <= budget:
-            return span
-        if i == last:
-            break
-        i += 1
-    words = span.split(" ")
-    lo, hi = 0, len(words) - 1  # number of trailing words kept
+def _unit_at(units: list[_Unit], position: int) -> _Unit:
+    lo, hi = 0, len(units) - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count(" ".join(words[-mid:])) <= budget:
+        if units[mid].start <= position:
             lo = mid
         else:
             hi = mid - 1
-    return " ".join(words[-lo:]) if lo else ""
+    return units[lo]
+
+
+class _Builder:
+    """Turns rendered blocks into units, splitting the ones too long for a chunk."""
+
+    def __init__(self, doc: _Document, capacity: int) -> None:
+        self.doc = doc
+        self.capacity = capacity
+        self.units: list[_Unit] = []
+        self.data = doc.data
+
+    def _bytes(self, start: int, end: int) -> int:
+        return end - start if self.doc.ascii else len(self.doc.text[start:end].encode("utf-8", "surrogatepass"))
+
+    def add(self, placed: _Placement, first: bool) -> None:
+        block, start, bstart = placed.block, placed.start, placed.bstart
+        end, bend = start + placed.length, bstart + placed.blength
+        lead = "" if first else "\n\n"
+        ctx = (block.page, placed.path, block.kind is BlockKind.HEADING)
+        tokens = self.doc.tokens(bstart, bend)
+        if tokens <= self.capacity:
+            self._unit(lead, start, end, bstart, bend, tokens, ctx)
+            return
+        pattern = _LINE_BREAK if block.kind is BlockKind.PREFORMATTED else _SENTENCE_END
+        for piece_sep, s, e, bs, be in self._spans(start, end, bstart, pattern):
+            tokens = self.doc.tokens(bs, be)
+            sep = lead if s == start else piece_sep
+            if tokens <= self.capacity:
+                self._unit(sep, s, e, bs, be, tokens, ctx)
+            else:
+                self._words(sep, s, e, bs, ctx)
+
+    def _spans(
+        self, start: int, end: int, bstart: int, pattern: re.Pattern[str]
+    ) -> list[tuple[str, int, int, int, int]]:
+        """(separator, start, end, byte start, byte end) of the pieces of text[start:end] between the
+        pattern's separators (group 1)."""
+        spans = []
+        pos, bpos, sep = start, bstart, ""
+        for match in pattern.finditer(self.doc.text, start, end):
+            cut = match.start(1)
+            if cut > pos:
+                bcut = bpos + self._bytes(pos, cut)
+                spans.append((sep, pos, cut, bpos, bcut))
+                sep, pos, bpos = match.group(1), match.end(1), bcut + self._bytes(cut, match.end(1))
+        spans.append((sep, pos, end, bpos, bpos + self._bytes(pos, end)))
+        return spans
+
+    def _words(
+        self, sep: str, start: int, end: int, bstart: int, ctx: tuple[int | None, tuple[str, ...], bool]
+    ) -> None:
+        """Runs of whole words within capacity; a single word longer than that is sliced."""
+        run: tuple[str, int, int, int, int] | None = None  # separator, start, end, byte start, byte end
+        for wsep, ws, we, wbs, wbe in self._spans(start, end, bstart, _WORD_GAP):
+            lead = sep if ws == start else wsep
+            if run is not None and self.doc.tokens(run[3], wbe) <= self.capacity:
+                run = (run[0], run[1], we, run[3], wbe)
+                continue
+            if run is not None:
+                self._unit(*run, self.doc.tokens(run[3], run[4]), ctx)
+                run = None
+            if self.doc.tokens(wbs, wbe) > self.capacity:
+                self._slice(lead, ws, wbs, wbe, ctx)
+            else:
+                run = (lead, ws, we, wbs, wbe)
+        if run is not None:
+            self._unit(*run, self.doc.tokens(run[3], run[4]), ctx)
+
+    def _slice(
+        self, sep: str, start: int, bstart: int, bend: int, ctx: tuple[int | None, tuple[str, ...], bool]
+    ) -> None:
+        """Cut a run with no white space at token boundaries that are also character boundaries."""
+        ends = self.doc.ends
+        pos, cut_from, count = start, bstart, 0
+        for k in range(bisect_right(ends, bstart), len(ends)):
+            b = min(ends[k], bend)
+            count += 1
+            at_char = b >= len(self.data) or (self.data[b] & 0xC0) != 0x80
+            # A character is at most 4 bytes, so cutting a little early always finds a boundary.
+            if at_char and (count >= self.capacity - 4 or b >= bend):
+                chars = b - cut_from if self.doc.ascii else len(self.data[cut_from:b].decode("utf-8", "surrogatepass"))
+                self._unit(sep if pos == start else "", pos, pos + chars, cut_from, b, count, ctx)
+                pos, cut_from, count = pos + chars, b, 0
+            if b >= bend:
+                return
+
+    def _unit(self, sep: str, start: int, end: int, bstart: int, bend: int, tokens: int,
+              ctx: tuple[int | None, tuple[str, ...], bool]) -> None:  # fmt: skip
+        page, path, heading = ctx
+        weight = zlib.crc32(self.data[bstart:bend]) / 2**32
+        self.units.append(_Unit(sep, start, end, bstart, bend, tokens, page, path, heading, weight))
 
 
 def _cut_points(units: list[_Unit], settings: ChunkSettings) -> set[int]:
@@ -239,51 +275,179 @@ def _cut_points(units: list[_Unit], settings: ChunkSettings) -> set[int]:
     return cuts
 
 
-def chunk_blocks(blocks: Sequence[Block], settings: ChunkSettings, count: Counter) -> tuple[str, list[Chunk]]:
-    """The cleaned document text and its chunks."""
-    capacity = settings.max_tokens - settings.overlap_tokens - 2
-    text, units = _units(blocks, capacity, count)
-    cuts = _cut_points(units, settings)
-    chunks: list[Chunk] = []
-    i = 0
-    previous: tuple[int, int] | None = None  # unit range of the previous chunk
-    while i < len(units):
-        prefix = ""
-        if previous is not None and not units[i].heading:
-            prefix = _overlap(text, units, previous[0], previous[1], settings.overlap_tokens, count)
-        budget = settings.max_tokens - (count(prefix) + 1 if prefix else 0)
-        j = i
-        size = units[i].tokens
-        while j not in cuts and j + 1 < len(units):
-            grown = size + _sep_cost(units[j + 1].sep) + units[j + 1].tokens
-            if grown > budget:
-                break  # forced: the run between two cut points is longer than a chunk
-            size = grown
-            j += 1
-        while True:
-            body = text[units[i].start : units[j].end]
-            chunk_text = f"{prefix}{units[i].sep or ' '}{body}" if prefix else body
-            tokens = count(chunk_text)
-            if tokens <= settings.max_tokens:
-                break
-            if j > i:
-                j -= 1  # token counts are not quite additive across joins: give back a unit
-            elif prefix:
-                prefix = ""
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    block: Block
+    start: int  # character offset of the rendered block in the document text
+    bstart: int  # byte offset of the same
+    length: int  # characters
+    blength: int  # bytes
+    path: tuple[str, ...]
+
+
+def _lay_out(blocks: Sequence[Block]) -> tuple[str, bytes, list[_Placement]]:
+    """The document text (blocks rendered, separated by blank lines), its UTF-8 bytes, and where
+    each block sits in both."""
+    placed = []
+    rendered: list[str] = []
+    encoded: list[bytes] = []
+    pos = bpos = 0
+    path: list[tuple[int, str]] = []
+    for block in blocks:
+        if block.kind is BlockKind.HEADING:
+            while path and path[-1][0] >= block.level:
+                path.pop()
+            path.append((block.level, block.text))
+        if rendered:
+            pos, bpos = pos + 2, bpos + 2  # "\n\n"
+        text = render(block)
+        data = text.encode("utf-8", "surrogatepass")
+        placed.append(_Placement(block, pos, bpos, len(text), len(data), tuple(t for _, t in path)))
+        rendered.append(text)
+        encoded.append(data)
+        pos, bpos = pos + len(text), bpos + len(data)
+    return "\n\n".join(rendered), b"\n\n".join(encoded), placed
+
+
+@dataclass(slots=True)
+class _Placed:
+    """A chunk's units (first..last) and where its text starts (before the first unit when it
+    carries an overlap)."""
+
+    first: int
+    last: int
+    start: int
+    prefix: str
+    tokens: int = 0  # exact, once fitted
+
+
+class _Packer:
+    def __init__(self, doc: _Document, units: list[_Unit], settings: ChunkSettings, crumbs: dict[tuple[str, ...], str]):
+        self.doc = doc
+        self.units = units
+        self.settings = settings
+        self.crumbs = crumbs
+        self.cuts = _cut_points(units, settings)
+
+    def span(self, i: int, j: int) -> int:
+        """Tokens of units i..j and the separators between them."""
+        return self.doc.tokens(self.units[i].bstart, self.units[j].bend)
+
+    def overlap_start(self, first: int, last: int) -> int | None:
+        """Where the overlap copied from units[first..last] starts: whole units while they fit the
+        overlap budget, else the longest tail of the last unit's words that does."""
+        budget, units = self.settings.overlap_tokens, self.units
+        if budget <= 0:
+            return None
+        if self.span(last, last) <= budget:
+            k = last
+            while k > first and self.span(k - 1, last) <= budget:
+                k -= 1
+            return units[k].start
+        unit = units[last]
+        starts = [m.end() for m in _WORD_GAP.finditer(self.doc.text, unit.start, unit.end)]
+        lo, hi = 0, len(starts)  # the first word start whose tail fits: the longest tail
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.doc.tokens(self.doc.byte_at(unit, starts[mid]), unit.bend) <= budget:
+                hi = mid
+            else:
+                lo = mid + 1
+        return starts[lo] if lo < len(starts) else None
+
+    def crumb(self, i: int) -> str:
+        unit = self.units[i]
+        return self.crumbs.get(unit.path[:-1] if unit.heading else unit.path, "")
+
+    def pack(self) -> list[Chunk]:
+        units, settings, doc = self.units, self.settings, self.doc
+        placed: list[_Placed] = []
+        i = 0
+        while i < len(units):
+            prefix = self.crumb(i)
+            overlap = None
+            if placed and not units[i].heading:
+                overlap = self.overlap_start(placed[-1].first, placed[-1].last)
+            reserve = doc.tokenizer.count(prefix) if prefix else 0
+            if overlap is not None:
+                reserve += doc.tokens(doc.byte_at(_unit_at(units, overlap), overlap), units[i].bstart)
+            j = i
+            while j not in self.cuts and j + 1 < len(units) and self.span(i, j + 1) <= settings.max_tokens - reserve:
+                j += 1
+            placed.append(self._fit(_Placed(i, j, units[i].start if overlap is None else overlap, prefix)))
+            i = placed[-1].last + 1
+        self._merge_tail(placed)
+        return [self._chunk(p) for p in placed]
+
+    def _fit(self, p: _Placed) -> _Placed:
+        """Shrink until the exact count is within max_tokens (the span counts are estimates at the
+        edges): give back units, then the overlap, then the breadcrumb."""
+        while (tokens := self._tokens(p)) > self.settings.max_tokens:
+            if p.last > p.first:
+                p.last -= 1
+            elif p.start != self.units[p.first].start:
+                p.start = self.units[p.first].start
+            elif p.prefix:
+                p.prefix = ""
             else:  # unreachable: a unit alone is within capacity
                 raise AssertionError("a single unit exceeds max_tokens")
-        pages = tuple(sorted({u.page for u in units[i : j + 1] if u.page is not None}))
-        chunks.append(
-            Chunk(
-                text=chunk_text,
-                tokens=tokens,
-                pages=pages,
-                headings=units[i].path,
-                start=units[i].start,
-                end=units[j].end,
-                overlap=len(chunk_text) - len(body),
-            )
+        p.tokens = tokens
+        return p
+
+    def _tokens(self, p: _Placed) -> int:
+        return self.doc.exact(p.start, self.units[p.last].end, self.units, self.settings.max_tokens, p.prefix)
+
+    def _chunk(self, p: _Placed) -> Chunk:
+        units = self.units
+        pages = tuple(sorted({u.page for u in units[p.first : p.last + 1] if u.page is not None}))
+        return Chunk(
+            text=p.prefix + self.doc.text[p.start : units[p.last].end],
+            tokens=p.tokens,
+            pages=pages,
+            headings=units[p.first].path,
+            start=units[p.first].start,
+            end=units[p.last].end,
+            overlap=len(p.prefix) + units[p.first].start - p.start,
         )
-        previous = (i, j)
-        i = j + 1
-    return text, chunks
+
+    def _merge_tail(self, placed: list[_Placed]) -> None:
+        """A last chunk smaller than ``min_tokens`` joins the one before it when they fit together."""
+        if len(placed) < 2:
+            return
+        before, tail = placed[-2], placed[-1]
+        if self.units[tail.first].heading or self.span(tail.first, tail.last) >= self.settings.min_tokens:
+            return
+        merged = _Placed(before.first, tail.last, before.start, before.prefix)
+        merged.tokens = self._tokens(merged)
+        if merged.tokens <= self.settings.max_tokens:
+            placed[-2:] = [merged]
+
+
+def _crumbs(paths: set[tuple[str, ...]], settings: ChunkSettings, tokenizer: Tokenizer) -> dict[tuple[str, ...], str]:
+    """The breadcrumb for each heading path, shortened from the left to fit max_tokens / 8."""
+    if not settings.breadcrumb:
+        return {}
+    crumbs = {}
+    for path in paths:
+        for k in range(len(path)):
+            crumb = f"{BREADCRUMB_SEPARATOR.join(path[k:])}\n\n"
+            if tokenizer.count(crumb) <= settings.max_tokens // 8:
+                crumbs[path] = crumb
+                break
+    return crumbs
+
+
+def chunk_blocks(blocks: Sequence[Block], settings: ChunkSettings, tokenizer: Tokenizer) -> tuple[str, list[Chunk]]:
+    """The cleaned document text and its chunks."""
+    text, data, placed = _lay_out(blocks)
+    if not placed:
+        return text, []
+    doc = _Document(text, data, tokenizer)
+    paths = {p.path for p in placed} | {p.path[:-1] for p in placed}
+    crumbs = _crumbs(paths, settings, tokenizer)
+    # A unit must fit a chunk with a full overlap and the longest breadcrumb in front of it.
+    reserve = max((tokenizer.count(c) for c in crumbs.values()), default=0)
+    builder = _Builder(doc, settings.max_tokens - settings.overlap_tokens - reserve - 2)
+    for n, placement in enumerate(placed):
+        builder.add(placement, first=n == 0)
+    return text, _Packer(doc, builder.units, settings, crumbs).pack()

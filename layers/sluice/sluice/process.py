@@ -16,7 +16,7 @@ from sluice.detect import detect
 from sluice.errors import QuarantineError, Reason
 from sluice.extract import PdfLimits, extract
 from sluice.model import Kind, ProcessedDocument
-from sluice.tokens import count_tokens
+from sluice.tokens import tokenizer
 
 MiB = 1024 * 1024
 
@@ -49,7 +49,7 @@ def process_document(
     blocks, stats = clean_blocks(extracted.blocks)
     if not blocks:
         raise QuarantineError(Reason.NO_TEXT, "no text left after extraction and cleaning")
-    text, chunks = chunk_blocks(blocks, settings.chunking, count_tokens)
+    text, chunks = chunk_blocks(blocks, settings.chunking, tokenizer())
     if len(chunks) > settings.max_chunks:
         raise QuarantineError(Reason.TOO_MANY_CHUNKS, f"{len(chunks)} chunks; the limit is {settings.max_chunks}")
     title = (extracted.title or "").strip() or PurePosixPath(name).stem or name

@@ -48,17 +48,18 @@ class IngestFunctionSettings:
         table = required("DOCUMENTS_TABLE")
         bus = required("EVENT_BUS_NAME")
         defaults = PipelineSettings()
-        chunking_args = {
-            "max_tokens": integer("MAX_TOKENS", defaults.chunking.max_tokens),
-            "overlap_tokens": integer("OVERLAP_TOKENS", -1),  # -1: max_tokens / 8
-            "min_tokens": integer("MIN_TOKENS", -1),  # -1: max_tokens / 4
-        }
+        max_tokens = integer("MAX_TOKENS", defaults.chunking.max_tokens)
+        overlap_tokens = integer("OVERLAP_TOKENS", -1)  # -1: max_tokens / 8
+        min_tokens = integer("MIN_TOKENS", -1)  # -1: max_tokens / 4
+        breadcrumb = env.get("BREADCRUMB", "false").strip().lower()
+        if breadcrumb not in ("true", "false"):
+            problems.append(f"BREADCRUMB must be true or false, not {breadcrumb!r}")
         max_bytes = integer("MAX_DOCUMENT_BYTES", defaults.max_bytes)
         max_pages = integer("MAX_PAGES", defaults.pdf.max_pages)
         max_chunks = integer("MAX_CHUNKS", defaults.max_chunks)
         lease = integer("LEASE_SECONDS", int(IngestSettings().lease_seconds))
         try:
-            chunking = ChunkSettings(**chunking_args)
+            chunking = ChunkSettings(max_tokens, overlap_tokens, min_tokens, breadcrumb == "true")
         except ValueError as exc:
             problems.append(str(exc))
             chunking = ChunkSettings()

@@ -11,6 +11,7 @@ import base64
 import hashlib
 from functools import cache
 from importlib import resources
+from itertools import accumulate
 
 import tiktoken
 
@@ -53,17 +54,41 @@ def parse_ranks(data: bytes) -> dict[bytes, int]:
     return ranks
 
 
+class Tokenizer:
+    """cl100k_base with what the chunker needs beyond counting: each token's length in bytes, so
+    one encoding of a whole document tells how many tokens fall in any span of it."""
+
+    def __init__(self, encoding: tiktoken.Encoding, token_bytes: list[int]) -> None:
+        self.encoding = encoding
+        self._token_bytes = token_bytes
+        self._encode = encoding.encode_ordinary
+
+    def count(self, text: str) -> int:
+        """Tokens in ``text`` as the chunk limits count them: special-token text is ordinary text."""
+        return len(self._encode(text))
+
+    def byte_ends(self, text: str) -> list[int]:
+        """The UTF-8 byte offset at which each token of ``text`` ends."""
+        return list(accumulate(map(self._token_bytes.__getitem__, self._encode(text))))
+
+
 @cache
-def encoding() -> tiktoken.Encoding:
-    """The cl100k_base encoding, built once per process."""
-    return tiktoken.Encoding(
-        name="cl100k_base",
-        pat_str=CL100K_PATTERN,
-        mergeable_ranks=parse_ranks(encoding_file_bytes()),
-        special_tokens=CL100K_SPECIAL_TOKENS,
+def tokenizer() -> Tokenizer:
+    """The cl100k_base tokenizer, built once per process."""
+    ranks = parse_ranks(encoding_file_bytes())
+    token_bytes = [0] * (max(ranks.values()) + 1)
+    for token, rank in ranks.items():
+        token_bytes[rank] = len(token)
+    enc = tiktoken.Encoding(
+        name="cl100k_base", pat_str=CL100K_PATTERN, mergeable_ranks=ranks, special_tokens=CL100K_SPECIAL_TOKENS
     )
+    return Tokenizer(enc, token_bytes)
+
+
+def encoding() -> tiktoken.Encoding:
+    return tokenizer().encoding
 
 
 def count_tokens(text: str) -> int:
     """Tokens in ``text`` as the chunk limits count them: special-token text is ordinary text."""
-    return len(encoding().encode_ordinary(text))
+    return tokenizer().count(text)
