@@ -73,8 +73,11 @@ def _assert_invariants(text: str, chunks: list[Chunk], blocks: list[Block], s: C
     for chunk in chunks:
         assert len(enc.encode_ordinary(chunk.text)) == chunk.tokens <= s.max_tokens
         assert chunk.text.endswith(text[chunk.start : chunk.end])  # the body is the document's own text
+        # Before the body: an optional breadcrumb and repeated table header, then the overlap, which is
+        # the text just before the body.
         head = chunk.text[: len(chunk.text) - (chunk.end - chunk.start)]
-        assert head == "" or s.breadcrumb or text[: chunk.start].endswith(head)  # overlap: the text before
+        cuts = [0] + [i + 1 for i, ch in enumerate(head) if ch == "\n"]
+        assert any(text[: chunk.start].endswith(head[k:]) for k in cuts)
     # In order, contiguous and complete: bodies tile the document, separated only by white space.
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
     for a, b in itertools.pairwise(chunks):
@@ -101,6 +104,9 @@ def _blocks(draw: st.DrawFn) -> list[Block]:
         para.map(lambda t: Block(BlockKind.PARAGRAPH, t)),
         st.tuples(st.integers(1, 4), words).map(lambda lt: Block(BlockKind.HEADING, lt[1][:60], level=lt[0])),
         st.lists(words, min_size=1, max_size=6).map(lambda ls: Block(BlockKind.PREFORMATTED, "\n".join(ls))),
+        st.lists(words, min_size=2, max_size=60).map(  # a table: its header repeats in every chunk
+            lambda ls: Block(BlockKind.PREFORMATTED, "\n".join(ls), context=ls[0])
+        ),
     )
     return draw(st.lists(block, min_size=1, max_size=25))
 

@@ -25,7 +25,7 @@ import re
 import zlib
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sluice.model import Block, BlockKind, Chunk
 from sluice.tokens import Tokenizer
@@ -75,6 +75,7 @@ class _Unit:
     path: tuple[str, ...]
     heading: bool
     weight: float  # the unit's text hash as a fraction in [0, 1): decides whether it is an anchor
+    context: str | None = None  # repeated first in a chunk that starts here, mid-block (a table header)
 
 
 def render(block: Block) -> str:
@@ -157,6 +158,9 @@ def _unit_at(units: list[_Unit], position: int) -> _Unit:
     return units[lo]
 
 
+_Context = tuple[int | None, tuple[str, ...], bool, str | None]  # page, heading path, heading?, context
+
+
 class _Builder:
     """Turns rendered blocks into units, splitting the ones too long for a chunk."""
 
@@ -165,15 +169,17 @@ class _Builder:
         self.capacity = capacity
         self.units: list[_Unit] = []
         self.data = doc.data
+        self.block_start = 0
 
     def _bytes(self, start: int, end: int) -> int:
         return end - start if self.doc.ascii else len(self.doc.text[start:end].encode("utf-8", "surrogatepass"))
 
     def add(self, placed: _Placement, first: bool) -> None:
         block, start, bstart = placed.block, placed.start, placed.bstart
+        self.block_start = start
         end, bend = start + placed.length, bstart + placed.blength
         lead = "" if first else "\n\n"
-        ctx = (block.page, placed.path, block.kind is BlockKind.HEADING)
+        ctx = (block.page, placed.path, block.kind is BlockKind.HEADING, placed.context)
         tokens = self.doc.tokens(bstart, bend)
         if tokens <= self.capacity:
             self._unit(lead, start, end, bstart, bend, tokens, ctx)
@@ -203,9 +209,7 @@ class _Builder:
         spans.append((sep, pos, end, bpos, bpos + self._bytes(pos, end)))
         return spans
 
-    def _words(
-        self, sep: str, start: int, end: int, bstart: int, ctx: tuple[int | None, tuple[str, ...], bool]
-    ) -> None:
+    def _words(self, sep: str, start: int, end: int, bstart: int, ctx: _Context) -> None:
         """Runs of whole words within capacity; a single word longer than that is sliced."""
         run: tuple[str, int, int, int, int] | None = None  # separator, start, end, byte start, byte end
         for wsep, ws, we, wbs, wbe in self._spans(start, end, bstart, _WORD_GAP):
@@ -223,9 +227,7 @@ class _Builder:
         if run is not None:
             self._unit(*run, self.doc.tokens(run[3], run[4]), ctx)
 
-    def _slice(
-        self, sep: str, start: int, bstart: int, bend: int, ctx: tuple[int | None, tuple[str, ...], bool]
-    ) -> None:
+    def _slice(self, sep: str, start: int, bstart: int, bend: int, ctx: _Context) -> None:
         """Cut a run with no white space at token boundaries that are also character boundaries."""
         ends = self.doc.ends
         pos, cut_from, count = start, bstart, 0
@@ -242,10 +244,12 @@ class _Builder:
                 return
 
     def _unit(self, sep: str, start: int, end: int, bstart: int, bend: int, tokens: int,
-              ctx: tuple[int | None, tuple[str, ...], bool]) -> None:  # fmt: skip
-        page, path, heading = ctx
+              ctx: _Context) -> None:  # fmt: skip
+        page, path, heading, context = ctx
         weight = zlib.crc32(self.data[bstart:bend]) / 2**32
-        self.units.append(_Unit(sep, start, end, bstart, bend, tokens, page, path, heading, weight))
+        # The block's first unit holds the context itself; later ones repeat it when they start a chunk.
+        repeat = context if context and start != self.block_start else None
+        self.units.append(_Unit(sep, start, end, bstart, bend, tokens, page, path, heading, weight, repeat))
 
 
 def _cut_points(units: list[_Unit], settings: ChunkSettings) -> set[int]:
@@ -283,6 +287,7 @@ class _Placement:
     length: int  # characters
     blength: int  # bytes
     path: tuple[str, ...]
+    context: str | None
 
 
 def _lay_out(blocks: Sequence[Block]) -> tuple[str, bytes, list[_Placement]]:
@@ -302,7 +307,7 @@ def _lay_out(blocks: Sequence[Block]) -> tuple[str, bytes, list[_Placement]]:
             pos, bpos = pos + 2, bpos + 2  # "\n\n"
         text = render(block)
         data = text.encode("utf-8", "surrogatepass")
-        placed.append(_Placement(block, pos, bpos, len(text), len(data), tuple(t for _, t in path)))
+        placed.append(_Placement(block, pos, bpos, len(text), len(data), tuple(t for _, t in path), block.context))
         rendered.append(text)
         encoded.append(data)
         pos, bpos = pos + len(text), bpos + len(data)
@@ -356,8 +361,11 @@ class _Packer:
         return starts[lo] if lo < len(starts) else None
 
     def crumb(self, i: int) -> str:
+        """What a chunk starting at unit i begins with: the heading breadcrumb (when asked for) and
+        the unit's context (a table header that a chunk of rows repeats)."""
         unit = self.units[i]
-        return self.crumbs.get(unit.path[:-1] if unit.heading else unit.path, "")
+        crumb = self.crumbs.get(unit.path[:-1] if unit.heading else unit.path, "")
+        return f"{crumb}{unit.context}\n" if unit.context else crumb
 
     def pack(self) -> list[Chunk]:
         units, settings, doc = self.units, self.settings, self.doc
@@ -445,8 +453,16 @@ def chunk_blocks(blocks: Sequence[Block], settings: ChunkSettings, tokenizer: To
     doc = _Document(text, data, tokenizer)
     paths = {p.path for p in placed} | {p.path[:-1] for p in placed}
     crumbs = _crumbs(paths, settings, tokenizer)
-    # A unit must fit a chunk with a full overlap and the longest breadcrumb in front of it.
+    # A unit must fit a chunk with a full overlap, the longest breadcrumb and its context before it.
     reserve = max((tokenizer.count(c) for c in crumbs.values()), default=0)
+    contexts = {p.context: tokenizer.count(p.context) + 1 for p in placed if p.context}
+    if any(n > settings.max_tokens // 4 for n in contexts.values()):  # too long to repeat: do not
+        placed = [
+            replace(p, context=None) if p.context and contexts[p.context] > settings.max_tokens // 4 else p
+            for p in placed
+        ]
+        contexts = {c: n for c, n in contexts.items() if n <= settings.max_tokens // 4}
+    reserve += max(contexts.values(), default=0)
     builder = _Builder(doc, settings.max_tokens - settings.overlap_tokens - reserve - 2)
     for n, placement in enumerate(placed):
         builder.add(placement, first=n == 0)

@@ -57,24 +57,30 @@ def clean_blocks(blocks: Iterable[Block]) -> tuple[list[Block], CleaningStats]:
             return f"{head}-{tail}"
         return head + tail
 
-    cleaned: list[Block] = []
-    for block in blocks:
-        text = unicodedata.normalize("NFC", block.text.translate(_LIGATURES))
+    def clean(text: str, kind: BlockKind) -> str:
+        nonlocal controls, formats
+        text = unicodedata.normalize("NFC", text.translate(_LIGATURES))
         text, c = _CONTROLS.subn("", text)
         text, f = _FORMATS.subn("", text)
         controls, formats = controls + c, formats + f
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         text = _HYPHENATED.sub(join, text) if "-\n" in text else text
         text = _DOT_LEADER.sub(" … ", text)
-        if block.kind is BlockKind.PREFORMATTED:
+        if kind is BlockKind.PREFORMATTED:
             lines = [line.rstrip() for line in text.split("\n")]
             while lines and not lines[0].strip():
                 lines.pop(0)
-            text = "\n".join(lines).rstrip()
-        else:
-            text = _SPACES.sub(" ", text.replace("\n", " ")).strip()
+            return "\n".join(lines).rstrip()
+        return _SPACES.sub(" ", text.replace("\n", " ")).strip()
+
+    cleaned: list[Block] = []
+    for block in blocks:
+        text = clean(block.text, block.kind)
         if not text:
             empty += 1
             continue
-        cleaned.append(Block(block.kind, text, block.level, block.page))
+        context = clean(block.context, block.kind) if block.context else None
+        if context and not text.startswith(context + "\n"):
+            context = None  # the block no longer starts with it: nothing to repeat
+        cleaned.append(Block(block.kind, text, block.level, block.page, context))
     return cleaned, CleaningStats(controls, formats, dehyphenated, empty)

@@ -19,7 +19,15 @@ EXTENSIONS: dict[str, Kind] = {
     ".text": Kind.TEXT,
     ".rst": Kind.TEXT,
     ".log": Kind.TEXT,
+    ".docx": Kind.DOCX,
+    ".docm": Kind.DOCX,
+    ".csv": Kind.CSV,
+    ".tsv": Kind.CSV,
+    ".json": Kind.JSON,
+    ".jsonl": Kind.JSONL,
+    ".ndjson": Kind.JSONL,
 }
+_ZIP_KINDS = frozenset({Kind.DOCX})
 
 # Binary formats recognised by their first bytes, so that a mislabelled file gets a precise reason.
 _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -89,6 +97,8 @@ def detect(data: bytes, name: str) -> Kind:
             return Kind.PDF
         raise QuarantineError(Reason.TYPE_MISMATCH, f"the content is a PDF but the name ends in {suffix}")
     binary = _binary_magic(head)
+    if binary is not None and head.startswith(b"PK\x03\x04") and by_extension in _ZIP_KINDS:
+        return by_extension
     if binary is not None:
         if by_extension is not None:
             raise QuarantineError(Reason.TYPE_MISMATCH, f"the name ends in {suffix} but the content is a {binary}")
@@ -100,8 +110,12 @@ def detect(data: bytes, name: str) -> Kind:
 
     if by_extension is Kind.PDF:
         raise QuarantineError(Reason.TYPE_MISMATCH, "the name ends in .pdf but the content does not start with %PDF-")
+    if by_extension in _ZIP_KINDS:
+        raise QuarantineError(Reason.TYPE_MISMATCH, f"the name ends in {suffix} but the content is not a ZIP archive")
     if by_extension is not None:
         return by_extension
     if _looks_html(head):
         return Kind.HTML
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+        return Kind.JSON
     return Kind.TEXT  # text content under an unknown (or no) extension is read as plain text

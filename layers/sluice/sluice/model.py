@@ -13,6 +13,10 @@ class Kind(StrEnum):
     HTML = "html"
     MARKDOWN = "markdown"
     TEXT = "text"
+    DOCX = "docx"
+    CSV = "csv"
+    JSON = "json"
+    JSONL = "jsonl"
 
 
 class BlockKind(StrEnum):
@@ -29,6 +33,9 @@ class Block:
     text: str
     level: int = 0  # heading level 1..6; 0 for other blocks
     page: int | None = None  # 1-based page number, for paged formats
+    # Text that must come first in any chunk that starts inside this block (a table's header row,
+    # which every chunk of rows repeats). The block's own text begins with it.
+    context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
