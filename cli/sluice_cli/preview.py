@@ -11,10 +11,11 @@ from typing import Any, TextIO
 
 from sluice.errors import QuarantineError
 from sluice.layout import Source, chunk_files, document_id
-from sluice.process import PipelineSettings, process_document
+from sluice.process import Extractor, PipelineSettings, in_process, process_document
+from sluice.sandbox import Sandbox
 
 
-def preview_one(path: Path, settings: PipelineSettings) -> dict[str, Any]:
+def preview_one(path: Path, settings: PipelineSettings, extractor: Extractor = in_process) -> dict[str, Any]:
     """The JSON object `--json` prints for one input."""
     source = path.resolve().as_uri()
     try:
@@ -22,7 +23,7 @@ def preview_one(path: Path, settings: PipelineSettings) -> dict[str, Any]:
     except OSError as exc:
         return {"source": str(path), "error": f"{type(exc).__name__}: {exc.strerror or exc}"}
     try:
-        doc = process_document(data, path.name, settings)
+        doc = process_document(data, path.name, settings, extractor=extractor)
     except QuarantineError as exc:
         return {
             "source": str(path),
@@ -96,11 +97,19 @@ def _render(result: dict[str, Any], out: TextIO, show_text: bool) -> None:
 def run_preview(paths: list[Path], settings: PipelineSettings, *, as_json: bool, show_text: bool, out: TextIO) -> int:
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its recoverable-damage warnings are noise here
     failed = 0
-    for path in paths:
-        result = preview_one(path, settings)
-        failed += int("quarantined" in result or "error" in result)
-        if as_json:
-            out.write(json.dumps(result, ensure_ascii=False) + "\n")
-        else:
-            _render(result, out, show_text)
+    sandbox = Sandbox()  # the same confinement as the ingest function: a hostile file cannot hang this
+    try:
+        results = (preview_one(path, settings, sandbox) for path in paths)
+        for result in results:
+            failed += _emit(result, out, as_json=as_json, show_text=show_text)
+    finally:
+        sandbox.close()
     return 1 if failed else 0
+
+
+def _emit(result: dict[str, Any], out: TextIO, *, as_json: bool, show_text: bool) -> int:
+    if as_json:
+        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+    else:
+        _render(result, out, show_text)
+    return int("quarantined" in result or "error" in result)

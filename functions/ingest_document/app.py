@@ -9,6 +9,7 @@ acknowledged; only transient failures fail their record, which SQS retries and f
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import cache
@@ -31,6 +32,7 @@ from sluice.bus.eventbridge import EventBridgeBus
 from sluice.ingest import Action, IngestService, ObjectEvent
 from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.s3events import parse_message
+from sluice.sandbox import Sandbox
 from sluice.settings import IngestFunctionSettings
 from sluice.storage.s3 import S3ProcessedStore, S3RawStore
 
@@ -40,6 +42,7 @@ NAMESPACE = "Sluice"
 metrics = Metrics(namespace=NAMESPACE)
 processor = BatchProcessor(event_type=EventType.SQS)
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600  # longer than queue retention + DLQ dwell + redrive
+FINISH_SECONDS = 10
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
 
@@ -48,6 +51,7 @@ class _Wiring:
 
     def __init__(self, service: IngestService, settings: IngestFunctionSettings | None) -> None:
         self.service = service
+        self.deadline: float | None = None  # this invocation's, on the monotonic clock
         self.raw_bucket = settings.raw_bucket if settings else None
         self.idempotency: IdempotencyConfig | None = None
         self.executed = False  # set when the service ran; False after a call means a replayed duplicate
@@ -66,7 +70,7 @@ class _Wiring:
     def _ingest(self, event: dict[str, Any]) -> dict[str, Any]:
         self.executed = True
         fields = {k: v for k, v in event.items() if k != "idempotency_key"}
-        return self.service.handle(ObjectEvent(**fields)).as_dict()
+        return self.service.handle(ObjectEvent(**fields), deadline=self.deadline).as_dict()
 
 
 @cache
@@ -80,6 +84,7 @@ def _build_service() -> _Wiring:
         registry=DynamoDBRegistry(session.client("dynamodb", config=_CLIENT_CONFIG), settings.documents_table),
         bus=EventBridgeBus(session.client("events", config=_CLIENT_CONFIG), settings.event_bus_name),
         settings=settings.ingest,
+        extractor=Sandbox(settings.sandbox),  # untrusted bytes are parsed in a confined child process
     )
     return _Wiring(service, settings)
 
@@ -126,6 +131,8 @@ def lambda_handler(
     wiring = _Wiring(service, None) if service is not None else _build_service()
     if wiring.idempotency is not None:
         wiring.idempotency.register_lambda_context(context)
+    # Leave time to record and announce the last document after its parse.
+    wiring.deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - FINISH_SECONDS
     response = process_partial_response(
         event=event, record_handler=_record_handler(wiring), processor=processor, context=context
     )

@@ -29,7 +29,7 @@ def test_overrides() -> None:
         }
     )
     assert s.ingest.pipeline.chunking.max_tokens == 256 and s.ingest.pipeline.chunking.overlap_tokens == 16
-    assert s.ingest.pipeline.pdf.max_pages == 10 and s.ingest.lease_seconds == 60
+    assert s.ingest.pipeline.parse.max_pages == 10 and s.ingest.lease_seconds == 60
     assert (s.idempotency_table, s.raw_bucket) == ("i", "r")
 
 

@@ -69,7 +69,7 @@ def _looks_binary(head: bytes) -> bool:
     if not head:
         return False
     controls = sum(1 for b in head if b < 9 or (13 < b < 32 and b != 27))
-    return controls / len(head) > 0.02
+    return controls >= 8 and controls / len(head) > 0.02  # a stray NUL in a short text is not binary
 
 
 def _looks_utf16(head: bytes) -> bool:
@@ -103,7 +103,7 @@ def detect(data: bytes, name: str) -> Kind:
         if by_extension is not None:
             raise QuarantineError(Reason.TYPE_MISMATCH, f"the name ends in {suffix} but the content is a {binary}")
         raise QuarantineError(Reason.UNSUPPORTED, f"{binary} is not a supported document type")
-    if not _looks_utf16(head) and _looks_binary(head):
+    if not head.startswith(_TEXT_BOMS) and not _looks_utf16(head) and _looks_binary(head):
         if by_extension is not None:
             raise QuarantineError(Reason.TYPE_MISMATCH, f"the name ends in {suffix} but the content is binary data")
         raise QuarantineError(Reason.UNSUPPORTED, "binary data of an unknown format")

@@ -22,9 +22,9 @@ from enum import StrEnum
 from typing import Any
 
 from sluice.bus import DOCUMENT_CHANGED, DOCUMENT_DELETED, DOCUMENT_QUARANTINED, DocumentEvent, EventBus
-from sluice.errors import DocumentBusyError, QuarantineError, Reason
+from sluice.errors import DocumentBusyError, QuarantineError, Reason, TransientError
 from sluice.layout import Source, chunk_files, chunk_key, document_id, s3_uri, sidecar_key, text_key
-from sluice.process import PipelineSettings, process_document
+from sluice.process import Extractor, PipelineSettings, in_process, process_document
 from sluice.registry import DocumentRecord, Registry, Status
 from sluice.storage import ObjectHead, ProcessedStore, RawStore
 
@@ -111,9 +111,11 @@ class IngestService:
         registry: Registry,
         bus: EventBus,
         settings: IngestSettings,
+        extractor: Extractor = in_process,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self.extractor = extractor
         self.raw = raw
         self.processed = processed
         self.registry = registry
@@ -124,13 +126,15 @@ class IngestService:
 
     # -- entry point ---------------------------------------------------------------------------
 
-    def handle(self, event: ObjectEvent) -> Outcome:
+    def handle(self, event: ObjectEvent, deadline: float | None = None) -> Outcome:
+        """``deadline`` (time.monotonic()) is when the invocation must be done: parsing gets what is
+        left, and a document that cannot finish in time is retried rather than quarantined."""
         uri = s3_uri(event.bucket, event.key)
         doc_id = document_id(uri)
         owner = uuid.uuid4().hex
         record = self._acquire(doc_id, owner)
         try:
-            return _Transition(self, event, doc_id, uri, owner, record).run()
+            return _Transition(self, event, doc_id, uri, owner, record, deadline).run()
         except BaseException:
             # The original error matters more than the release; an unreleased lease simply expires.
             with contextlib.suppress(Exception):
@@ -161,7 +165,9 @@ class _Transition:
         uri: str,
         owner: str,
         record: DocumentRecord | None,
+        deadline: float | None,
     ) -> None:
+        self.deadline = deadline
         self.s = service
         self.event = event
         self.doc_id = doc_id
@@ -204,9 +210,13 @@ class _Transition:
         if settled and record is not None and record.raw_sha256 == raw_sha:
             return self._unchanged(record, head, raw_sha)
         try:
-            doc = process_document(data, self.event.key, self.s.settings.pipeline)
+            doc = process_document(
+                data, self.event.key, self.s.settings.pipeline, extractor=self.s.extractor, deadline=self.deadline
+            )
         except QuarantineError as exc:
             return self._quarantine(head, raw_sha, exc)
+        except TransientError:
+            raise  # out of time in this invocation: the retry gets a fresh budget
         except Exception as exc:  # noqa: BLE001 - parsing is pure: the same bytes would fail again
             crash = QuarantineError(Reason.WORKER_CRASH, f"{type(exc).__name__} while parsing: {exc}"[:500])
             return self._quarantine(head, raw_sha, crash)

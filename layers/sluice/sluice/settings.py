@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sluice.chunk import ChunkSettings
-from sluice.extract import PdfLimits
+from sluice.extract import ParseLimits
 from sluice.ingest import IngestSettings
 from sluice.process import PipelineSettings
+from sluice.sandbox import SandboxLimits
 
 
 class ConfigurationError(ValueError):
@@ -23,6 +24,7 @@ class IngestFunctionSettings:
     idempotency_table: str | None
     raw_bucket: str | None  # when set, notifications from other buckets are ignored
     ingest: IngestSettings
+    sandbox: SandboxLimits
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestFunctionSettings:
@@ -55,9 +57,15 @@ class IngestFunctionSettings:
         if breadcrumb not in ("true", "false"):
             problems.append(f"BREADCRUMB must be true or false, not {breadcrumb!r}")
         max_bytes = integer("MAX_DOCUMENT_BYTES", defaults.max_bytes)
-        max_pages = integer("MAX_PAGES", defaults.pdf.max_pages)
+        max_pages = integer("MAX_PAGES", defaults.parse.max_pages)
         max_chunks = integer("MAX_CHUNKS", defaults.max_chunks)
         lease = integer("LEASE_SECONDS", int(IngestSettings().lease_seconds))
+        sandbox_defaults = SandboxLimits()
+        sandbox = SandboxLimits(
+            memory_mb=integer("PARSER_MEMORY_MB", sandbox_defaults.memory_mb),
+            cpu_seconds=integer("PARSER_CPU_SECONDS", sandbox_defaults.cpu_seconds),
+            wall_seconds=float(integer("PARSER_WALL_SECONDS", int(sandbox_defaults.wall_seconds))),
+        )
         try:
             chunking = ChunkSettings(max_tokens, overlap_tokens, min_tokens, breadcrumb == "true")
         except ValueError as exc:
@@ -67,7 +75,7 @@ class IngestFunctionSettings:
             raise ConfigurationError("; ".join(problems))
         pipeline = PipelineSettings(
             chunking=chunking,
-            pdf=PdfLimits(max_pages=max_pages, max_chars=defaults.pdf.max_chars),
+            parse=ParseLimits(max_pages=max_pages, max_chars=defaults.parse.max_chars),
             max_bytes=max_bytes,
             max_chunks=max_chunks,
         )
@@ -78,4 +86,5 @@ class IngestFunctionSettings:
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             raw_bucket=env.get("RAW_BUCKET") or None,
             ingest=IngestSettings(pipeline=pipeline, lease_seconds=float(lease)),
+            sandbox=sandbox,
         )

@@ -59,12 +59,12 @@ def _rows(text: str, delimiter: str) -> Iterator[list[str]]:
     cells = 0
     try:
         for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
             if len(row) > MAX_COLUMNS:
                 raise QuarantineError(
                     Reason.CSV_MALFORMED, f"row {reader.line_num} has {len(row)} columns; the limit is {MAX_COLUMNS}"
                 )
+            if not any(cell.strip() for cell in row):
+                continue
             cells += len(row)
             if cells > MAX_CELLS:
                 raise QuarantineError(Reason.CSV_MALFORMED, f"more than {MAX_CELLS} cells")
