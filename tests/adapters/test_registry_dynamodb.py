@@ -55,6 +55,8 @@ def test_records_round_trip_every_field() -> None:
         pending_event="Document Changed",
         pending_added=("a",),
         pending_removed=("z",),
+        metadata_etag="m",
+        doc_metadata={"acl": [{"name": "g", "type": "GROUP", "access": "ALLOW"}], "attributes": {"y": 1.0}},
     )
     assert from_item(to_item(record)) == record
 

@@ -27,6 +27,8 @@ class Reason(StrEnum):
     JSON_TOO_DEEP = "json_too_deep"
     JSON_NUMBER_TOO_LARGE = "json_number_too_large"
     MALFORMED = "malformed"
+    METADATA_INVALID = "metadata_invalid"
+    ACL_UNRESOLVED = "acl_unresolved"
     TIMEOUT_CPU = "timeout_cpu"
     TIMEOUT_WALL = "timeout_wall"
     MEMORY_LIMIT = "memory_limit"

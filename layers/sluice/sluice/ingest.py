@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from sluice.bus import DOCUMENT_CHANGED, DOCUMENT_DELETED, DOCUMENT_QUARANTINED, DocumentEvent, EventBus
 from sluice.errors import DocumentBusyError, QuarantineError, Reason, TransientError
 from sluice.layout import Source, chunk_files, chunk_key, document_id, s3_uri, sidecar_key, text_key
+from sluice.metadata import document_of, parse_metadata, sidecar_of
 from sluice.process import Extractor, PipelineSettings, in_process, process_document
 from sluice.registry import DocumentRecord, Registry, Status
 from sluice.storage import ObjectHead, ProcessedStore, RawStore
@@ -96,6 +97,7 @@ class IngestSettings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     lease_seconds: float = 900.0  # at least the function timeout: a crashed worker's lease expires
     busy_wait_seconds: float = 10.0  # how long to wait for another worker's lease before retrying later
+    require_acl: bool = False  # refuse (acl_unresolved) documents whose metadata names no principal
 
 
 def _now_iso(now: float) -> str:
@@ -129,6 +131,11 @@ class IngestService:
     def handle(self, event: ObjectEvent, deadline: float | None = None) -> Outcome:
         """``deadline`` (time.monotonic()) is when the invocation must be done: parsing gets what is
         left, and a document that cannot finish in time is retried rather than quarantined."""
+        parent = document_of(event.key)
+        if parent is not None:
+            # A document's .metadata.json changed: the document is re-read with it. (Its sequencer
+            # orders the sidecar's writes, not the document's, so it is not carried over.)
+            event = ObjectEvent(event.bucket, parent, removed=False)
         uri = s3_uri(event.bucket, event.key)
         doc_id = document_id(uri)
         owner = uuid.uuid4().hex
@@ -175,6 +182,7 @@ class _Transition:
         self.owner = owner
         self.record = record
         self.now = service._clock()
+        self.metadata_etag: str | None = record.metadata_etag if record is not None else None
 
     @property
     def _lease_until(self) -> float:
@@ -197,7 +205,14 @@ class _Transition:
     def _upsert(self, head: ObjectHead) -> Outcome:
         record = self.record
         fingerprint = self.s.settings.pipeline.fingerprint()
-        settled = record is not None and record.status is not Status.DELETED and record.fingerprint == fingerprint
+        meta_head = self.s.raw.head(head.bucket, sidecar_of(head.key))
+        self.metadata_etag = meta_head.etag if meta_head is not None else None
+        settled = (
+            record is not None
+            and record.status is not Status.DELETED
+            and record.fingerprint == fingerprint
+            and record.metadata_etag == self.metadata_etag
+        )
         if settled and record is not None and (record.version_id, record.etag) == (head.version_id, head.etag):
             return self._unchanged(record, head, record.raw_sha256)
         if head.size > self.s.settings.pipeline.max_bytes:
@@ -210,9 +225,15 @@ class _Transition:
         if settled and record is not None and record.raw_sha256 == raw_sha:
             return self._unchanged(record, head, raw_sha)
         try:
+            metadata = parse_metadata(self.s.raw.get(meta_head) if meta_head is not None else None, head.metadata)
+            if self.s.settings.require_acl and not metadata.acl:
+                raise QuarantineError(Reason.ACL_UNRESOLVED, f"no access list: add {sidecar_of(head.key)}")
             doc = process_document(
                 data, self.event.key, self.s.settings.pipeline, extractor=self.s.extractor, deadline=self.deadline
             )
+            doc = replace(doc, title=metadata.title or doc.title)
+            source = Source(uri=metadata.source_url or self.uri, doc_id=self.doc_id, metadata=metadata)
+            files = {f.hash: f for f in chunk_files(doc, source)}  # identical chunks share one file
         except QuarantineError as exc:
             return self._quarantine(head, raw_sha, exc)
         except TransientError:
@@ -221,8 +242,6 @@ class _Transition:
             crash = QuarantineError(Reason.WORKER_CRASH, f"{type(exc).__name__} while parsing: {exc}"[:500])
             return self._quarantine(head, raw_sha, crash)
 
-        source = Source(uri=head.metadata.get("source-url") or self.uri, doc_id=self.doc_id)
-        files = {f.hash: f for f in chunk_files(doc, source)}  # identical chunks share one file
         hashes = tuple(files)
         old = set(record.chunks) if record is not None and record.status is Status.PROCESSED else set()
         for chunk_hash, f in files.items():
@@ -250,6 +269,7 @@ class _Transition:
             chunks=hashes,
             token_count=doc.token_count,
             notes=doc.notes,
+            doc_metadata=metadata.to_json() if metadata.attributes or metadata.acl else {},
             pending_event=DOCUMENT_CHANGED if changed else None,
             pending_added=added,
             pending_removed=removed,
@@ -277,6 +297,7 @@ class _Transition:
                 version_id=head.version_id,
                 etag=head.etag,
                 raw_sha256=raw_sha,
+                metadata_etag=self.metadata_etag,
                 updated_at=_now_iso(self.now),
             ),
             self.owner,
@@ -358,6 +379,7 @@ class _Transition:
             etag=head.etag,
             size=head.size,
             raw_sha256=raw_sha,
+            metadata_etag=self.metadata_etag,
         )
 
     def _finish(self, record: DocumentRecord, *, keep_lease: bool) -> DocumentRecord:
@@ -401,6 +423,7 @@ class _Transition:
                 "removed": list(record.pending_removed),
             },
             "token_count": record.token_count,
+            "metadata": record.doc_metadata,  # the document's attributes and access list
             "reason": record.reason,
             "detail": record.detail,
         }

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from sluice.errors import QuarantineError, Reason
+from sluice.metadata import MAX_LIST, SIDECAR_SUFFIX, DocumentMetadata
 from sluice.model import Chunk, ProcessedDocument
 
 CHUNK_PREFIX = "chunks/"
 DOCUMENT_PREFIX = "documents/"
-SIDECAR_SUFFIX = ".metadata.json"
+
 MAX_SIDECAR_BYTES = 10 * 1024  # Bedrock ignores larger metadata files
 MAX_STRING = 1024
 MAX_LIST_ITEMS = 10
@@ -51,10 +53,11 @@ def sidecar_key(key: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """What the sidecars say about where a document came from."""
+    """What the sidecars say about where a document came from, and who may read it."""
 
     uri: str  # s3://bucket/key, or the original URL for connector items
     doc_id: str
+    metadata: DocumentMetadata = field(default_factory=DocumentMetadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +76,30 @@ def _attr(value: dict[str, Any]) -> dict[str, Any]:
     return {"value": value, "includeForEmbedding": False}
 
 
+def _typed(value: str | float | bool | list[str]) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"type": "BOOLEAN", "booleanValue": value}
+    if isinstance(value, float | int):
+        return {"type": "NUMBER", "numberValue": value}
+    if isinstance(value, list):
+        return {"type": "STRING_LIST", "stringListValue": value}
+    return _string(value)
+
+
 def chunk_metadata(doc: ProcessedDocument, chunk: Chunk, source: Source) -> dict[str, Any]:
-    """Bedrock's typed ``metadataAttributes`` for one chunk (filterable in Retrieve)."""
-    attrs: dict[str, Any] = {
+    """Bedrock's typed ``metadataAttributes`` for one chunk (filterable in Retrieve): Sluice's own,
+    the document's custom attributes, and its access list as ``acl_allow`` / ``acl_deny``
+    principal lists (``group:finance``, ``user:alice@example.com``) for retrieval filters."""
+    attrs: dict[str, Any] = {name: _attr(_typed(value)) for name, value in source.metadata.attributes.items()}
+    for name, principals in (("acl_allow", source.metadata.allowed()), ("acl_deny", source.metadata.denied())):
+        if len(principals) > MAX_LIST:
+            raise QuarantineError(
+                Reason.ACL_UNRESOLVED,
+                f"{len(principals)} {name} principals; a Bedrock metadata list holds {MAX_LIST} (use groups)",
+            )
+        if principals:
+            attrs[name] = _attr({"type": "STRING_LIST", "stringListValue": principals})
+    attrs |= {
         "source_uri": _attr(_string(source.uri)),
         "doc_id": _attr(_string(source.doc_id)),
         "title": _attr(_string(doc.title)),
@@ -96,12 +120,17 @@ def chunk_metadata(doc: ProcessedDocument, chunk: Chunk, source: Source) -> dict
 def _sidecar_bytes(metadata: dict[str, Any]) -> bytes:
     body = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
     attrs = metadata["metadataAttributes"]
-    # Long heading paths are what can push a sidecar over Bedrock's 10 KB: shorten them first.
+    # Long heading paths are what can push a sidecar over Bedrock's 10 KB: drop them first. The
+    # document's own attributes and access list are never dropped: then the document is refused.
     for name in ("headings", "heading_path", "title"):
         if len(body) <= MAX_SIDECAR_BYTES:
             break
         attrs.pop(name, None)
         body = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    if len(body) > MAX_SIDECAR_BYTES:
+        raise QuarantineError(
+            Reason.METADATA_INVALID, f"chunk metadata is {len(body)} bytes; Bedrock reads at most 10 KB"
+        )
     return body
 
 

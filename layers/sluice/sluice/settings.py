@@ -53,9 +53,15 @@ class IngestFunctionSettings:
         max_tokens = integer("MAX_TOKENS", defaults.chunking.max_tokens)
         overlap_tokens = integer("OVERLAP_TOKENS", -1)  # -1: max_tokens / 8
         min_tokens = integer("MIN_TOKENS", -1)  # -1: max_tokens / 4
-        breadcrumb = env.get("BREADCRUMB", "false").strip().lower()
-        if breadcrumb not in ("true", "false"):
-            problems.append(f"BREADCRUMB must be true or false, not {breadcrumb!r}")
+
+        def boolean(name: str) -> bool:
+            raw = env.get(name, "false").strip().lower()
+            if raw not in ("true", "false"):
+                problems.append(f"{name} must be true or false, not {raw!r}")
+            return raw == "true"
+
+        breadcrumb = boolean("BREADCRUMB")
+        require_acl = boolean("REQUIRE_ACL")
         max_bytes = integer("MAX_DOCUMENT_BYTES", defaults.max_bytes)
         max_pages = integer("MAX_PAGES", defaults.parse.max_pages)
         max_chunks = integer("MAX_CHUNKS", defaults.max_chunks)
@@ -67,7 +73,7 @@ class IngestFunctionSettings:
             wall_seconds=float(integer("PARSER_WALL_SECONDS", int(sandbox_defaults.wall_seconds))),
         )
         try:
-            chunking = ChunkSettings(max_tokens, overlap_tokens, min_tokens, breadcrumb == "true")
+            chunking = ChunkSettings(max_tokens, overlap_tokens, min_tokens, breadcrumb)
         except ValueError as exc:
             problems.append(str(exc))
             chunking = ChunkSettings()
@@ -85,6 +91,6 @@ class IngestFunctionSettings:
             event_bus_name=bus,
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             raw_bucket=env.get("RAW_BUCKET") or None,
-            ingest=IngestSettings(pipeline=pipeline, lease_seconds=float(lease)),
+            ingest=IngestSettings(pipeline=pipeline, lease_seconds=float(lease), require_acl=require_acl),
             sandbox=sandbox,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Status(StrEnum):
@@ -30,6 +30,7 @@ class DocumentRecord:
     raw_sha256: str | None = None
     text_sha256: str | None = None
     fingerprint: str | None = None  # pipeline settings that produced the chunks
+    metadata_etag: str | None = None  # the ETag of the document's .metadata.json, when it has one
     kind: str | None = None
     title: str | None = None
     page_count: int | None = None
@@ -39,6 +40,7 @@ class DocumentRecord:
     reason: str | None = None
     detail: str | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    doc_metadata: dict[str, Any] = field(default_factory=dict)  # custom attributes and access list
     # The outbox: an event committed with this state but not yet published, and the chunk diff it
     # announces. A retry publishes it before doing anything else.
     pending_event: str | None = None

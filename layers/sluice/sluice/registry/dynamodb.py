@@ -21,6 +21,7 @@ from sluice.registry import DocumentRecord, Status
 
 STATUS_INDEX = "status-index"
 _LISTS = ("chunks", "pending_added", "pending_removed")
+_JSON = ("notes", "doc_metadata")
 _FIELDS = {f.name for f in fields(DocumentRecord)}
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -32,7 +33,7 @@ def to_item(record: DocumentRecord) -> dict[str, Any]:
         value = getattr(record, name)
         if name in _LISTS:
             value = " ".join(value)
-        elif name == "notes":
+        elif name in _JSON:
             value = json.dumps(value, sort_keys=True) if value else None
         elif isinstance(value, Status):
             value = value.value
@@ -47,7 +48,8 @@ def from_item(item: dict[str, Any]) -> DocumentRecord | None:
     plain = {k: _de.deserialize(v) for k, v in item.items() if k in _FIELDS}
     for name in _LISTS:
         plain[name] = tuple(str(plain.get(name, "")).split())
-    plain["notes"] = json.loads(plain["notes"]) if plain.get("notes") else {}
+    for name in _JSON:
+        plain[name] = json.loads(plain[name]) if plain.get(name) else {}
     plain["status"] = Status(plain["status"])
     for name in ("size", "token_count"):
         plain[name] = int(plain.get(name, 0))
