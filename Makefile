@@ -48,5 +48,12 @@ deploy: build
 clean:
 	rm -rf $(VENV) .aws-sam .sluice .pytest_cache .mypy_cache .ruff_cache
 
-bench: install  ## throughput against the tokenizer floor, measured in the same run
-	$(BIN)/python bench/bench_ingest.py
+BENCH := $(VENV)/tools/bench/.installed
+
+$(BENCH): requirements/bench.txt
+	$(PYTHON) -m venv $(VENV)/tools/bench
+	$(VENV)/tools/bench/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/bench.txt
+	touch $(BENCH)
+
+bench: install $(BENCH)  ## Sluice vs the tokenizer floor and peer chunkers, PDF libraries, memory, cold start
+	$(VENV)/tools/bench/bin/python bench/run.py

@@ -83,14 +83,18 @@ class Docx:
 
     def build(self, *, document_xml: str | bytes | None = None, extra: dict[str, bytes] | None = None) -> bytes:
         """The .docx bytes; ``document_xml`` replaces the body part (hostile tests use this)."""
+        parts: dict[str, str | bytes] = {
+            "[Content_Types].xml": CONTENT_TYPES,
+            "_rels/.rels": RELS,
+            "word/document.xml": document_xml if document_xml is not None else self.document_xml(),
+            "word/styles.xml": _styles(),
+        }
+        if self.title:
+            parts["docProps/core.xml"] = _core(self.title)
+        parts.update(extra or {})
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            z.writestr("[Content_Types].xml", CONTENT_TYPES)
-            z.writestr("_rels/.rels", RELS)
-            z.writestr("word/document.xml", document_xml if document_xml is not None else self.document_xml())
-            z.writestr("word/styles.xml", _styles())
-            if self.title:
-                z.writestr("docProps/core.xml", _core(self.title))
-            for name, data in (extra or {}).items():
-                z.writestr(name, data)
+            for name, data in parts.items():
+                # A fixed timestamp: the same document always makes the same bytes.
+                z.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
         return buf.getvalue()

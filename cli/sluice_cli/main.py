@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -24,7 +25,12 @@ def _preview(args: argparse.Namespace) -> int:
     from sluice_cli.preview import run_preview
 
     try:
-        chunking = ChunkSettings(max_tokens=args.max_tokens, overlap_tokens=args.overlap, min_tokens=args.min_tokens)
+        chunking = ChunkSettings(
+            max_tokens=args.max_tokens,
+            overlap_tokens=args.overlap,
+            min_tokens=args.min_tokens,
+            breadcrumb=args.breadcrumb,
+        )
     except ValueError as exc:
         sys.stderr.write(f"sluice preview: {exc}\n")
         return 2
@@ -121,6 +127,7 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--max-tokens", type=int, default=defaults.max_tokens)
     preview.add_argument("--overlap", type=int, default=-1, help="overlap tokens (default: max-tokens / 8)")
     preview.add_argument("--min-tokens", type=int, default=-1, help="default: max-tokens / 4")
+    preview.add_argument("--breadcrumb", action="store_true", help="start chunks with their heading path")
     preview.add_argument("--json", action="store_true", help="one JSON object per input per line")
     preview.add_argument("--full", action="store_true", help="print whole chunks, not their first line")
     preview.set_defaults(run=_preview)
@@ -159,7 +166,11 @@ def _stop_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _stop_on_sigterm()
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except BrokenPipeError:  # `sluice preview ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Tests build every PDF they use with this, so nothing outside the repository is a
 from __future__ import annotations
 
 import io
+import random
 import zlib
 from dataclasses import dataclass
 
@@ -43,8 +44,11 @@ def _content(lines: list[Line], top: float = 770.0, left: float = 72.0) -> bytes
     return b"\n".join(ops)
 
 
-def make_pdf(pages: list[list[Line]], *, title: str | None = None, compress: bool = True) -> bytes:
-    """A PDF with one page per list of lines."""
+def make_pdf(
+    pages: list[list[Line]], *, title: str | None = None, compress: bool = True, image_bytes: int = 0
+) -> bytes:
+    """A PDF with one page per list of lines; ``image_bytes`` > 0 adds a noise image of about that
+    size to every page (scans and figures are what make real PDFs large)."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
@@ -56,8 +60,18 @@ def make_pdf(pages: list[list[Line]], *, title: str | None = None, compress: boo
     font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
     bold = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>")
     kids = []
-    for lines in pages:
+    for number, lines in enumerate(pages):
         stream = _content(lines)
+        image = b""
+        if image_bytes:
+            side = max(1, int(image_bytes**0.5))
+            noise = random.Random(number).randbytes(side * side)
+            xobject = add(
+                b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+                b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (side, side, len(noise)) + noise + b"\nendstream"
+            )
+            stream += b"\nq 200 0 0 200 300 40 cm /Im0 Do Q"
+            image = b" /XObject << /Im0 %d 0 R >>" % xobject
         if compress:
             stream = zlib.compress(stream)
             head = b"<< /Length %d /Filter /FlateDecode >>" % len(stream)
@@ -67,7 +81,7 @@ def make_pdf(pages: list[list[Line]], *, title: str | None = None, compress: boo
         kids.append(
             add(
                 b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-                b"/Resources << /Font << /F1 %d 0 R /F2 %d 0 R >> >> >>" % (pages_obj, content, font, bold)
+                b"/Resources << /Font << /F1 %d 0 R /F2 %d 0 R >>%s >> >>" % (pages_obj, content, font, bold, image)
             )
         )
     objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % pages_obj

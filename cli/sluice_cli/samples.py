@@ -81,7 +81,34 @@ def broken_pdf() -> bytes:
     return handbook_pdf()[:300]
 
 
-GENERATED = {"operations-handbook.pdf": handbook_pdf, "broken-upload.pdf": broken_pdf}
+def onboarding_docx() -> bytes:
+    from sluice_cli.docxwriter import Docx
+
+    return (
+        Docx(title="Onboarding checklist")
+        .heading("Onboarding checklist", 1)
+        .paragraph("New engineers on the ingestion team work through this list in their first week.")
+        .heading("Access", 2)
+        .bullet("Request read access to the raw and processed buckets of the dev stack.")
+        .bullet("Join the on-call rotation channel and read the operations handbook.")
+        .heading("First tasks", 2)
+        .table(
+            [
+                ["Task", "Owner", "Done when"],
+                ["Run make run", "You", "The demo report prints"],
+                ["Preview a hostile file", "You", "sluice preview prints its reason"],
+            ]
+        )
+        .paragraph("Ask questions early; nobody expects you to know the registry's outbox on day one.")
+        .build()
+    )
+
+
+GENERATED = {
+    "operations-handbook.pdf": handbook_pdf,
+    "broken-upload.pdf": broken_pdf,
+    "onboarding-checklist.docx": onboarding_docx,
+}
 
 
 def main(directory: str = "samples") -> None:

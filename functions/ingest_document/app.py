@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -37,7 +37,6 @@ from sluice.settings import IngestFunctionSettings
 from sluice.storage.s3 import S3ProcessedStore, S3RawStore
 
 logger = Logger()
-tracer = Tracer()
 NAMESPACE = "Sluice"
 metrics = Metrics(namespace=NAMESPACE)
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -49,7 +48,7 @@ _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect
 class _Wiring:
     """The service and its idempotent entry point, built once per execution environment."""
 
-    def __init__(self, service: IngestService, settings: IngestFunctionSettings | None) -> None:
+    def __init__(self, service: IngestService, settings: IngestFunctionSettings | None, dynamodb: Any = None) -> None:
         self.service = service
         self.deadline: float | None = None  # this invocation's, on the monotonic clock
         self.raw_bucket = settings.raw_bucket if settings else None
@@ -62,7 +61,7 @@ class _Wiring:
                 raise_on_no_idempotency_key=True,
                 expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
             )
-            store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto_config=_CLIENT_CONFIG)
+            store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
             self.ingest = idempotent_function(
                 data_keyword_argument="event", persistence_store=store, config=self.idempotency
             )(self._ingest)
@@ -76,17 +75,18 @@ class _Wiring:
 @cache
 def _build_service() -> _Wiring:
     settings = IngestFunctionSettings.from_env(os.environ)
-    session = boto3.session.Session()
+    session = boto3.session.Session()  # one session, one client per service, shared by everything
     s3 = session.client("s3", config=_CLIENT_CONFIG)
+    dynamodb = session.client("dynamodb", config=_CLIENT_CONFIG)
     service = IngestService(
         raw=S3RawStore(s3),
         processed=S3ProcessedStore(s3, settings.processed_bucket),
-        registry=DynamoDBRegistry(session.client("dynamodb", config=_CLIENT_CONFIG), settings.documents_table),
+        registry=DynamoDBRegistry(dynamodb, settings.documents_table),
         bus=EventBridgeBus(session.client("events", config=_CLIENT_CONFIG), settings.event_bus_name),
         settings=settings.ingest,
         extractor=Sandbox(settings.sandbox),  # untrusted bytes are parsed in a confined child process
     )
-    return _Wiring(service, settings)
+    return _Wiring(service, settings, dynamodb)
 
 
 def _record_outcome(outcome: dict[str, Any]) -> None:
@@ -123,7 +123,6 @@ def _record_handler(wiring: _Wiring) -> Callable[[SQSRecord], None]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, service: IngestService | None = None

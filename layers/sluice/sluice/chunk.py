@@ -76,6 +76,7 @@ class _Unit:
     heading: bool
     weight: float  # the unit's text hash as a fraction in [0, 1): decides whether it is an anchor
     context: str | None = None  # repeated first in a chunk that starts here, mid-block (a table header)
+    prose: bool = True  # a paragraph (or a piece of one): an overlap may start between its words
 
 
 def render(block: Block) -> str:
@@ -99,9 +100,11 @@ class _Document:
         """Tokens ending in the byte span (bstart, bend]."""
         return bisect_right(self.ends, bend) - bisect_right(self.ends, bstart)
 
-    def byte_at(self, unit: _Unit, position: int) -> int:
+    def byte_at(self, units: list[_Unit], position: int, unit: _Unit | None = None) -> int:
+        """The byte offset of a character offset (``unit``, if given, is the unit holding it)."""
         if self.ascii:
             return position
+        unit = unit or _unit_at(units, position)
         return unit.bstart + len(self.text[unit.start : position].encode("utf-8", "surrogatepass"))
 
     def exact(self, start: int, end: int, units: list[_Unit], limit: int, prefix: str = "") -> int:
@@ -119,7 +122,7 @@ class _Document:
         if m is None or n is None or n < m:
             return count(prefix + text[start:end])
         tokens = count(prefix + text[start:m]) if prefix or m > start else 0
-        tokens += self.tokens(self.byte_at(_unit_at(units, m), m), self.byte_at(_unit_at(units, n), n))
+        tokens += self.tokens(self.byte_at(units, m), self.byte_at(units, n))
         if n < end:
             tokens += count(text[n:end])
         if self.ascii or tokens < limit - MARGIN:
@@ -158,7 +161,8 @@ def _unit_at(units: list[_Unit], position: int) -> _Unit:
     return units[lo]
 
 
-_Context = tuple[int | None, tuple[str, ...], bool, str | None]  # page, heading path, heading?, context
+# page, heading path, heading?, context, prose?
+_Context = tuple[int | None, tuple[str, ...], bool, str | None, bool]
 
 
 class _Builder:
@@ -179,7 +183,13 @@ class _Builder:
         self.block_start = start
         end, bend = start + placed.length, bstart + placed.blength
         lead = "" if first else "\n\n"
-        ctx = (block.page, placed.path, block.kind is BlockKind.HEADING, placed.context)
+        ctx = (
+            block.page,
+            placed.path,
+            block.kind is BlockKind.HEADING,
+            placed.context,
+            block.kind is BlockKind.PARAGRAPH,
+        )
         tokens = self.doc.tokens(bstart, bend)
         if tokens <= self.capacity:
             self._unit(lead, start, end, bstart, bend, tokens, ctx)
@@ -245,11 +255,11 @@ class _Builder:
 
     def _unit(self, sep: str, start: int, end: int, bstart: int, bend: int, tokens: int,
               ctx: _Context) -> None:  # fmt: skip
-        page, path, heading, context = ctx
+        page, path, heading, context, prose = ctx
         weight = zlib.crc32(self.data[bstart:bend]) / 2**32
         # The block's first unit holds the context itself; later ones repeat it when they start a chunk.
         repeat = context if context and start != self.block_start else None
-        self.units.append(_Unit(sep, start, end, bstart, bend, tokens, page, path, heading, weight, repeat))
+        self.units.append(_Unit(sep, start, end, bstart, bend, tokens, page, path, heading, weight, repeat, prose))
 
 
 def _cut_points(units: list[_Unit], settings: ChunkSettings) -> set[int]:
@@ -349,16 +359,18 @@ class _Packer:
             while k > first and self.span(k - 1, last) <= budget:
                 k -= 1
             return units[k].start
-        unit = units[last]
-        starts = [m.end() for m in _WORD_GAP.finditer(self.doc.text, unit.start, unit.end)]
-        lo, hi = 0, len(starts)  # the first word start whose tail fits: the longest tail
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.doc.tokens(self.doc.byte_at(unit, starts[mid]), unit.bend) <= budget:
-                hi = mid
-            else:
-                lo = mid + 1
-        return starts[lo] if lo < len(starts) else None
+        unit, doc = units[last], self.doc
+        if not unit.prose:
+            return None  # a table row, a record or a line of code is repeated whole or not at all
+        # The tail of `budget` tokens starts after the token `budget` back from the unit's end; the
+        # first word that starts at or after it begins the overlap.
+        tail_token = bisect_right(doc.ends, unit.bend) - budget
+        if tail_token <= bisect_right(doc.ends, unit.bstart):
+            return None
+        cut = doc.ends[tail_token - 1]
+        position = cut if doc.ascii else unit.start + len(doc.data[unit.bstart : cut].decode("utf-8", "ignore"))
+        gap = _WORD_GAP.search(doc.text, max(position - 1, unit.start), unit.end)
+        return gap.end() if gap is not None else None
 
     def crumb(self, i: int) -> str:
         """What a chunk starting at unit i begins with: the heading breadcrumb (when asked for) and
@@ -378,7 +390,7 @@ class _Packer:
                 overlap = self.overlap_start(placed[-1].first, placed[-1].last)
             reserve = doc.tokenizer.count(prefix) if prefix else 0
             if overlap is not None:
-                reserve += doc.tokens(doc.byte_at(_unit_at(units, overlap), overlap), units[i].bstart)
+                reserve += doc.tokens(doc.byte_at(units, overlap), units[i].bstart)
             j = i
             while j not in self.cuts and j + 1 < len(units) and self.span(i, j + 1) <= settings.max_tokens - reserve:
                 j += 1

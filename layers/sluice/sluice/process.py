@@ -15,7 +15,7 @@ from sluice.chunk import ChunkSettings, chunk_blocks
 from sluice.clean import clean_blocks
 from sluice.detect import detect
 from sluice.errors import QuarantineError, Reason
-from sluice.extract import ParseLimits, extract
+from sluice.extract.pdf_layout import ParseLimits
 from sluice.model import ExtractedDocument, Kind, ProcessedDocument
 from sluice.tokens import tokenizer
 
@@ -47,6 +47,8 @@ class Extractor(Protocol):
 
 def in_process(data: bytes, kind: Kind, limits: ParseLimits, deadline: float | None = None) -> ExtractedDocument:
     """Extraction in this process: for trusted input and tests (no time or memory limits)."""
+    from sluice.extract import extract  # the extractors load only where they run (the sandbox, usually)
+
     return extract(data, kind, limits)
 
 

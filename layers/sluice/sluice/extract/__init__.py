@@ -1,37 +1,46 @@
-"""Bytes to structured text: one extractor per kind, one entry point, one set of limits."""
+"""Bytes to structured text: one extractor per kind, one entry point, one set of limits.
+
+Each extractor is imported when it is first needed, so the ingest function's own process (which
+hands parsing to the sandbox) never loads them."""
 
 from __future__ import annotations
 
 from sluice.errors import QuarantineError, Reason
-from sluice.extract.docx import extract_docx
-from sluice.extract.html import extract_html
-from sluice.extract.markdown import extract_markdown
-from sluice.extract.pdf import extract_pdf
 from sluice.extract.pdf_layout import ParseLimits
-from sluice.extract.records import extract_csv, extract_json, extract_jsonl
-from sluice.extract.text import extract_text
 from sluice.model import ExtractedDocument, Kind
 
 __all__ = ["ParseLimits", "extract"]
 
 
-def extract(data: bytes, kind: Kind, limits: ParseLimits) -> ExtractedDocument:
+def _read(data: bytes, kind: Kind, limits: ParseLimits) -> ExtractedDocument:
     if kind is Kind.PDF:
-        doc = extract_pdf(data, limits)
-    elif kind is Kind.HTML:
-        doc = extract_html(data)
-    elif kind is Kind.MARKDOWN:
-        doc = extract_markdown(data)
-    elif kind is Kind.DOCX:
-        doc = extract_docx(data)
-    elif kind is Kind.CSV:
-        doc = extract_csv(data)
-    elif kind is Kind.JSON:
-        doc = extract_json(data)
-    elif kind is Kind.JSONL:
-        doc = extract_jsonl(data)
-    else:
-        doc = extract_text(data)
+        from sluice.extract.pdf import extract_pdf
+
+        return extract_pdf(data, limits)
+    if kind is Kind.HTML:
+        from sluice.extract.html import extract_html
+
+        return extract_html(data)
+    if kind is Kind.MARKDOWN:
+        from sluice.extract.markdown import extract_markdown
+
+        return extract_markdown(data)
+    if kind is Kind.DOCX:
+        from sluice.extract.docx import extract_docx
+
+        return extract_docx(data)
+    if kind in (Kind.CSV, Kind.JSON, Kind.JSONL):
+        from sluice.extract import records
+
+        reader = {Kind.CSV: records.extract_csv, Kind.JSON: records.extract_json, Kind.JSONL: records.extract_jsonl}
+        return reader[kind](data)
+    from sluice.extract.text import extract_text
+
+    return extract_text(data)
+
+
+def extract(data: bytes, kind: Kind, limits: ParseLimits) -> ExtractedDocument:
+    doc = _read(data, kind, limits)
     chars = sum(len(b.text) for b in doc.blocks)
     if chars > limits.max_chars:
         raise QuarantineError(

@@ -12,6 +12,7 @@ from itertools import pairwise
 from sluice.errors import QuarantineError, Reason
 from sluice.model import Block, BlockKind
 
+BOLD_HEADING_CHARS = 80  # a bold line in body type this short, standing alone, is a heading
 BOLD = re.compile(r"bold|black|heavy|semibold|demi|cmbx", re.I)
 _PAGE_NUMBER = re.compile(r"^\s*(?:page\s+)?[\divxlc]{1,6}(?:\s*(?:/|of)\s*\d{1,6})?\s*$", re.I)
 _DIGITS = re.compile(r"\d+")
@@ -68,7 +69,7 @@ def usable_title(title: str) -> str | None:
 
 
 def norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
+    return " ".join(text.split()).lower()
 
 
 def _repeated_margins(pages: list[list[Line]], body: float) -> set[tuple[int, int]]:
@@ -120,7 +121,7 @@ def blocks_from_lines(pages: list[list[Line]], outline: dict[tuple[int, str], in
     leading = sorted(gaps)[len(gaps) // 4] if gaps else body * 1.2
 
     def heading_level(line: Line) -> int:
-        level = outline.get((line.page, norm(line.text)))
+        level = outline.get((line.page, norm(line.text))) if outline else None
         if level:
             return level
         if line.size in level_of and re.search(r"[^\W\d_]{2}", line.text):
@@ -128,7 +129,7 @@ def blocks_from_lines(pages: list[list[Line]], outline: dict[tuple[int, str], in
         if (
             line.bold
             and abs(line.size - body) <= 0.5
-            and len(line.text) <= 80
+            and len(line.text) <= BOLD_HEADING_CHARS
             and not line.text.endswith((".", ",", ";"))
             and re.search(r"[^\W\d_]{2}", line.text)
         ):

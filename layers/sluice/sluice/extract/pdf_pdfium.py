@@ -3,11 +3,13 @@ size, weight and position of each line's first character."""
 
 from __future__ import annotations
 
+import ctypes
+
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 
 from sluice.errors import QuarantineError, Reason
-from sluice.extract.pdf_layout import BackendError, Line, ParseLimits, PdfPages, norm, usable_title
+from sluice.extract.pdf_layout import BOLD_HEADING_CHARS, BackendError, Line, ParseLimits, PdfPages, norm, usable_title
 
 VERSION = f"pypdfium2@{pdfium.version.PYPDFIUM_INFO.version}"
 # PDFium joins a word hyphenated across a line end and marks the join with U+FFFE; give the hyphen
@@ -17,16 +19,24 @@ _SOFT_HYPHEN_JOIN = "\ufffe"
 
 def _page_lines(textpage: pdfium.PdfTextPage, number: int) -> list[Line]:
     text = textpage.get_text_range()
+    handle = textpage.raw
+    x, y = ctypes.c_double(), ctypes.c_double()
+    x_ref, y_ref = ctypes.byref(x), ctypes.byref(y)
+    font_size, font_weight, origin = (
+        pdfium_raw.FPDFText_GetFontSize, pdfium_raw.FPDFText_GetFontWeight, pdfium_raw.FPDFText_GetCharOrigin
+    )  # fmt: skip
     lines = []
     index = 0
     for raw_line in text.split("\r\n"):
         stripped = raw_line.strip()
         if stripped:
             first = index + (len(raw_line) - len(raw_line.lstrip()))
-            size = pdfium_raw.FPDFText_GetFontSize(textpage, first)
-            bold = pdfium_raw.FPDFText_GetFontWeight(textpage, first) >= 600
-            box = textpage.get_charbox(first)
-            lines.append(Line(stripped.replace(_SOFT_HYPHEN_JOIN, "-\n"), round(size * 2) / 2, box[3], bold, number))
+            origin(handle, first, x_ref, y_ref)
+            text_line = stripped.replace(_SOFT_HYPHEN_JOIN, "-\n") if _SOFT_HYPHEN_JOIN in stripped else stripped
+            size = round(font_size(handle, first) * 2) / 2
+            # Only a short line can be a bold heading (pdf_layout): spare the call for the others.
+            bold = len(stripped) <= BOLD_HEADING_CHARS and font_weight(handle, first) >= 600
+            lines.append(Line(text_line, size, y.value, bold, number))
         index += len(raw_line) + 2
     return lines
 
