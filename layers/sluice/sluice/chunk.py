@@ -305,23 +305,24 @@ def _lay_out(blocks: Sequence[Block]) -> tuple[str, bytes, list[_Placement]]:
     each block sits in both."""
     placed = []
     rendered: list[str] = []
-    encoded: list[bytes] = []
     pos = bpos = 0
     path: list[tuple[int, str]] = []
+    titles: tuple[str, ...] = ()
     for block in blocks:
         if block.kind is BlockKind.HEADING:
             while path and path[-1][0] >= block.level:
                 path.pop()
             path.append((block.level, block.text))
+            titles = tuple(t for _, t in path)
         if rendered:
             pos, bpos = pos + 2, bpos + 2  # "\n\n"
         text = render(block)
-        data = text.encode("utf-8", "surrogatepass")
-        placed.append(_Placement(block, pos, bpos, len(text), len(data), tuple(t for _, t in path), block.context))
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        placed.append(_Placement(block, pos, bpos, len(text), size, titles, block.context))
         rendered.append(text)
-        encoded.append(data)
-        pos, bpos = pos + len(text), bpos + len(data)
-    return "\n\n".join(rendered), b"\n\n".join(encoded), placed
+        pos, bpos = pos + len(text), bpos + size
+    document = "\n\n".join(rendered)
+    return document, document.encode("utf-8", "surrogatepass"), placed
 
 
 @dataclass(slots=True)
