@@ -90,7 +90,12 @@ def make_pdf(
         len(kids),
     )
     info = add(b"<< /Title (%s) /Producer (sluice pdfwriter) >>" % _escape(title)) if title else None
+    return assemble(objects, root=catalog, trailer_extra=b"/Info %d 0 R " % info if info else b"")
 
+
+def assemble(objects: list[bytes], *, root: int = 1, trailer_extra: bytes = b"") -> bytes:
+    """A PDF file from object bodies (numbered from 1) with a correct cross-reference table:
+    the tests build hostile PDFs from raw objects with it."""
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
@@ -101,10 +106,8 @@ def make_pdf(
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     for offset in offsets:
         out.write(b"%010d 00000 n \n" % offset)
-    trailer = b"<< /Size %d /Root %d 0 R" % (len(objects) + 1, catalog)
-    if info:
-        trailer += b" /Info %d 0 R" % info
-    out.write(b"trailer\n" + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref)
+    trailer = b"<< /Size %d /Root %d 0 R %s>>" % (len(objects) + 1, root, trailer_extra)
+    out.write(b"trailer\n" + trailer + b"\nstartxref\n%d\n%%%%EOF\n" % xref)
     return out.getvalue()
 
 

@@ -7,26 +7,11 @@ import zipfile
 import zlib
 
 from sluice_cli.docxwriter import Docx
-from sluice_cli.pdfwriter import document, make_pdf
+from sluice_cli.pdfwriter import assemble, document, make_pdf
 
 
-def _pdf(objects: list[bytes], root: int = 1, trailer_extra: bytes = b"", xref_override: bytes | None = None) -> bytes:
-    """A PDF from raw object bodies (numbered from 1), with a correct xref table."""
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(
-        b"trailer\n<< /Size %d /Root %d 0 R %s>>\nstartxref\n%d\n%%%%EOF\n"
-        % (len(objects) + 1, root, trailer_extra, xref)
-    )
-    return out.getvalue()
+def _pdf(objects: list[bytes]) -> bytes:
+    return assemble(objects)
 
 
 def _page_objects(content: bytes, extra_page: bytes = b"") -> list[bytes]:
