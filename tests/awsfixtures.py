@@ -6,7 +6,8 @@ from typing import Any
 
 
 def create_documents_table(dynamodb: Any, name: str) -> None:
-    """The registry table: doc_id key and the status-index GSI (see DocumentsTable)."""
+    """The registry table: doc_id key, the status-index GSI for documents and sink-status-index for
+    the sinks' states (see DocumentsTable)."""
     dynamodb.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
@@ -15,6 +16,7 @@ def create_documents_table(dynamodb: Any, name: str) -> None:
             {"AttributeName": "doc_id", "AttributeType": "S"},
             {"AttributeName": "status", "AttributeType": "S"},
             {"AttributeName": "updated_at", "AttributeType": "S"},
+            {"AttributeName": "sink_key", "AttributeType": "S"},
         ],
         GlobalSecondaryIndexes=[
             {
@@ -24,6 +26,14 @@ def create_documents_table(dynamodb: Any, name: str) -> None:
                     {"AttributeName": "updated_at", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": "sink-status-index",
+                "KeySchema": [
+                    {"AttributeName": "sink_key", "KeyType": "HASH"},
+                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
     )

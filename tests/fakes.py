@@ -133,3 +133,43 @@ class FakeBus:
 
     def of_type(self, detail_type: str) -> list[DocumentEvent]:
         return [e for e in self.events if e.detail_type == detail_type]
+
+
+class FakeSinkStates:
+    """Sink states with the store's optimistic concurrency."""
+
+    def __init__(self) -> None:
+        from sluice.sinks import SinkState
+
+        self.items: dict[tuple[str, str], SinkState] = {}
+
+    def get(self, sink: str, doc_id: str):  # type: ignore[no-untyped-def]
+        return self.items.get((sink, doc_id))
+
+    def put(self, state, *, expected_version):  # type: ignore[no-untyped-def]
+        from sluice.sinks import StateConflictError
+
+        current = self.items.get((state.sink, state.doc_id))
+        if (current.version if current else None) != expected_version:
+            raise StateConflictError(state.doc_id)
+        self.items[(state.sink, state.doc_id)] = state
+
+    def count(self, sink, status) -> int:  # type: ignore[no-untyped-def]
+        return sum(1 for s in self.items.values() if s.sink == sink and s.status is status)
+
+    def states(self, sink, status):  # type: ignore[no-untyped-def]
+        return [s for s in list(self.items.values()) if s.sink == sink and s.status is status]
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int]] = []
+
+    def send(self, body: str, delay_seconds: int = 0) -> None:
+        self.sent.append((body, delay_seconds))
+
+    def take(self) -> list[tuple[str, str]]:
+        """The queued messages as (message id, body) records, as the sink's next batch."""
+        records = [(f"m{i}", body) for i, (body, _) in enumerate(self.sent)]
+        self.sent.clear()
+        return records

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from sluice.errors import RefusedError, TransientError
 
 TRANSIENT_CODES = frozenset(
     {
@@ -35,4 +41,21 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error_code(exc) in TRANSIENT_CODES or int(status or 0) >= 500
-    return isinstance(exc, BotoCoreError)  # connection errors, read timeouts
+    return isinstance(exc, HTTPClientError | BotoConnectionError)  # connection errors, read timeouts
+
+
+@contextmanager
+def service_call(operation: str) -> Iterator[None]:
+    """Turn a failed AWS call into what the caller acts on: TransientError (retry later; botocore's
+    standard retry mode has already backed off with jitter) or RefusedError (record the reason)."""
+    try:
+        yield
+    except ClientError as exc:
+        message = str(exc.response.get("Error", {}).get("Message", ""))[:300]
+        if is_transient(exc):
+            raise TransientError(f"{operation}: {error_code(exc)}") from exc
+        raise RefusedError(f"{operation}: {error_code(exc)}: {message}") from exc
+    except BotoCoreError as exc:
+        if is_transient(exc):
+            raise TransientError(f"{operation}: {exc}") from exc
+        raise RefusedError(f"{operation}: {exc}") from exc

@@ -53,6 +53,11 @@ class TransientError(SluiceError):
     """A dependency failed in a way a retry may fix (throttling, 5xx, a busy document)."""
 
 
+class RefusedError(SluiceError):
+    """A service refused a request as invalid or forbidden: sent again unchanged, it fails the same
+    way. The sinks record the reason against the documents in the request."""
+
+
 class DocumentBusyError(TransientError):
     """Another worker holds the document's lease."""
 

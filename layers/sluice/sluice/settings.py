@@ -16,6 +16,49 @@ class ConfigurationError(ValueError):
     """The function's environment is wrong; the message lists every problem."""
 
 
+class _Env:
+    """Reads settings from the environment, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def optional(self, name: str) -> str | None:
+        return self.env.get(name, "").strip() or None
+
+    def required(self, name: str) -> str:
+        value = self.env.get(name, "").strip()
+        if not value:
+            self.problems.append(f"{name} is required")
+        return value
+
+    def integer(self, name: str, default: int) -> int:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be an integer, not {raw!r}")
+            return default
+
+    def boolean(self, name: str) -> bool:
+        raw = self.env.get(name, "false").strip().lower()
+        if raw not in ("true", "false"):
+            self.problems.append(f"{name} must be true or false, not {raw!r}")
+        return raw == "true"
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        raw = self.env.get(name, "").strip() or choices[0]
+        if raw not in choices:
+            self.problems.append(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+        return raw
+
+    def check(self) -> None:
+        if self.problems:
+            raise ConfigurationError("; ".join(self.problems))
+
+
 @dataclass(frozen=True, slots=True)
 class IngestFunctionSettings:
     processed_bucket: str
@@ -28,57 +71,32 @@ class IngestFunctionSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestFunctionSettings:
-        problems: list[str] = []
-
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                problems.append(f"{name} is required")
-            return value
-
-        def integer(name: str, default: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                problems.append(f"{name} must be an integer, not {raw!r}")
-                return default
-
-        processed = required("PROCESSED_BUCKET")
-        table = required("DOCUMENTS_TABLE")
-        bus = required("EVENT_BUS_NAME")
+        e = _Env(env)
+        processed = e.required("PROCESSED_BUCKET")
+        table = e.required("DOCUMENTS_TABLE")
+        bus = e.required("EVENT_BUS_NAME")
         defaults = PipelineSettings()
-        max_tokens = integer("MAX_TOKENS", defaults.chunking.max_tokens)
-        overlap_tokens = integer("OVERLAP_TOKENS", -1)  # -1: max_tokens / 8
-        min_tokens = integer("MIN_TOKENS", -1)  # -1: max_tokens / 4
-
-        def boolean(name: str) -> bool:
-            raw = env.get(name, "false").strip().lower()
-            if raw not in ("true", "false"):
-                problems.append(f"{name} must be true or false, not {raw!r}")
-            return raw == "true"
-
-        breadcrumb = boolean("BREADCRUMB")
-        require_acl = boolean("REQUIRE_ACL")
-        max_bytes = integer("MAX_DOCUMENT_BYTES", defaults.max_bytes)
-        max_pages = integer("MAX_PAGES", defaults.parse.max_pages)
-        max_chunks = integer("MAX_CHUNKS", defaults.max_chunks)
-        lease = integer("LEASE_SECONDS", int(IngestSettings().lease_seconds))
+        max_tokens = e.integer("MAX_TOKENS", defaults.chunking.max_tokens)
+        overlap_tokens = e.integer("OVERLAP_TOKENS", -1)  # -1: max_tokens / 8
+        min_tokens = e.integer("MIN_TOKENS", -1)  # -1: max_tokens / 4
+        breadcrumb = e.boolean("BREADCRUMB")
+        require_acl = e.boolean("REQUIRE_ACL")
+        max_bytes = e.integer("MAX_DOCUMENT_BYTES", defaults.max_bytes)
+        max_pages = e.integer("MAX_PAGES", defaults.parse.max_pages)
+        max_chunks = e.integer("MAX_CHUNKS", defaults.max_chunks)
+        lease = e.integer("LEASE_SECONDS", int(IngestSettings().lease_seconds))
         sandbox_defaults = SandboxLimits()
         sandbox = SandboxLimits(
-            memory_mb=integer("PARSER_MEMORY_MB", sandbox_defaults.memory_mb),
-            cpu_seconds=integer("PARSER_CPU_SECONDS", sandbox_defaults.cpu_seconds),
-            wall_seconds=float(integer("PARSER_WALL_SECONDS", int(sandbox_defaults.wall_seconds))),
+            memory_mb=e.integer("PARSER_MEMORY_MB", sandbox_defaults.memory_mb),
+            cpu_seconds=e.integer("PARSER_CPU_SECONDS", sandbox_defaults.cpu_seconds),
+            wall_seconds=float(e.integer("PARSER_WALL_SECONDS", int(sandbox_defaults.wall_seconds))),
         )
         try:
             chunking = ChunkSettings(max_tokens, overlap_tokens, min_tokens, breadcrumb)
         except ValueError as exc:
-            problems.append(str(exc))
+            e.problems.append(str(exc))
             chunking = ChunkSettings()
-        if problems:
-            raise ConfigurationError("; ".join(problems))
+        e.check()
         pipeline = PipelineSettings(
             chunking=chunking,
             parse=ParseLimits(max_pages=max_pages, max_chars=defaults.parse.max_chars),
@@ -89,8 +107,55 @@ class IngestFunctionSettings:
             processed_bucket=processed,
             documents_table=table,
             event_bus_name=bus,
-            idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
-            raw_bucket=env.get("RAW_BUCKET") or None,
+            idempotency_table=e.optional("IDEMPOTENCY_TABLE"),
+            raw_bucket=e.optional("RAW_BUCKET"),
             ingest=IngestSettings(pipeline=pipeline, lease_seconds=float(lease), require_acl=require_acl),
             sandbox=sandbox,
         )
+
+
+SINK_KINDS = ("knowledge-base", "kendra")
+
+
+@dataclass(frozen=True, slots=True)
+class SinkFunctionSettings:
+    """A sink function: which sink, the registry and the processed files it reads, its own queue,
+    and the index it writes to."""
+
+    sink: str
+    documents_table: str
+    processed_bucket: str
+    queue_url: str
+    knowledge_base_id: str = ""  # the knowledge-base sink's
+    data_source_id: str = ""
+    sync_mode: str = "direct"
+    kendra_index_id: str = ""  # the Kendra sink's
+    kendra_role_arn: str | None = None
+    language_code: str = "en"
+    requests_per_second: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SinkFunctionSettings:
+        e = _Env(env)
+        sink = e.choice("SINK", SINK_KINDS)
+        common = {
+            "sink": sink,
+            "documents_table": e.required("DOCUMENTS_TABLE"),
+            "processed_bucket": e.required("PROCESSED_BUCKET"),
+            "queue_url": e.required("SINK_QUEUE_URL"),
+            "requests_per_second": float(e.integer("SINK_REQUESTS_PER_SECOND", 2)),
+        }
+        if sink == "knowledge-base":
+            specific: dict[str, str | None] = {
+                "knowledge_base_id": e.required("KNOWLEDGE_BASE_ID"),
+                "data_source_id": e.required("DATA_SOURCE_ID"),
+                "sync_mode": e.choice("SYNC_MODE", ("direct", "ingestion-job")),
+            }
+        else:
+            specific = {
+                "kendra_index_id": e.required("KENDRA_INDEX_ID"),
+                "kendra_role_arn": e.optional("KENDRA_ROLE_ARN"),
+                "language_code": e.optional("LANGUAGE_CODE") or "en",
+            }
+        e.check()
+        return cls(**common, **specific)  # type: ignore[arg-type]

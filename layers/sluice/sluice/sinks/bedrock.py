@@ -1,0 +1,138 @@
+"""The Bedrock Agent API for one knowledge base's S3 data source: direct ingestion of documents by
+S3 location (Ingest/Delete/GetKnowledgeBaseDocuments, at most 10 a call, 5 requests/s per API per
+account) and ingestion jobs. botocore's standard retry mode backs off (with jitter) on throttling
+and 5xx; what still fails becomes a TransientError (retry later) or a RefusedError (see
+``sluice.aws.service_call``)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from sluice.aws import error_code, service_call
+from sluice.errors import RefusedError
+
+PER_CALL = 10  # documents per Ingest/Delete/GetKnowledgeBaseDocuments call (the service model's max)
+
+
+class JobConflictError(Exception):
+    """An ingestion job is already running on the data source."""
+
+
+@dataclass(frozen=True, slots=True)
+class KbDocument:
+    uri: str  # the chunk file, s3://bucket/chunks/{doc_id}/{hash}.txt
+    metadata_uri: str  # its .metadata.json sidecar
+
+
+@dataclass(frozen=True, slots=True)
+class IngestionJob:
+    job_id: str
+    status: str  # STARTING | IN_PROGRESS | COMPLETE | FAILED | STOPPING | STOPPED
+    statistics: dict[str, int]
+    failure_reasons: tuple[str, ...] = ()
+
+
+class RateLimit:
+    """At most ``per_second`` calls from this process (the account-wide quota is shared with the
+    other concurrent sink functions: the template caps their concurrency)."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                time.sleep(self._next - now)
+            self._next = max(now, self._next) + self._interval
+
+
+def client_token(*parts: object) -> str:
+    """A request's idempotency token: the same request retried is ignored; a new one is not."""
+    return hashlib.sha256("\x00".join(map(str, parts)).encode()).hexdigest()  # 64 characters
+
+
+class BedrockKnowledgeBaseApi:
+    def __init__(self, client: Any, knowledge_base_id: str, data_source_id: str, per_second: float = 2.0) -> None:
+        self._client = client
+        self.kb = knowledge_base_id
+        self.ds = data_source_id
+        self._limits = {op: RateLimit(per_second) for op in ("ingest", "delete", "get")}
+
+    def _call(self, limit: str | None, operation: str, **params: Any) -> dict[str, Any]:
+        if limit:
+            self._limits[limit].wait()
+        try:
+            with service_call(operation):
+                call = getattr(self._client, operation)
+                response: dict[str, Any] = call(knowledgeBaseId=self.kb, dataSourceId=self.ds, **params)
+                return response
+        except RefusedError as exc:
+            if isinstance(exc.__cause__, ClientError) and error_code(exc.__cause__) == "ConflictException":
+                raise JobConflictError(str(exc)) from exc
+            raise
+
+    @staticmethod
+    def _details(response: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        return {
+            d["identifier"]["s3"]["uri"]: (d["status"], d.get("statusReason", ""))
+            for d in response.get("documentDetails", [])
+            if d.get("identifier", {}).get("s3")
+        }
+
+    def ingest(self, documents: Sequence[KbDocument], token: str) -> dict[str, tuple[str, str]]:
+        assert len(documents) <= PER_CALL
+        response = self._call(
+            "ingest",
+            "ingest_knowledge_base_documents",
+            clientToken=token,
+            documents=[
+                {
+                    "content": {"dataSourceType": "S3", "s3": {"s3Location": {"uri": d.uri}}},
+                    "metadata": {"type": "S3_LOCATION", "s3Location": {"uri": d.metadata_uri}},
+                }
+                for d in documents
+            ],
+        )
+        return self._details(response)
+
+    def delete(self, uris: Sequence[str], token: str) -> dict[str, tuple[str, str]]:
+        assert len(uris) <= PER_CALL
+        response = self._call(
+            "delete",
+            "delete_knowledge_base_documents",
+            clientToken=token,
+            documentIdentifiers=[{"dataSourceType": "S3", "s3": {"uri": u}} for u in uris],
+        )
+        return self._details(response)
+
+    def statuses(self, uris: Sequence[str]) -> dict[str, tuple[str, str]]:
+        assert len(uris) <= PER_CALL
+        response = self._call(
+            "get",
+            "get_knowledge_base_documents",
+            documentIdentifiers=[{"dataSourceType": "S3", "s3": {"uri": u}} for u in uris],
+        )
+        return self._details(response)
+
+    def start_job(self, token: str, description: str) -> str:
+        response = self._call(None, "start_ingestion_job", clientToken=token, description=description[:200])
+        return str(response["ingestionJob"]["ingestionJobId"])
+
+    def job(self, job_id: str) -> IngestionJob:
+        job = self._call(None, "get_ingestion_job", ingestionJobId=job_id)["ingestionJob"]
+        return IngestionJob(
+            job_id=job_id,
+            status=job["status"],
+            statistics={k: int(v) for k, v in (job.get("statistics") or {}).items()},
+            failure_reasons=tuple(job.get("failureReasons") or ()),
+        )

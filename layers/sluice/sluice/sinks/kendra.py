@@ -1,0 +1,249 @@
+"""The Kendra sink: whole cleaned documents (Kendra cuts its own passages).
+
+BatchPutDocument takes up to ten documents a call, across all the documents of a batch: the text
+inline (or by S3 path when large), Kendra's reserved attributes, the document's own attributes that
+the index declares (read once from DescribeIndex; the others are dropped with a warning), and its
+access list. ``FailedDocuments`` with InternalError are retried, those with InvalidRequest recorded
+as failed. Deletions go through BatchDeleteDocument; deleting a document the index never had is
+success. Indexing is asynchronous, so BatchGetDocumentStatus follows until each is INDEXED or failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sluice.aws import service_call
+from sluice.errors import RefusedError, TransientError
+from sluice.layout import text_key
+from sluice.registry import DocumentRecord, Registry
+from sluice.sinks import SinkState, SinkStateStore, chunks_of, send_in_batches
+from sluice.sinks.bedrock import RateLimit
+from sluice.sinks.diff import MAX_CHECKS, DiffSink, Work, settle
+from sluice.storage import RawStore
+
+log = logging.getLogger(__name__)
+PER_CALL = 10
+MAX_ID = 2048
+INLINE_BYTES = 4 * 1024 * 1024  # larger documents go by S3 path
+FILE_TYPES = {"pdf": "PDF", "html": "HTML", "markdown": "MD", "docx": "MS_WORD", "csv": "CSV", "json": "JSON"}
+RETRYABLE = frozenset({"InternalError"})
+DONE = frozenset({"INDEXED", "UPDATED"})
+REFUSED = frozenset({"FAILED", "UPDATE_FAILED"})
+
+
+def kendra_id(record: DocumentRecord) -> str:
+    """The source URI names the document in Kendra (it is what users recognise), unless too long."""
+    return record.source_uri if len(record.source_uri) <= MAX_ID else record.doc_id
+
+
+def fingerprint(record: DocumentRecord) -> str:
+    """Everything Kendra holds of a document: when it is unchanged, nothing is sent."""
+    blob = json.dumps([record.text_sha256, record.title, record.kind, record.doc_metadata], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+class KendraApi:
+    def __init__(self, client: Any, index_id: str, role_arn: str | None = None, per_second: float = 5.0) -> None:
+        self._client = client
+        self.index_id = index_id
+        self.role_arn = role_arn
+        self._limit = RateLimit(per_second)
+        self._fields: dict[str, str] | None = None
+
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        self._limit.wait()
+        with service_call(operation):
+            response: dict[str, Any] = getattr(self._client, operation)(**params)
+            return response
+
+    def declared_fields(self) -> dict[str, str]:
+        """Custom attribute name → Kendra type (STRING_VALUE, STRING_LIST_VALUE, LONG_VALUE, DATE_VALUE)."""
+        if self._fields is None:
+            index = self._call("describe_index", Id=self.index_id)
+            self._fields = {
+                f["Name"]: f["Type"]
+                for f in index.get("DocumentMetadataConfigurations", [])
+                if not f["Name"].startswith("_")
+            }
+        return self._fields
+
+    def put(self, documents: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+        """Document id → (ErrorCode, ErrorMessage) for each document Kendra refused at once."""
+        assert len(documents) <= PER_CALL
+        params: dict[str, Any] = {"IndexId": self.index_id, "Documents": list(documents)}
+        if self.role_arn:
+            params["RoleArn"] = self.role_arn
+        response = self._call("batch_put_document", **params)
+        return {
+            f["Id"]: (f.get("ErrorCode", ""), f.get("ErrorMessage", "")) for f in response.get("FailedDocuments", [])
+        }
+
+    def delete(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        assert len(ids) <= PER_CALL
+        response = self._call("batch_delete_document", IndexId=self.index_id, DocumentIdList=list(ids))
+        return {
+            f["Id"]: (f.get("ErrorCode", ""), f.get("ErrorMessage", "")) for f in response.get("FailedDocuments", [])
+        }
+
+    def statuses(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        assert len(ids) <= PER_CALL
+        response = self._call(
+            "batch_get_document_status", IndexId=self.index_id, DocumentInfoList=[{"DocumentId": i} for i in ids]
+        )
+        return {
+            s["DocumentId"]: (s.get("DocumentStatus", ""), s.get("FailureReason", ""))
+            for s in response.get("DocumentStatusList", [])
+        }
+
+
+def _attribute(name: str, kind: str, value: Any) -> dict[str, Any] | None:
+    """A document attribute in the type the index declares, or None when the value does not fit it."""
+    if kind == "STRING_VALUE" and isinstance(value, str | int | float | bool):
+        return {"Key": name, "Value": {"StringValue": str(value)[:2048]}}
+    if kind == "STRING_LIST_VALUE":
+        items = value if isinstance(value, list) else [value]
+        return {"Key": name, "Value": {"StringListValue": [str(v)[:2048] for v in items][:10]}}
+    if kind == "LONG_VALUE" and isinstance(value, int | float) and not isinstance(value, bool):
+        return {"Key": name, "Value": {"LongValue": int(value)}}
+    if kind == "DATE_VALUE" and isinstance(value, str):
+        try:
+            return {"Key": name, "Value": {"DateValue": datetime.fromisoformat(value.replace("Z", "+00:00"))}}
+        except ValueError:
+            return None
+    return None
+
+
+class KendraSink(DiffSink):
+    name = "kendra"
+
+    def __init__(
+        self,
+        *,
+        api: KendraApi,
+        registry: Registry,
+        states: SinkStateStore,
+        processed: RawStore,
+        processed_bucket: str,
+        language_code: str = "en",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(registry=registry, states=states, **({"clock": clock} if clock else {}))
+        self.api = api
+        self.processed = processed
+        self.bucket = processed_bucket
+        self.language = language_code
+
+    def _document(self, record: DocumentRecord) -> dict[str, Any]:
+        key = text_key(record.doc_id)
+        head = self.processed.head(self.bucket, key)
+        if head is None:
+            raise TransientError(f"{key} is not written yet")
+        document: dict[str, Any] = {
+            "Id": kendra_id(record),
+            "Title": (record.title or record.key)[:1024],
+            "ContentType": "PLAIN_TEXT",
+        }
+        if head.size <= INLINE_BYTES or not self.api.role_arn:
+            document["Blob"] = self.processed.get(head)
+        else:
+            document["S3Path"] = {"Bucket": self.bucket, "Key": key}
+        updated = datetime.fromisoformat(record.updated_at.replace("Z", "+00:00"))
+        attributes = [
+            {"Key": "_source_uri", "Value": {"StringValue": record.source_uri[:2048]}},
+            {"Key": "_last_updated_at", "Value": {"DateValue": updated}},
+            {"Key": "_language_code", "Value": {"StringValue": self.language}},
+        ]
+        if record.kind in FILE_TYPES:
+            attributes.append({"Key": "_file_type", "Value": {"StringValue": FILE_TYPES[record.kind]}})
+        declared = self.api.declared_fields()
+        for name, value in (record.doc_metadata.get("attributes") or {}).items():
+            attribute = _attribute(name, declared[name], value) if name in declared else None
+            if attribute is None:
+                log.warning("attribute %s of %s is not a field of the Kendra index (or not of its type): dropped",
+                            name, record.doc_id)  # fmt: skip
+                continue
+            attributes.append(attribute)
+        document["Attributes"] = attributes
+        acl = record.doc_metadata.get("acl") or []
+        if acl:
+            document["AccessControlList"] = [{"Name": p["name"], "Type": p["type"], "Access": p["access"]} for p in acl]
+        return document
+
+    def forget_failures(self, state: SinkState) -> SinkState:
+        if not state.failures:
+            return state
+        return state.evolve(held=("", *state.held[1:2]), failures={})  # no fingerprint: put it again
+
+    def apply(self, work: list[Work]) -> None:
+        puts: list[tuple[Work, dict[str, Any]]] = []
+        deletes: list[Work] = []
+        for w in work:
+            record = w.record
+            if w.present and record is not None:
+                if w.held()[:1] != (fingerprint(record),):
+                    try:
+                        puts.append((w, self._document(record)))
+                    except TransientError as exc:
+                        self.fail([w], exc)
+            elif w.held():
+                deletes.append(w)
+        for batch, answer in send_in_batches(puts, PER_CALL, lambda b: self.api.put([d for _, d in b])):
+            if isinstance(answer, TransientError):
+                self.fail([w for w, _ in batch], answer)
+                continue
+            for w, document in batch:
+                code, message = (
+                    ("Refused", str(answer))
+                    if isinstance(answer, RefusedError)
+                    else answer.get(document["Id"], ("", ""))
+                )
+                if code in RETRYABLE:
+                    w.failed = f"Kendra {code}: {message}"
+                    continue
+                assert w.record is not None
+                state = self.base_state(w).evolve(held=(fingerprint(w.record), document["Id"]), checks=0)
+                failures = {"document": f"{code}: {message}"} if code else {}
+                w.new_state = settle(state, () if code else (document["Id"],), failures, present=True)
+        for group in chunks_of(deletes, PER_CALL):
+            ids = [w.held()[1] if len(w.held()) > 1 else w.doc_id for w in group]
+            try:
+                refused = self.api.delete(ids)
+            except (TransientError, RefusedError) as exc:
+                self.fail(group, exc)  # retried, then dead-lettered with the reason
+                continue
+            for w, doc in zip(group, ids, strict=True):
+                code, message = refused.get(doc, ("", ""))
+                if code in RETRYABLE:
+                    w.failed = f"Kendra {code}: {message}"
+                    continue
+                failures = {"document": f"{code}: {message}"} if code else {}
+                w.new_state = settle(self.base_state(w).evolve(held=(), checks=0), (), failures, present=False)
+
+    def confirm(self, work: list[Work]) -> None:
+        asks = [w for w in work if w.state is not None and w.state.pending]
+        answers: dict[str, tuple[str, str]] = {}
+        for batch in chunks_of(asks, PER_CALL):
+            try:
+                answers |= self.api.statuses([w.state.pending[0] for w in batch if w.state is not None])
+            except (TransientError, RefusedError) as exc:
+                self.fail(batch, exc)
+        for w in asks:
+            if w.failed is not None or w.state is None:
+                continue
+            doc = w.state.pending[0]
+            status, reason = answers.get(doc, ("PROCESSING", ""))
+            checks = w.state.checks + 1
+            failures: dict[str, str] = {}
+            pending: tuple[str, ...] = ()
+            if status in REFUSED:
+                failures = {"document": f"{status}: {reason}".strip(": ")}
+            elif status not in DONE:
+                pending = (doc,)
+                if checks >= MAX_CHECKS:
+                    failures, pending = {"document": f"still {status} after {checks} checks"}, ()
+            w.new_state = settle(w.state.evolve(checks=checks), pending, failures, present=True)

@@ -1,0 +1,307 @@
+"""The Bedrock Knowledge Base sink.
+
+Direct mode (the default): the chunks the registry has and the knowledge base was not given are
+ingested by S3 location (with their metadata sidecars), the chunks it was given and the registry
+no longer has are deleted, ten to a call, across all the documents of a batch; then each pending
+chunk is checked with GetKnowledgeBaseDocuments until it is INDEXED, or recorded as failed with
+the service's reason.
+
+Ingestion-job mode (for full rebuilds, or data sources that cannot take direct ingestion): the
+data source is synced with StartIngestionJob. At most one job runs per data source: a lock record
+(a sink state named ``kb-job``) says which job runs; changes that arrive meanwhile mark it dirty, and
+when the job ends one more starts for all of them. A ConflictException (a job started elsewhere) is
+treated the same way: wait for it, then sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sluice.errors import RefusedError, TransientError
+from sluice.layout import chunk_key
+from sluice.registry import Registry
+from sluice.sinks import Queue, SinkState, SinkStateStore, SinkStatus, StateConflictError, chunks_of, send_in_batches
+from sluice.sinks.bedrock import PER_CALL, BedrockKnowledgeBaseApi, JobConflictError, KbDocument, client_token
+from sluice.sinks.diff import MAX_CHECKS, DiffSink, Work, now_iso, settle
+
+DONE = frozenset({"INDEXED"})
+GONE = frozenset({"NOT_FOUND"})
+REFUSED = frozenset({"FAILED", "IGNORED", "PARTIALLY_INDEXED", "METADATA_PARTIALLY_INDEXED", "METADATA_UPDATE_FAILED"})
+JOB_SINK = "kb-job"
+JOB_MARK = "job"  # the pending item of a document waiting for an ingestion job
+JOB_POLL_SECONDS = 30
+STALE_LOCK_SECONDS = 3600  # a job running this long without news: start a second poll chain
+POLL_BODY = '{"sluice": "poll-job"}'
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    started: str | None = None  # a job id, when one was started
+    running: str | None = None  # the job still running
+    finished: str | None = None  # "job-id STATUS", when one ended
+    more: bool = False  # documents the ended job covered remain to be settled
+
+
+class KnowledgeBaseSink(DiffSink):
+    name = "kb"
+
+    def __init__(
+        self,
+        *,
+        api: BedrockKnowledgeBaseApi,
+        registry: Registry,
+        states: SinkStateStore,
+        processed_bucket: str,
+        mode: str = "direct",
+        queue: Queue | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(registry=registry, states=states, **({"clock": clock} if clock else {}))
+        if mode not in ("direct", "ingestion-job"):
+            raise ValueError(f"knowledge base sync mode must be direct or ingestion-job, not {mode!r}")
+        self.api = api
+        self.bucket = processed_bucket
+        self.mode = mode
+        self.queue = queue  # the sink's own queue: the ingestion-job mode follows its jobs with it
+
+    def _uri(self, doc_id: str, chunk: str) -> str:
+        return f"s3://{self.bucket}/{chunk_key(doc_id, chunk)}"
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    def apply(self, work: list[Work]) -> None:
+        if self.mode == "ingestion-job":
+            self._apply_by_job(work)
+            return
+        adds: list[tuple[Work, str]] = []
+        removes: list[tuple[Work, str]] = []
+        for w in work:
+            desired = w.record.chunks if w.present and w.record is not None else ()
+            held = set(w.held())
+            adds += [(w, c) for c in desired if c not in held]
+            removes += [(w, c) for c in w.held() if c not in set(desired)]
+        refused: dict[str, dict[str, str]] = {}
+        self._send(adds, removes, refused)
+        for w in work:
+            desired = w.record.chunks if w.present and w.record is not None else ()
+            if w.failed is not None or desired == w.held():
+                continue  # to retry, or nothing to send (a chunk the index refused is not resent)
+            state = self.base_state(w)
+            added = [c for c in desired if c not in set(w.held())]
+            failures = {c: r for c, r in state.failures.items() if c in set(desired)} | refused.get(w.doc_id, {})
+            pending = tuple(dict.fromkeys([*(p for p in state.pending if p in set(desired)), *added]))
+            pending = tuple(p for p in pending if p not in failures)
+            w.new_state = settle(state.evolve(held=tuple(desired), checks=0), pending, failures, present=bool(desired))
+
+    def _send(
+        self, adds: list[tuple[Work, str]], removes: list[tuple[Work, str]], refused: dict[str, dict[str, str]]
+    ) -> None:
+        def ingest(batch: Sequence[tuple[Work, str]]) -> dict[str, tuple[str, str]]:
+            docs = [KbDocument(self._uri(w.doc_id, c), self._uri(w.doc_id, c) + ".metadata.json") for w, c in batch]
+            return self.api.ingest(docs, self._token("ingest", batch))
+
+        for batch, answer in send_in_batches(adds, PER_CALL, ingest):
+            if isinstance(answer, TransientError):
+                self.fail([w for w, _ in batch], answer)
+                continue
+            for w, c in batch:
+                if isinstance(answer, RefusedError):
+                    refused.setdefault(w.doc_id, {})[c] = str(answer)[:300]
+                    continue
+                status, reason = answer.get(self._uri(w.doc_id, c), ("STARTING", ""))
+                if status in REFUSED:
+                    refused.setdefault(w.doc_id, {})[c] = f"{status}: {reason}".strip(": ")
+
+        def delete(batch: Sequence[tuple[Work, str]]) -> dict[str, tuple[str, str]]:
+            return self.api.delete([self._uri(w.doc_id, c) for w, c in batch], self._token("delete", batch))
+
+        for batch, answer in send_in_batches(removes, PER_CALL, delete):
+            if isinstance(answer, TransientError | RefusedError):
+                self.fail([w for w, _ in batch], answer)  # retried, then dead-lettered with the reason
+
+    @staticmethod
+    def _token(operation: str, batch: Sequence[tuple[Work, str]]) -> str:
+        """The same request retried carries the same token (Bedrock ignores the repeat); a redrive,
+        made from a newer state version, does not."""
+        return client_token(operation, *(f"{w.doc_id}:{w.state.version if w.state else 0}:{c}" for w, c in batch))
+
+    # -- confirming ----------------------------------------------------------------------------------
+
+    def confirm(self, work: list[Work]) -> None:
+        if self.mode == "ingestion-job":
+            return  # documents are confirmed when their job ends (see poll_job)
+        asks = [(w, c) for w in work if w.state is not None for c in w.state.pending]
+        answers: dict[str, tuple[str, str]] = {}
+        for batch in chunks_of(asks, PER_CALL):
+            try:
+                answers |= self.api.statuses([self._uri(w.doc_id, c) for w, c in batch])
+            except (TransientError, RefusedError) as exc:
+                self.fail([w for w, _ in batch], exc)
+        for w in work:
+            if w.failed is not None or w.state is None or not w.state.pending:
+                continue
+            pending, failures = [], dict(w.state.failures)
+            for c in w.state.pending:
+                status, reason = answers.get(self._uri(w.doc_id, c), ("PENDING", ""))
+                if status in REFUSED:
+                    failures[c] = f"{status}: {reason}".strip(": ")
+                elif status not in DONE:
+                    pending.append(c)  # still processing (or not yet visible)
+            checks = w.state.checks + 1
+            if pending and checks >= MAX_CHECKS:
+                failures |= dict.fromkeys(pending, f"not indexed after {checks} checks")
+                pending = []
+            present = bool(w.state.held)
+            w.new_state = settle(w.state.evolve(checks=checks), tuple(pending), failures, present=present)
+
+    # -- ingestion jobs --------------------------------------------------------------------------------
+    #
+    # The lock is the sink state ("kb-job", data source id): PENDING while a job runs, its ``held`` the
+    # job's generation (a counter bumped at every start) and id, its ``failures`` the flag "dirty"
+    # (changes arrived after the job started) and the last job's summary. A document waiting for a job
+    # is PENDING with the mark "job>G": any job of a generation above G started after the document's
+    # chunks were in S3, so its successful end means the document is indexed. One chain of delayed
+    # poll messages follows the running job: the start queues the first, each poll the next.
+
+    def forget_failures(self, state: SinkState) -> SinkState:
+        if self.mode == "ingestion-job":
+            return state.evolve(held=(), failures={})  # a failed job: sync the document again
+        return super().forget_failures(state)
+
+    def wants_check(self, state: SinkState) -> bool:
+        return self.mode == "direct" and super().wants_check(state)
+
+    def _apply_by_job(self, work: list[Work]) -> None:
+        lock = self._lock()
+        mark = f"{JOB_MARK}>{_generation(lock)}"
+        waiting = False
+        for w in work:
+            desired = w.record.chunks if w.present and w.record is not None else ()
+            if w.sent_from is None and not desired:
+                continue  # never had it, does not want it
+            if desired == w.held() and w.sent_from is not None:
+                waiting = waiting or any(p.startswith(JOB_MARK) for p in w.sent_from.pending)
+                continue
+            waiting = True
+            state = self.base_state(w).evolve(held=tuple(desired), failures={}, checks=0)
+            w.new_state = state.evolve(status=SinkStatus.PENDING, pending=(mark,))
+        if waiting:
+            try:
+                self.request_job(lock)
+            except (TransientError, RefusedError) as exc:
+                self.fail(work, exc)
+
+    def _lock(self) -> SinkState | None:
+        return self.states.get(JOB_SINK, self.api.ds)
+
+    def _write_lock(self, lock: SinkState | None, **changes: object) -> None:
+        base = lock or SinkState(JOB_SINK, self.api.ds, SinkStatus.INDEXED, now_iso(self.clock))
+        version = lock.version if lock is not None else None
+        self.states.put(base.evolve(**changes, version=(version or 0) + 1, updated_at=now_iso(self.clock)),
+                        expected_version=version)  # fmt: skip
+
+    def _follow(self, delay: int = JOB_POLL_SECONDS) -> None:
+        if self.queue is None:
+            raise ValueError("the ingestion-job mode needs the sink's queue to follow its jobs")
+        self.queue.send(POLL_BODY, delay)
+
+    def request_job(self, lock: SinkState | None) -> JobOutcome:
+        """Make sure a job will pick up the changes recorded so far: start one, or mark the running
+        one dirty so that another follows it."""
+        if lock is not None and lock.status is SinkStatus.PENDING:
+            if "dirty" not in lock.failures:
+                self._write_lock(lock, failures={**lock.failures, "dirty": "1"})
+            if self.clock() - _epoch(lock.updated_at) > STALE_LOCK_SECONDS:
+                self._follow()  # the poll chain may have been lost: a second one merges at the job's end
+            return JobOutcome(running=_job_id(lock))
+        return self._start(lock)
+
+    def _start(self, lock: SinkState | None) -> JobOutcome:
+        generation = _generation(lock) + 1
+        summary = {k: v for k, v in (lock.failures if lock else {}).items() if k != "dirty"}
+        try:
+            job_id = self.api.start_job(client_token("job", self.api.ds, generation), "Sluice: sync changed chunks")
+        except JobConflictError:
+            # A job we did not start is running: wait for it, then start ours.
+            self._write_lock(
+                lock, status=SinkStatus.PENDING, held=(str(generation - 1),), failures=summary | {"dirty": "1"}
+            )
+            self._follow()
+            return JobOutcome()
+        self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation), job_id), failures=summary)
+        self._follow()
+        return JobOutcome(started=job_id)
+
+    def poll_job(self, limit: int = 2000) -> JobOutcome:
+        """Called by a delayed message while a job runs: record its end, start the next job when
+        changes arrived meanwhile, and settle the documents the ended job covered (``limit`` at a
+        time: while some remain, ``more`` asks for another poll)."""
+        lock = self._lock()
+        if lock is None:
+            return JobOutcome()
+        outcome = JobOutcome()
+        if lock.status is SinkStatus.PENDING:
+            job_id = _job_id(lock)
+            if job_id is None:  # someone else's job: try to start ours
+                return self._start(lock)
+            job = self.api.job(job_id)
+            if job.status in ("STARTING", "IN_PROGRESS", "STOPPING"):
+                self._follow()
+                return JobOutcome(running=job.job_id)
+            ended = f"{job.job_id} {job.status}"
+            summary = {"last_job": ended, "settle": f"{_generation(lock)} {job.status}"}
+            summary |= {k: str(v) for k, v in job.statistics.items()}
+            if job.failure_reasons:
+                summary["failure_reasons"] = "; ".join(job.failure_reasons)[:1000]
+            try:
+                self._write_lock(lock, status=SinkStatus.INDEXED, held=(str(_generation(lock)),), failures=summary)
+            except StateConflictError:
+                return JobOutcome()  # a concurrent poll got there first: its chain goes on, this one ends
+            started = self._start(self._lock()).started if "dirty" in lock.failures else None
+            outcome = JobOutcome(started=started, finished=ended)
+            lock = self._lock()
+        if lock is None or "settle" not in lock.failures:
+            return outcome
+        generation, status = lock.failures["settle"].split(" ", 1)
+        failure = None if status == "COMPLETE" else f"ingestion job {lock.failures.get('last_job', status)}"
+        if self._settle_job_documents(int(generation), failure, limit):
+            self._follow(0)
+            return replace(outcome, more=True)
+        with suppress(StateConflictError):  # a concurrent poll finished first
+            self._write_lock(lock, failures={k: v for k, v in lock.failures.items() if k != "settle"})
+        return outcome
+
+    def _settle_job_documents(self, generation: int, failure: str | None, limit: int) -> bool:
+        """The documents waiting for a job of this generation or earlier: indexed, or failed with the
+        job's reason (``sluice redrive`` sends them again). True when more than ``limit`` remain."""
+        done_count = 0
+        for state in self.states.states(self.name, SinkStatus.PENDING):
+            marks = [p for p in state.pending if p.startswith(f"{JOB_MARK}>")]
+            if not marks or int(marks[0].split(">", 1)[1]) >= generation:
+                continue
+            if done_count >= limit:
+                return True
+            done_count += 1
+            if failure is not None:
+                done = state.evolve(status=SinkStatus.FAILED, pending=(), failures={"job": failure})
+            else:
+                done = state.evolve(status=SinkStatus.INDEXED if state.held else SinkStatus.ABSENT, pending=())
+            with suppress(StateConflictError):  # changed again meanwhile: a later job settles it
+                self.states.put(done.evolve(version=state.version + 1, updated_at=now_iso(self.clock)),
+                                expected_version=state.version)  # fmt: skip
+        return False
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _generation(lock: SinkState | None) -> int:
+    return int(lock.held[0]) if lock is not None and lock.held else 0
+
+
+def _job_id(lock: SinkState) -> str | None:
+    return lock.held[1] if len(lock.held) > 1 else None

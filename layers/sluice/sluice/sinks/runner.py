@@ -1,0 +1,113 @@
+"""One SQS batch on a sink's queue, whatever its messages: events from the bus (a document
+changed, was deleted or quarantined), delayed status checks the sink queued for itself, and the
+ingestion-job poll. Documents are deduplicated across the batch and synced together, so the API
+calls are batched across messages (ten documents to a Kendra call); a message fails (and SQS retries
+it, then dead-letters it) only when one of its documents needs a retry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sluice.errors import RefusedError, TransientError
+from sluice.sinks import Queue, SyncResult
+from sluice.sinks.diff import DiffSink
+from sluice.sinks.knowledge_base import KnowledgeBaseSink
+
+CHECK = "check"
+POLL_JOB = "poll-job"
+SYNC = "sync"
+MAX_IDS_PER_MESSAGE = 200
+
+
+class MalformedSinkMessageError(ValueError):
+    pass
+
+
+@dataclass
+class Message:
+    message_id: str
+    sync: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)  # sync, sending again what the index refused
+    check: list[str] = field(default_factory=list)
+    poll_job: bool = False
+
+
+def parse(message_id: str, body: str) -> Message:
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise MalformedSinkMessageError(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedSinkMessageError("not a JSON object")
+    message = Message(message_id)
+    if data.get("source") == "sluice.ingest" and isinstance(data.get("detail"), dict):
+        doc_id = data["detail"].get("doc_id")
+        if not isinstance(doc_id, str):
+            raise MalformedSinkMessageError("event without a doc_id")
+        message.sync.append(doc_id)
+    elif data.get("sluice") in (SYNC, CHECK) and isinstance(data.get("doc_ids"), list):
+        if data["sluice"] == CHECK:
+            target = message.check
+        else:
+            target = message.retry if data.get("retry_failed") else message.sync
+        target += [str(d) for d in data["doc_ids"]]
+    elif data.get("sluice") == POLL_JOB:
+        message.poll_job = True
+    else:
+        raise MalformedSinkMessageError("neither a document event nor a sink message")
+    return message
+
+
+def check_message(doc_ids: Sequence[str]) -> str:
+    return json.dumps({"sluice": CHECK, "doc_ids": list(doc_ids)})
+
+
+def sync_message(doc_ids: Sequence[str], *, retry_failed: bool = False) -> str:
+    return json.dumps({"sluice": SYNC, "doc_ids": list(doc_ids), **({"retry_failed": True} if retry_failed else {})})
+
+
+@dataclass
+class BatchReport:
+    failed_message_ids: list[str]
+    results: list[SyncResult]
+    malformed: list[str]
+    job: dict[str, Any] = field(default_factory=dict)
+
+
+def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) -> BatchReport:
+    messages, malformed = [], []
+    for message_id, body in records:
+        try:
+            messages.append(parse(message_id, body))
+        except MalformedSinkMessageError:
+            malformed.append(message_id)
+    to_retry = list(dict.fromkeys(d for m in messages for d in m.retry))
+    to_sync = [d for d in dict.fromkeys(d for m in messages for d in m.sync) if d not in set(to_retry)]
+    synced = set(to_retry) | set(to_sync)
+    to_check = [d for d in dict.fromkeys(d for m in messages for d in m.check) if d not in synced]
+    results = [
+        *(sink.sync(to_retry, retry_failed=True) if to_retry else []),
+        *(sink.sync(to_sync) if to_sync else []),
+        *(sink.check(to_check) if to_check else []),
+    ]
+    report = BatchReport([], results, malformed)
+    polls = [m.message_id for m in messages if m.poll_job]
+    if polls and isinstance(sink, KnowledgeBaseSink):
+        try:
+            report.job = asdict(sink.poll_job())
+        except (TransientError, RefusedError) as exc:
+            report.job = {"error": str(exc)}
+            report.failed_message_ids += polls  # the poll is retried: the job is still followed
+    by_delay: dict[int, list[str]] = {}
+    for r in results:
+        if r.check_after is not None and not r.retry:
+            by_delay.setdefault(r.check_after, []).append(r.doc_id)
+    for delay, ids in sorted(by_delay.items()):
+        for i in range(0, len(ids), MAX_IDS_PER_MESSAGE):
+            queue.send(check_message(ids[i : i + MAX_IDS_PER_MESSAGE]), delay)
+    retry = {r.doc_id for r in results if r.retry}
+    report.failed_message_ids += [m.message_id for m in messages if retry & set(m.sync + m.retry + m.check)] + malformed
+    return report

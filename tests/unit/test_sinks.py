@@ -1,0 +1,346 @@
+"""The Knowledge Base and Kendra sinks on in-memory services: only differences are sent, in
+batches; duplicates and reordering change nothing; faults lose nothing; one job at a time."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from fakes import FakeBus, FakeProcessedStore, FakeQueue, FakeRawStore, FakeRegistry, FakeSinkStates
+from sinkfakes import FakeKendra, FakeKnowledgeBase
+
+from sluice.chunk import ChunkSettings
+from sluice.ingest import IngestService, IngestSettings, ObjectEvent
+from sluice.layout import document_id, s3_uri
+from sluice.process import PipelineSettings
+from sluice.sinks import SinkStatus
+from sluice.sinks.kendra import KendraSink
+from sluice.sinks.knowledge_base import KnowledgeBaseSink
+from sluice.sinks.runner import run_batch, sync_message
+from sluice.storage import ObjectHead
+
+BUCKET = "raw"
+
+
+class ProcessedAsRaw:
+    """The processed store read back through the RawStore port (the Kendra sink reads text)."""
+
+    def __init__(self, store: FakeProcessedStore) -> None:
+        self.store = store
+
+    def head(self, bucket: str, key: str) -> ObjectHead | None:
+        data = self.store.files.get(key)
+        return None if data is None else ObjectHead(bucket, key, len(data), "etag")
+
+    def get(self, head: ObjectHead) -> bytes:
+        return self.store.files[head.key]
+
+
+class World:
+    def __init__(self, mode: str = "direct") -> None:
+        clock = [1_800_000_000.0]
+        self.raw, self.processed, self.registry, self.bus = (
+            FakeRawStore(),
+            FakeProcessedStore("processed"),
+            FakeRegistry(),
+            FakeBus(),
+        )
+        self.ingest = IngestService(
+            raw=self.raw, processed=self.processed, registry=self.registry, bus=self.bus,
+            settings=IngestSettings(pipeline=PipelineSettings(chunking=ChunkSettings(max_tokens=128))),
+            clock=lambda: clock[0],
+        )  # fmt: skip
+        self.states = FakeSinkStates()
+        self.kb_api = FakeKnowledgeBase()
+        self.kendra_api = FakeKendra()
+        self.queue = FakeQueue()
+        self.kb = KnowledgeBaseSink(
+            api=self.kb_api,
+            registry=self.registry,
+            states=self.states,
+            processed_bucket="processed",
+            mode=mode,
+            queue=self.queue,
+        )  # type: ignore[arg-type]
+        self.kendra = KendraSink(api=self.kendra_api, registry=self.registry, states=self.states,  # type: ignore[arg-type]
+                                 processed=ProcessedAsRaw(self.processed), processed_bucket="processed")  # fmt: skip
+        self.seq = 0
+
+    def put(self, key: str, text: str) -> str:
+        self.seq += 1
+        version = self.raw.put(BUCKET, key, text.encode())
+        self.ingest.handle(ObjectEvent(BUCKET, key, removed=False, sequencer=f"{self.seq:08X}", version_id=version))
+        return document_id(s3_uri(BUCKET, key))
+
+    def delete(self, key: str) -> str:
+        self.seq += 1
+        self.raw.delete(BUCKET, key)
+        self.ingest.handle(ObjectEvent(BUCKET, key, removed=True, sequencer=f"{self.seq:08X}"))
+        return document_id(s3_uri(BUCKET, key))
+
+    def deliver(self, sink, doc_ids: list[str]):  # type: ignore[no-untyped-def]
+        """The bus events for these documents, in SQS batches of ten, then any checks the sink queued."""
+        events = [
+            json.dumps({"source": "sluice.ingest", "detail-type": "Document Changed", "detail": {"doc_id": d}})
+            for d in doc_ids
+        ]
+        failed = []
+        for i in range(0, len(events), 10):
+            failed += run_batch(
+                sink, [(f"e{i + n}", body) for n, body in enumerate(events[i : i + 10])], self.queue
+            ).failed_message_ids
+        return failed
+
+    def drain_checks(self, sink) -> None:  # type: ignore[no-untyped-def]
+        while self.queue.sent:
+            run_batch(sink, self.queue.take(), self.queue)
+
+
+def _text(n: int, tag: str = "") -> str:
+    return "# Doc\n\n" + "\n\n".join(
+        f"Paragraph {i}{tag} says something about sinks and indexes, plainly and at length." for i in range(n)
+    )
+
+
+def test_a_new_document_is_ingested_chunk_by_chunk_and_confirmed() -> None:
+    w = World()
+    doc = w.put("a.md", _text(90))
+    chunks = w.registry.get(doc).chunks
+    assert len(chunks) > 10
+    assert w.deliver(w.kb, [doc]) == []
+    assert w.kb_api.count("ingest") == math.ceil(len(chunks) / 10)
+    assert w.states.get("kb", doc).status is SinkStatus.PENDING
+    w.drain_checks(w.kb)
+    state = w.states.get("kb", doc)
+    assert state.status is SinkStatus.INDEXED and state.held == chunks and not state.pending
+    assert set(w.kb_api.indexed) == {f"s3://processed/chunks/{doc}/{c}.txt" for c in chunks}
+    assert all(m.endswith(".txt.metadata.json") for m in w.kb_api.indexed.values())
+
+
+def test_a_resync_of_an_unchanged_corpus_makes_no_calls() -> None:
+    w = World()
+    docs = [w.put(f"d{i}.md", _text(8, str(i))) for i in range(5)]
+    w.deliver(w.kb, docs)
+    w.deliver(w.kendra, docs)
+    w.drain_checks(w.kb)
+    w.drain_checks(w.kendra)
+    kb_calls, kendra_calls = len(w.kb_api.calls), len(w.kendra_api.calls)
+    for i in range(5):
+        w.put(f"d{i}.md", _text(8, str(i)))  # re-uploaded, same bytes
+    w.deliver(w.kb, docs)
+    w.deliver(w.kendra, docs)
+    w.deliver(w.kb, docs)  # and the events duplicated
+    assert (len(w.kb_api.calls), len(w.kendra_api.calls)) == (kb_calls, kendra_calls)
+
+
+def test_a_one_paragraph_edit_sends_only_the_changed_chunks() -> None:
+    w = World()
+    text = _text(40)
+    doc = w.put("long.md", text)
+    w.deliver(w.kb, [doc])
+    w.drain_checks(w.kb)
+    before = set(w.registry.get(doc).chunks)
+    w.kb_api.calls.clear()
+    w.put("long.md", text.replace("Paragraph 20 says", "Paragraph twenty now says, after an edit,"))
+    after = set(w.registry.get(doc).chunks)
+    w.deliver(w.kb, [doc])
+    sent = sum(n for op, n in w.kb_api.calls if op == "ingest")
+    removed = sum(n for op, n in w.kb_api.calls if op == "delete")
+    assert (sent, removed) == (len(after - before), len(before - after))
+    assert 1 <= sent <= 3
+    assert set(w.kb_api.indexed) == {f"s3://processed/chunks/{doc}/{c}.txt" for c in after}
+
+
+def test_a_delete_removes_the_document_from_both_sinks() -> None:
+    w = World()
+    doc = w.put("gone.md", _text(12))
+    w.deliver(w.kb, [doc])
+    w.deliver(w.kendra, [doc])
+    assert w.kb_api.indexed and w.kendra_api.documents
+    w.delete("gone.md")
+    w.deliver(w.kb, [doc])
+    w.deliver(w.kendra, [doc])
+    assert not w.kb_api.indexed and not w.kendra_api.documents
+    assert w.states.get("kb", doc).status is SinkStatus.ABSENT
+    assert w.states.get("kendra", doc).status is SinkStatus.ABSENT
+
+
+def test_deleting_a_document_the_sink_never_had_is_success_without_a_call() -> None:
+    w = World()
+    doc = w.put("bad.pdf", "not a pdf")  # quarantined: nothing to index
+    assert w.deliver(w.kb, [doc]) == [] and w.deliver(w.kendra, [doc]) == []
+    assert w.kb_api.calls == [] and w.kendra_api.calls == []
+
+
+def test_events_out_of_order_change_nothing() -> None:
+    w = World()
+    doc = w.put("o.md", _text(10, "a"))
+    w.put("o.md", _text(10, "b"))  # the first event is delivered after the second: both name the doc
+    w.deliver(w.kb, [doc, doc])
+    w.deliver(w.kb, [doc])
+    assert {u.rsplit("/", 1)[1][:-4] for u in w.kb_api.indexed} == set(w.registry.get(doc).chunks)
+
+
+def test_a_burst_of_1000_documents_is_100_kendra_calls() -> None:
+    w = World()
+    docs = [w.put(f"many/{i}.txt", f"Document number {i} has its own short text.") for i in range(1000)]
+    assert w.deliver(w.kendra, docs) == []
+    assert w.kendra_api.count("put") == 100 and len(w.kendra_api.documents) == 1000
+
+
+def test_kendra_documents_carry_reserved_declared_attributes_and_acls() -> None:
+    w = World()
+    w.raw.put(BUCKET, "hr.md.metadata.json", json.dumps({
+        "metadataAttributes": {"department": "hr", "year": 2025, "undeclared": "x"},
+        "accessControlList": [{"name": "hr", "type": "GROUP", "access": "ALLOW"}],
+    }).encode())  # fmt: skip
+    doc = w.put("hr.md", _text(3))
+    w.deliver(w.kendra, [doc])
+    (document,) = w.kendra_api.documents.values()
+    assert document["Id"] == "s3://raw/hr.md" and document["ContentType"] == "PLAIN_TEXT"
+    assert document["Blob"].startswith(b"# Doc")
+    attrs = {a["Key"]: a["Value"] for a in document["Attributes"]}
+    assert attrs["_source_uri"] == {"StringValue": "s3://raw/hr.md"} and attrs["_file_type"] == {"StringValue": "MD"}
+    assert attrs["department"] == {"StringValue": "hr"} and attrs["year"] == {"LongValue": 2025}
+    assert "undeclared" not in attrs and "_last_updated_at" in attrs
+    assert document["AccessControlList"] == [{"Name": "hr", "Type": "GROUP", "Access": "ALLOW"}]
+
+
+def test_throttling_loses_nothing() -> None:
+    w = World()
+    docs = [w.put(f"t{i}.md", _text(12, str(i))) for i in range(4)]
+    w.kb_api.fail_next["ingest"] = 2
+    failed = w.deliver(w.kb, docs)
+    assert failed  # SQS redelivers those records
+    w.deliver(w.kb, docs)  # the redelivery sends what the first attempt could not
+    w.drain_checks(w.kb)
+    expected = {f"s3://processed/chunks/{d}/{c}.txt" for d in docs for c in w.registry.get(d).chunks}
+    assert set(w.kb_api.indexed) == expected
+    assert all(w.states.get("kb", d).status is SinkStatus.INDEXED for d in docs)
+
+
+def test_kendra_partial_failures_retry_only_what_is_retryable() -> None:
+    w = World()
+    docs = [w.put(f"k{i}.md", _text(2, str(i))) for i in range(3)]
+    w.kendra_api.refuse = {"s3://raw/k0.md": "InternalError", "s3://raw/k1.md": "InvalidRequest"}
+    failed = w.deliver(w.kendra, docs)
+    assert failed == ["e0"]  # the batch's one message stays; its retryable document goes again
+    assert w.states.get("kendra", docs[1]).status is SinkStatus.FAILED
+    assert "InvalidRequest" in w.states.get("kendra", docs[1]).failures["document"]
+    w.deliver(w.kendra, docs)
+    assert set(w.kendra_api.documents) == {"s3://raw/k0.md", "s3://raw/k2.md"}
+
+
+def test_refused_chunks_are_recorded_with_the_services_reason() -> None:
+    w = World()
+    doc = w.put("r.md", _text(5))
+    first = f"s3://processed/chunks/{doc}/{w.registry.get(doc).chunks[0]}.txt"
+    w.kb_api.refuse.add(first)
+    w.deliver(w.kb, [doc])
+    w.drain_checks(w.kb)
+    state = w.states.get("kb", doc)
+    assert state.status is SinkStatus.FAILED
+    assert list(state.failures.values()) == ["FAILED: embedding failed"]
+
+
+def test_checks_back_off_until_the_index_answers() -> None:
+    w = World()
+    doc = w.put("slow.md", _text(4))
+    w.kb_api.processing_checks = 3
+    w.deliver(w.kb, [doc])
+    delays = []
+    while w.queue.sent:
+        delays += [d for _, d in w.queue.sent]
+        run_batch(w.kb, w.queue.take(), w.queue)
+    assert delays == [20, 40, 80, 160] and w.states.get("kb", doc).status is SinkStatus.INDEXED
+
+
+def test_ingestion_job_mode_runs_one_job_at_a_time_and_coalesces_bursts() -> None:
+    w = World(mode="ingestion-job")
+    docs = [w.put(f"j{i}.txt", f"Text of document {i}.") for i in range(1000)]
+    w.deliver(w.kb, docs)  # 100 batches while the first job runs
+    assert len(w.kb_api.jobs) == 1 and w.kb_api.count("ingest") == 0
+    assert w.states.get("kb-job", "DS12345678").failures.get("dirty") == "1"
+    assert [json.loads(body) for body, _ in w.queue.sent] == [{"sluice": "poll-job"}]  # one chain
+    run_batch(w.kb, w.queue.take(), w.queue)  # still running: poll again later
+    assert len(w.queue.sent) == 1 and len(w.kb_api.jobs) == 1
+    w.kb_api.job_status = "COMPLETE"
+    run_batch(w.kb, w.queue.take(), w.queue)  # the job ended: one more starts for what came meanwhile
+    assert len(w.kb_api.jobs) == 2
+    statuses = [w.states.get("kb", d).status for d in docs]
+    assert statuses[:10] == [SinkStatus.INDEXED] * 10  # the first job covered the first batch only
+    assert set(statuses[10:]) == {SinkStatus.PENDING}
+    run_batch(w.kb, w.queue.take(), w.queue)
+    assert all(w.states.get("kb", d).status is SinkStatus.INDEXED for d in docs)
+    assert len(w.kb_api.jobs) == 2 and w.kb_api.running is None and not w.queue.sent
+
+
+def test_settling_a_large_job_goes_on_over_several_polls() -> None:
+    w = World(mode="ingestion-job")
+    docs = [w.put(f"s{i}.txt", f"Text {i}.") for i in range(25)]
+    run_batch(w.kb, [("m", sync_message(docs))], w.queue)
+    w.kb_api.job_status = "COMPLETE"
+    w.queue.take()
+    outcome = w.kb.poll_job(limit=10)
+    assert outcome.more and sum(w.states.get("kb", d).status is SinkStatus.INDEXED for d in docs) == 10
+    while w.queue.sent:
+        run_batch(w.kb, w.queue.take(), w.queue)
+    assert all(w.states.get("kb", d).status is SinkStatus.INDEXED for d in docs)
+    assert "settle" not in w.states.get("kb-job", "DS12345678").failures
+
+
+def test_a_failed_job_fails_its_documents_until_redriven() -> None:
+    w = World(mode="ingestion-job")
+    doc = w.put("f.txt", "Some text.")
+    w.deliver(w.kb, [doc])
+    w.kb_api.job_status = "FAILED"
+    run_batch(w.kb, w.queue.take(), w.queue)
+    state = w.states.get("kb", doc)
+    assert state.status is SinkStatus.FAILED and "FAILED" in state.failures["job"]
+    w.deliver(w.kb, [doc])
+    assert len(w.kb_api.jobs) == 1  # an ordinary re-sync does not resend what failed
+    run_batch(w.kb, [("r", sync_message([doc], retry_failed=True))], w.queue)
+    assert len(w.kb_api.jobs) == 2 and w.states.get("kb", doc).status is SinkStatus.PENDING
+
+
+def test_redrive_resends_only_the_refused_chunks() -> None:
+    w = World()
+    doc = w.put("r2.md", _text(40))
+    chunks = w.registry.get(doc).chunks
+    w.kb_api.refuse.add(f"s3://processed/chunks/{doc}/{chunks[1]}.txt")
+    w.deliver(w.kb, [doc])
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", doc).status is SinkStatus.FAILED
+    w.kb_api.refuse.clear()
+    w.kb_api.calls.clear()
+    run_batch(w.kb, [("r", sync_message([doc], retry_failed=True))], w.queue)
+    assert w.kb_api.calls == [("ingest", 1)]
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", doc).status is SinkStatus.INDEXED and not w.states.get("kb", doc).failures
+
+
+def test_a_conflict_with_a_job_started_elsewhere_is_absorbed() -> None:
+    w = World(mode="ingestion-job")
+    doc = w.put("c.txt", "Some text.")
+    w.kb_api.conflict_next = True
+    assert w.deliver(w.kb, [doc]) == []
+    assert w.kb_api.jobs == [] and len(w.queue.sent) == 1  # it waits and polls
+    run_batch(w.kb, w.queue.take(), w.queue)  # the other job has ended: ours starts
+    assert len(w.kb_api.jobs) == 1
+    w.kb_api.job_status = "COMPLETE"
+    run_batch(w.kb, w.queue.take(), w.queue)
+    assert w.states.get("kb", doc).status is SinkStatus.INDEXED
+
+
+def test_sync_messages_from_operators_are_accepted() -> None:
+    w = World()
+    doc = w.put("s.md", _text(3))
+    report = run_batch(w.kendra, [("m", sync_message([doc])), ("bad", "not json")], w.queue)
+    assert report.failed_message_ids == ["bad"] and w.kendra_api.documents
+
+
+@pytest.mark.parametrize("mode", ["nonsense"])
+def test_unknown_modes_are_refused(mode: str) -> None:
+    with pytest.raises(ValueError, match="direct or ingestion-job"):
+        World(mode=mode)
