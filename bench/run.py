@@ -1,5 +1,6 @@
 """`make bench`: Sluice's front end measured against the tokenizer floor and the libraries a Bedrock
-or Kendra user would otherwise reach for, all in one run on one machine, reported as ratios.
+or Kendra user would otherwise reach for, all in one run on one machine, reported as ratios; and the
+sinks' API calls per 1,000 documents against the naive ways of syncing an index (bench/sinks.py).
 
 Writes docs/benchmarks.md and prints the same tables. Peers (langchain-text-splitters, chonkie,
 semchunk) are installed only in the benchmark's own venv (.venv/tools/bench).
@@ -43,6 +44,7 @@ def _offline_tiktoken() -> None:
 _offline_tiktoken()
 
 import tiktoken  # noqa: E402
+from sinks import bench_sinks, sink_report  # noqa: E402
 
 from sluice.chunk import ChunkSettings, _lay_out, chunk_blocks  # noqa: E402
 from sluice.clean import clean_blocks  # noqa: E402
@@ -441,6 +443,7 @@ def report(results: dict[str, Any]) -> str:
         f"| {c['interpreter_ms']:.0f} | {c['import_ms']:.0f} | {c['setup_ms']:.0f} | {c['import_ms'] + c['setup_ms']:.0f} | "
         f"{c['tokenizer_ms']:.0f} | {c['sandbox_worker_ms']:.0f} |",
         "",
+        *sink_report(results["sinks"]),
     ]
     return "\n".join(lines) + "\n"
 
@@ -481,6 +484,8 @@ def main() -> None:
     results["memory"] = bench_memory()
     print("cold start ...", flush=True)
     results["cold"] = bench_cold_start(args.repeat)
+    print("sink API calls ...", flush=True)
+    results["sinks"] = bench_sinks()
     text = report(results)
     Path(args.out).write_text(text)
     print(text)

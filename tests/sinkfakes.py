@@ -66,6 +66,7 @@ class FakeKnowledgeBase:
         }
 
     def start_job(self, token: str, description: str) -> str:
+        self._fail("start_job")
         self.calls.append(("start_job", 0))
         if self.conflict_next or self.running is not None:
             self.conflict_next = False

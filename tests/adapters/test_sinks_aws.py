@@ -146,7 +146,10 @@ def test_ingestion_jobs_start_with_a_client_token_and_report_their_statistics() 
             api.start_job(TOKEN, "sync")
 
 
-@pytest.mark.parametrize(("code", "status"), [("ThrottlingException", 429), ("InternalServerException", 500)])
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("ThrottlingException", 429), ("InternalServerException", 500), ("ServiceQuotaExceededException", 402)],
+)
 def test_throttling_and_server_errors_are_transient(code: str, status: int) -> None:
     client, stubber = _client("bedrock-agent")
     _error(stubber, "get_knowledge_base_documents", code, status)
@@ -376,6 +379,13 @@ def test_states_round_trip_and_are_written_only_over_the_version_read(states: Dy
     states.put(_state("d1", SinkStatus.INDEXED, version=2), expected_version=1)
     with pytest.raises(StateConflictError):
         states.put(_state("d1", SinkStatus.FAILED, version=3), expected_version=1)
+
+
+def test_document_ids_with_any_character_survive_the_round_trip(states: DynamoDBSinkStates) -> None:
+    state = SinkState("kendra", "d", SinkStatus.PENDING, "2026-11-28T10:00:00.000Z",
+                      held=("fp", "s3://raw/My Report (final).pdf"), pending=("s3://raw/My Report (final).pdf",))  # fmt: skip
+    states.put(state, expected_version=None)
+    assert states.get("kendra", "d") == state
 
 
 def test_states_are_counted_and_listed_by_sink_and_status(states: DynamoDBSinkStates) -> None:

@@ -113,7 +113,7 @@ def test_buckets_are_tls_only(transformed: dict[str, Any]) -> None:
     for policy in _of_type(transformed, "AWS::S3::BucketPolicy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if (
-                statement["Effect"] == "Deny"
+                statement.get("Effect") == "Deny"  # (a conditional statement is an Fn::If)
                 and statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
             ):
                 protected.add(policy["Properties"]["Bucket"]["Ref"])
@@ -149,3 +149,77 @@ def test_the_raw_bucket_notifies_the_ingest_queue_of_creations_and_removals(sour
     configs = source["Resources"]["RawBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
     assert {c["Event"] for c in configs} == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
     assert source["Resources"]["RawBucket"]["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+# -- the sinks ------------------------------------------------------------------------------------------
+
+SINKS = {
+    "HasKnowledgeBase": ("SyncKnowledgeBaseFunction", "KnowledgeBaseQueue", "KnowledgeBaseRule"),
+    "HasKendra": ("SyncKendraFunction", "KendraQueue", "KendraRule"),
+}
+
+
+def _placeholder(source: dict[str, Any], value: Any) -> str:
+    """An environment value as the function would see it: a parameter's default for its Ref, a
+    stand-in for other intrinsic functions."""
+    if isinstance(value, dict) and value.get("Ref") in source["Parameters"]:
+        return str(source["Parameters"][value["Ref"]].get("Default") or "given-at-deploy")
+    return value if isinstance(value, str) else "resolved-at-deploy"
+
+
+@pytest.mark.parametrize("condition", sorted(SINKS))
+def test_a_sink_exists_only_when_its_parameter_is_given(source: dict[str, Any], condition: str) -> None:
+    function, queue, rule = SINKS[condition]
+    resources = source["Resources"]
+    for name in (function, queue, f"{queue.removesuffix('Queue')}DeadLetterQueue", f"{queue}Policy", rule):
+        assert resources[name]["Condition"] == condition, name
+    assert resources["KnowledgeBaseDataSource"]["Condition"] == "CreatesDataSource"
+
+
+@pytest.mark.parametrize("condition", sorted(SINKS))
+def test_every_document_event_reaches_the_sink_queue_or_its_dead_letter_queue(
+    source: dict[str, Any], condition: str
+) -> None:
+    _, queue, rule = SINKS[condition]
+    properties = source["Resources"][rule]["Properties"]
+    assert properties["EventPattern"] == {
+        "source": ["sluice.ingest"],
+        "detail-type": ["Document Changed", "Document Deleted", "Document Quarantined"],
+    }
+    (target,) = properties["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [queue, "Arn"]}
+    dead_letter = f"{queue.removesuffix('Queue')}DeadLetterQueue"
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [dead_letter, "Arn"]}
+
+
+@pytest.mark.parametrize("condition", sorted(SINKS))
+def test_sink_functions_are_configured_as_their_settings_expect(source: dict[str, Any], condition: str) -> None:
+    from sluice.settings import SinkFunctionSettings
+
+    function = source["Resources"][SINKS[condition][0]]["Properties"]
+    env = {k: _placeholder(source, v) for k, v in function["Environment"]["Variables"].items()}
+    settings = SinkFunctionSettings.from_env(env)  # raises ConfigurationError naming what is missing
+    assert settings.sink == ("knowledge-base" if condition == "HasKnowledgeBase" else "kendra")
+    assert function["CodeUri"] == "functions/sync_sink/"
+    assert function["Events"]["SinkQueue"]["Properties"]["ScalingConfig"]["MaximumConcurrency"] == 2
+
+
+def test_sink_permissions_name_the_index_not_a_wildcard(source: dict[str, Any]) -> None:
+    for function, prefix in (("SyncKnowledgeBaseFunction", "bedrock:"), ("SyncKendraFunction", "kendra:")):
+        statements = [
+            s
+            for policy in source["Resources"][function]["Properties"]["Policies"]
+            if "Statement" in policy
+            for s in policy["Statement"]
+        ]
+        (service,) = [s for s in statements if all(a.startswith(prefix) for a in s["Action"])]
+        resource = service["Resource"]["Fn::Sub"]
+        assert "${KnowledgeBaseId}" in resource or "${KendraIndexId}" in resource
+
+
+def test_the_data_source_takes_our_chunks_as_they_are(source: dict[str, Any]) -> None:
+    from sluice.layout import CHUNK_PREFIX
+
+    properties = source["Resources"]["KnowledgeBaseDataSource"]["Properties"]
+    assert properties["DataSourceConfiguration"]["S3Configuration"]["InclusionPrefixes"] == [CHUNK_PREFIX]
+    assert properties["VectorIngestionConfiguration"]["ChunkingConfiguration"] == {"ChunkingStrategy": "NONE"}

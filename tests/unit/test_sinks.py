@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 import pytest
 from fakes import FakeBus, FakeProcessedStore, FakeQueue, FakeRawStore, FakeRegistry, FakeSinkStates
 from sinkfakes import FakeKendra, FakeKnowledgeBase
 
 from sluice.chunk import ChunkSettings
+from sluice.errors import TransientError
 from sluice.ingest import IngestService, IngestSettings, ObjectEvent
 from sluice.layout import document_id, s3_uri
 from sluice.process import PipelineSettings
@@ -256,6 +258,31 @@ def test_checks_back_off_until_the_index_answers() -> None:
     assert delays == [20, 40, 80, 160] and w.states.get("kb", doc).status is SinkStatus.INDEXED
 
 
+def test_a_check_still_runs_when_its_batch_also_syncs_the_document() -> None:
+    w = World()
+    doc = w.put("both.md", _text(4))
+    w.deliver(w.kb, [doc])
+    (check,) = w.queue.take()
+    event = json.dumps({"source": "sluice.ingest", "detail-type": "Document Changed", "detail": {"doc_id": doc}})
+    run_batch(w.kb, [("dup", event), check], w.queue)  # a duplicate event and the check, together
+    assert w.states.get("kb", doc).status is SinkStatus.INDEXED
+
+
+def test_edits_while_pending_leave_one_chain_of_checks() -> None:
+    w = World()
+    w.kb_api.processing_checks = 1000  # the index stays busy
+    doc = ""
+    for n in range(4):
+        doc = w.put("busy.md", _text(6, f"v{n}"))
+        w.deliver(w.kb, [doc])  # each edit starts a chain; the older chains go stale
+    for _ in range(3):
+        run_batch(w.kb, w.queue.take(), w.queue)
+    assert len(w.queue.sent) == 1  # one live chain
+    w.kb_api.processing_checks = 0
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", doc).status is SinkStatus.INDEXED
+
+
 def test_ingestion_job_mode_runs_one_job_at_a_time_and_coalesces_bursts() -> None:
     w = World(mode="ingestion-job")
     docs = [w.put(f"j{i}.txt", f"Text of document {i}.") for i in range(1000)]
@@ -344,3 +371,146 @@ def test_sync_messages_from_operators_are_accepted() -> None:
 def test_unknown_modes_are_refused(mode: str) -> None:
     with pytest.raises(ValueError, match="direct or ingestion-job"):
         World(mode=mode)
+
+
+class _Later:
+    """An API whose next call of ``operation`` first lets ``before`` run (another worker's whole sync),
+    so that this worker's call reaches the service last."""
+
+    def __init__(self, api: object, operation: str, before: Callable[[], object]) -> None:
+        self._api, self._operation, self._before = api, operation, before
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self._api, name)
+        if name != self._operation or self._before is None:
+            return attribute
+
+        def call(*args: object, **kwargs: object) -> object:
+            before, self._before = self._before, None
+            before()
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+class _Stale:
+    """The registry as a slow worker read it: the old record, once."""
+
+    def __init__(self, registry: FakeRegistry, doc_id: str) -> None:
+        self.registry, self.old = registry, registry.get(doc_id)
+
+    def get(self, doc_id: str):  # type: ignore[no-untyped-def]
+        old, self.old = self.old, None
+        return old or self.registry.get(doc_id)
+
+
+def test_kendra_converges_when_an_older_put_lands_after_a_newer_one() -> None:
+    w = World()
+    doc = w.put("race.md", "# Old title\n\nSome text.")
+    stale = _Stale(w.registry, doc)
+    w.put("race.md", "# New title\n\nSome text.")
+    slow = KendraSink(
+        api=_Later(w.kendra_api, "put", lambda: w.kendra.sync([doc])),  # type: ignore[arg-type]
+        registry=stale, states=w.states, processed=ProcessedAsRaw(w.processed), processed_bucket="processed",  # type: ignore[arg-type]
+    )  # fmt: skip
+    (result,) = slow.sync([doc])  # puts the old title after the fast worker put the new one
+    assert result.retry and w.kendra_api.documents["s3://raw/race.md"]["Title"] == "Old title"
+    w.kendra.sync([doc])  # the redelivery
+    assert w.kendra_api.documents["s3://raw/race.md"]["Title"] == "New title"
+
+
+def test_the_knowledge_base_converges_when_an_older_ingest_lands_last() -> None:
+    w = World()
+    doc = w.put("race.md", _text(30, "old"))
+    stale = _Stale(w.registry, doc)
+    w.put("race.md", _text(30, "new"))
+    slow = KnowledgeBaseSink(
+        api=_Later(w.kb_api, "ingest", lambda: w.kb.sync([doc])),  # type: ignore[arg-type]
+        registry=stale, states=w.states, processed_bucket="processed",  # type: ignore[arg-type]
+    )  # fmt: skip
+    (result,) = slow.sync([doc])
+    assert result.retry
+    w.kb.sync([doc])
+    assert set(w.kb_api.indexed) == {f"s3://processed/chunks/{doc}/{c}.txt" for c in w.registry.get(doc).chunks}
+
+
+def test_what_succeeded_before_a_throttle_is_recorded_and_removed_on_delete() -> None:
+    w = World()
+    doc = w.put("half.md", _text(90))
+    assert len(w.registry.get(doc).chunks) > 10
+    real_ingest, calls = w.kb_api.ingest, []
+
+    def second_call_throttled(documents, token):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise TransientError("ingest: ThrottlingException")
+        return real_ingest(documents, token)
+
+    w.kb_api.ingest = second_call_throttled  # type: ignore[method-assign]
+    assert w.deliver(w.kb, [doc])  # retried
+    held = w.states.get("kb", doc).held
+    assert len(held) == 10 and len(w.kb_api.indexed) == 10
+    w.delete("half.md")  # deleted before SQS redelivers
+    w.deliver(w.kb, [doc])
+    assert w.kb_api.indexed == {} and w.states.get("kb", doc).status is SinkStatus.ABSENT
+
+
+def test_a_change_during_the_end_of_a_job_is_not_lost() -> None:
+    w = World(mode="ingestion-job")
+    first = w.put("a.txt", "First text.")
+    w.deliver(w.kb, [first])
+    w.kb_api.job_status = "COMPLETE"
+    second = w.put("b.txt", "Second text.")
+    real_put, raced = w.states.put, []
+
+    def put(state, *, expected_version):  # type: ignore[no-untyped-def]
+        if state.sink == "kb-job" and state.status is SinkStatus.INDEXED and not raced:
+            raced.append(1)
+            w.deliver(w.kb, [second])  # a sync marks the lock dirty just before the poll writes
+        real_put(state, expected_version=expected_version)
+
+    w.states.put = put  # type: ignore[method-assign]
+    w.drain_checks(w.kb)
+    assert len(w.kb_api.jobs) == 2
+    assert {w.states.get("kb", d).status for d in (first, second)} == {SinkStatus.INDEXED}
+
+
+def test_a_failed_start_after_a_job_keeps_the_next_job_owed() -> None:
+    w = World(mode="ingestion-job")
+    first = w.put("a.txt", "First text.")
+    w.deliver(w.kb, [first])
+    second = w.put("b.txt", "Second text.")
+    w.deliver(w.kb, [second])  # marks the running job dirty
+    w.kb_api.job_status = "COMPLETE"
+    w.kb_api.fail_next["start_job"] = 1
+    poll = w.queue.take()
+    assert run_batch(w.kb, poll, w.queue).failed_message_ids == ["m0"]  # the poll is retried...
+    run_batch(w.kb, poll, w.queue)  # ...and its redelivery starts the job still owed
+    w.drain_checks(w.kb)
+    assert len(w.kb_api.jobs) == 2 and w.states.get("kb", second).status is SinkStatus.INDEXED
+
+
+def test_a_duplicate_event_for_a_document_the_running_job_covers_starts_no_job() -> None:
+    w = World(mode="ingestion-job")
+    doc = w.put("a.txt", "Text.")
+    w.deliver(w.kb, [doc])
+    w.deliver(w.kb, [doc])
+    assert "dirty" not in w.states.get("kb-job", "DS12345678").failures
+    w.kb_api.job_status = "COMPLETE"
+    w.drain_checks(w.kb)
+    assert len(w.kb_api.jobs) == 1
+
+
+def test_a_refused_kendra_delete_keeps_the_document_id_for_the_redrive() -> None:
+    w = World()
+    doc = w.put("My Report.md", _text(2))
+    w.deliver(w.kendra, [doc])
+    w.delete("My Report.md")
+    real_delete = w.kendra_api.delete
+    w.kendra_api.delete = lambda ids: dict.fromkeys(ids, ("InvalidRequest", "no"))  # type: ignore[method-assign]
+    w.deliver(w.kendra, [doc])
+    state = w.states.get("kendra", doc)
+    assert state.status is SinkStatus.FAILED and state.held[1] == "s3://raw/My Report.md"
+    w.kendra_api.delete = real_delete  # type: ignore[method-assign]
+    run_batch(w.kendra, [("r", sync_message([doc], retry_failed=True))], w.queue)
+    assert w.kendra_api.documents == {} and w.states.get("kendra", doc).status is SinkStatus.ABSENT

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 # Failed records come back after this many seconds locally (instead of the queue's visibility
 # timeout, which is six times the function timeout), so retries and redrive are visible quickly.
 LOCAL_RETRY_DELAY_SECONDS = 1
+LOCAL_MAX_BATCHING_WINDOW_SECONDS = 0.5
 
 
 @dataclass
@@ -84,9 +85,12 @@ class FunctionWorker:
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         """The handler's result, or ``{"ok": False, "error": ...}`` when it raised."""
         with self._lock:
-            self._requests.write(json.dumps({"request_id": str(uuid.uuid4()), "event": event}) + "\n")
-            self._requests.flush()
-            line = self._replies.readline()
+            try:
+                self._requests.write(json.dumps({"request_id": str(uuid.uuid4()), "event": event}) + "\n")
+                self._requests.flush()
+                line = self._replies.readline()
+            except OSError:  # the worker died (its log says why)
+                line = ""
             self.invocations += 1
         if not line:
             self.errors += 1
@@ -169,6 +173,7 @@ class EventPump:
             messages = resp.get("Messages", [])
             if not messages:
                 continue
+            messages += self._fill(url, source, len(messages))
             with self._busy_lock:
                 self.busy += 1
             try:
@@ -176,6 +181,25 @@ class EventPump:
             finally:
                 with self._busy_lock:
                     self.busy -= 1
+
+    def _fill(self, url: str, source: dict[str, Any], have: int) -> list[dict[str, Any]]:
+        """What Lambda's batching window does: keep receiving, up to the batch size, for the window
+        (capped locally at LOCAL_MAX_BATCHING_WINDOW_SECONDS)."""
+        more: list[dict[str, Any]] = []
+        size = int(source.get("batch_size", 10))
+        deadline = time.monotonic() + min(float(source.get("window", 0)), LOCAL_MAX_BATCHING_WINDOW_SECONDS)
+        while have + len(more) < size and time.monotonic() < deadline and not self._stop.is_set():
+            batch = self._sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(10, size - have - len(more)),
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not batch:
+                time.sleep(0.05)
+            more += batch
+        return more
 
     def _deliver(
         self, worker: FunctionWorker, messages: list[dict[str, Any]], arn: str, url: str, partial: bool
@@ -196,11 +220,11 @@ class EventPump:
                 Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])],
             )
         retry = [by_id[mid] for mid in failed if mid in by_id]
-        if retry:
+        for i in range(0, len(retry), 10):
             self._sqs.change_message_visibility_batch(
                 QueueUrl=url,
                 Entries=[
                     {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": LOCAL_RETRY_DELAY_SECONDS}
-                    for n, m in enumerate(retry)
+                    for n, m in enumerate(retry[i : i + 10])
                 ],
             )

@@ -8,10 +8,12 @@ nothing about how data flows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
+import shutil
 import socket
 import threading
 import time
@@ -30,7 +32,14 @@ from sluice_cli.local.template import ACCOUNT, REGION, Resolver, Resource, load
 DEFAULT_PORT = 4566
 STATE_FILE = "state.json"
 TAP_RULE = "sluice-local-tap"
+# The sinks' services are emulated in-process (sluice_cli.local.emulators); these parameters give the
+# local stack a knowledge base and a Kendra index so that both sinks exist and run.
+LOCAL_PARAMETERS = {"KnowledgeBaseId": "LOCALKB001", "KendraIndexId": "10ca1000-0000-4000-8000-000000000001"}
+# Local-only speed-ups of deployed settings: sink status checks after 1 s, 2 s, 4 s … instead of 20 s …
+LOCAL_SINK_ENVIRONMENT = {"SINK_FIRST_CHECK_SECONDS": "1"}
+EMULATOR_DIR = "emulators"
 _EMULATED = {
+    "AWS::Bedrock::DataSource",
     "AWS::SQS::Queue",
     "AWS::S3::Bucket",
     "AWS::DynamoDB::Table",
@@ -123,7 +132,7 @@ class LocalStack:
         self.port = port
         self.stack_name = stack_name
         self.state_dir = state_dir or root / ".sluice" / "local"
-        self.resolver = Resolver(load(root / "template.yaml"), stack_name, parameters)
+        self.resolver = Resolver(load(root / "template.yaml"), stack_name, {**LOCAL_PARAMETERS, **(parameters or {})})
         self.region = REGION
         self.endpoint = ""
         self.skipped: list[str] = []
@@ -148,6 +157,7 @@ class LocalStack:
         self.port = int(port)
         self.endpoint = f"http://{host}:{self.port}"
         self.provision()
+        self._provision_emulated_services()
         self._start_functions()
         self.state().write(self.state_dir)
 
@@ -281,6 +291,9 @@ class LocalStack:
         elif kind == "AWS::Events::Rule":
             res.physical_id = _physical_name(stack, lid, 64)
             res.attributes.update(Arn=f"arn:aws:events:{region}:{ACCOUNT}:rule/{res.physical_id}")
+        elif kind == "AWS::Bedrock::DataSource":
+            res.physical_id = "LOCAL" + hashlib.sha256(f"{stack}/{lid}".encode()).hexdigest()[:5].upper()
+            res.attributes.update(DataSourceId=res.physical_id)
         elif kind == "AWS::Serverless::Function":
             res.physical_id = _physical_name(stack, lid, 64)
             res.attributes.update(Arn=f"arn:aws:lambda:{region}:{ACCOUNT}:function:{res.physical_id}")
@@ -290,6 +303,33 @@ class LocalStack:
             res.attributes.update(
                 Arn=f"arn:aws:{service}:{region}:{ACCOUNT}:{lid}/{res.physical_id}", KeyId=res.physical_id
             )
+
+    @property
+    def emulator_dir(self) -> Path:
+        return self.state_dir / EMULATOR_DIR
+
+    def _provision_emulated_services(self) -> None:
+        """The knowledge base's data sources and the Kendra index, in the emulator's database (fresh
+        for every stack, like moto's in-memory services)."""
+        from sluice.layout import CHUNK_PREFIX
+        from sluice_cli.local.emulators import LOCAL_KENDRA_FIELDS, Emulator
+
+        shutil.rmtree(self.emulator_dir, ignore_errors=True)
+        emulator = Emulator(self.emulator_dir, s3=self.client("s3"))
+        r = self.resolver
+        for source in self._of_type("AWS::Bedrock::DataSource"):
+            props = r.resolve(source.properties)
+            s3 = props["DataSourceConfiguration"]["S3Configuration"]
+            bucket = s3["BucketArn"].rsplit(":", 1)[-1]
+            emulator.create_data_source(
+                props["KnowledgeBaseId"], source.physical_id, bucket, s3["InclusionPrefixes"][0]
+            )
+        kb, ds = r.parameters.get("KnowledgeBaseId"), r.parameters.get("KnowledgeBaseDataSourceId")
+        if kb and ds:  # an existing data source, named by parameter: over the processed chunks
+            processed = next(b for b in self._of_type("AWS::S3::Bucket") if b.logical_id == "ProcessedBucket")
+            emulator.create_data_source(kb, ds, processed.physical_id, CHUNK_PREFIX)
+        if r.parameters.get("KendraIndexId"):
+            emulator.create_index(r.parameters["KendraIndexId"], LOCAL_KENDRA_FIELDS)
 
     def _create_table(self, ddb: Any, table: Resource, props: dict[str, Any]) -> None:
         kwargs: dict[str, Any] = {
@@ -314,6 +354,8 @@ class LocalStack:
         global_env = (r.globals_for("Function").get("Environment") or {}).get("Variables") or {}
         own_env = (fn.properties.get("Environment") or {}).get("Variables") or {}
         env = {k: str(v) for k, v in r.resolve({**global_env, **own_env}).items()}
+        if "SINK" in env:
+            env.update(LOCAL_SINK_ENVIRONMENT)
         sources = []
         for event in (fn.properties.get("Events") or {}).values():
             if event.get("Type") != "SQS":
@@ -325,6 +367,7 @@ class LocalStack:
                     "queue_url": queue.attributes["QueueUrl"],
                     "queue_arn": queue.attributes["Arn"],
                     "batch_size": int(props.get("BatchSize", 10)),
+                    "window": float(props.get("MaximumBatchingWindowInSeconds", 0)),
                     "report_failures": "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
                 }
             )
@@ -362,6 +405,7 @@ class LocalStack:
             "AWS_REGION": self.region,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "PYTHONUNBUFFERED": "1",
+            "SLUICE_EMULATORS": str(self.emulator_dir),  # the workers answer Bedrock and Kendra in-process
         }
         self._pump = EventPump(self.client("sqs"), self.region)
         for name, spec in self.functions.items():
@@ -374,13 +418,18 @@ class LocalStack:
 
     def outputs(self) -> dict[str, str]:
         r = self.resolver
-        return {name: str(r.resolve(body["Value"])) for name, body in (r.template.get("Outputs") or {}).items()}
+        outputs = (r.template.get("Outputs") or {}).items()
+        return {name: str(r.resolve(body["Value"])) for name, body in outputs if r.holds(body)}
 
     def queue_depth(self, url: str) -> int:
-        attrs = self.client("sqs").get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        )["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        """Messages waiting, in flight or delayed (a sink's scheduled status checks)."""
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        attrs = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        return sum(int(attrs.get(name, 0)) for name in names)
 
     def idle(self) -> bool:
         """No message waiting or in flight on any function's queue, and no invocation running."""

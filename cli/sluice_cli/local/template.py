@@ -69,11 +69,25 @@ class Resolver:
             "AWS::URLSuffix": "amazonaws.com",
         }
         self.parameters = self._parameters(parameters or {})
+        self._conditions: dict[str, bool] = {}
         self.resources: dict[str, Resource] = {
             logical_id: Resource(logical_id, body["Type"], dict(body.get("Properties") or {}))
             for logical_id, body in (template.get("Resources") or {}).items()
+            if self.holds(body)
         }
-        self.conditions = {name: bool(self.resolve(expr)) for name, expr in (template.get("Conditions") or {}).items()}
+
+    def condition(self, name: str) -> bool:
+        """A named condition's value (conditions may refer to one another in any order)."""
+        if name not in self._conditions:
+            expressions = self.template.get("Conditions") or {}
+            if name not in expressions:
+                raise TemplateError(f"unknown condition {name}")
+            self._conditions[name] = bool(self.resolve(expressions[name]))
+        return self._conditions[name]
+
+    def holds(self, body: Mapping[str, Any]) -> bool:
+        """Whether a resource or output exists: it has no Condition, or its condition is true."""
+        return "Condition" not in body or self.condition(str(body["Condition"]))
 
     def _parameters(self, overrides: Mapping[str, str]) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -172,7 +186,7 @@ def _split(r: Resolver, arg: Any) -> list[str]:
 
 def _if(r: Resolver, arg: Any) -> Any:
     condition, then, otherwise = arg
-    return r.resolve(then if r.conditions[condition] else otherwise)
+    return r.resolve(then if r.condition(condition) else otherwise)
 
 
 def _equals(r: Resolver, arg: Any) -> bool:
@@ -193,7 +207,7 @@ def _or(r: Resolver, arg: Any) -> bool:
 
 
 def _condition(r: Resolver, arg: Any) -> bool:
-    return r.conditions[arg]
+    return r.condition(arg)
 
 
 _FUNCTIONS = {

@@ -52,12 +52,20 @@ def main() -> None:
     replies = os.fdopen(args.replies, "w", encoding="utf-8")
     sys.stdout = sys.stderr  # the handler's prints and EMF metrics go to the log, not the protocol
 
+    if os.environ.get("SLUICE_EMULATORS"):  # Bedrock and Kendra, answered in-process (see emulators)
+        from pathlib import Path
+
+        from sluice_cli.local.emulators import install
+
+        install(Path(os.environ["SLUICE_EMULATORS"]))
+
     module_name, function_name = args.handler.rsplit(".", 1)
     sys.path.insert(0, args.code)
     spec = importlib.util.spec_from_file_location(module_name, os.path.join(args.code, f"{module_name}.py"))
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot load {args.handler} from {args.code}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # as Lambda's runtime imports it (dataclasses look themselves up here)
     spec.loader.exec_module(module)
     handler = getattr(module, function_name)
 

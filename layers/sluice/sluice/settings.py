@@ -133,6 +133,7 @@ class SinkFunctionSettings:
     kendra_role_arn: str | None = None
     language_code: str = "en"
     requests_per_second: float = 2.0
+    first_check_seconds: int = 20  # status checks follow after 20 s, 40 s, 80 s … (the local stack: 1 s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SinkFunctionSettings:
@@ -144,6 +145,7 @@ class SinkFunctionSettings:
             "processed_bucket": e.required("PROCESSED_BUCKET"),
             "queue_url": e.required("SINK_QUEUE_URL"),
             "requests_per_second": float(e.integer("SINK_REQUESTS_PER_SECOND", 2)),
+            "first_check_seconds": e.integer("SINK_FIRST_CHECK_SECONDS", 20),
         }
         if sink == "knowledge-base":
             specific: dict[str, str | None] = {

@@ -64,6 +64,7 @@ class SyncResult:
     doc_id: str
     retry: str | None = None
     check_after: int | None = None  # seconds
+    version: int | None = None  # the state version the check is for
 
 
 class Queue(Protocol):

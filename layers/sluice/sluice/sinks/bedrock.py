@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sluice.aws import error_code, service_call
-from sluice.errors import RefusedError
+from sluice.errors import RefusedError, TransientError
 
 PER_CALL = 10  # documents per Ingest/Delete/GetKnowledgeBaseDocuments call (the service model's max)
 
@@ -77,8 +77,11 @@ class BedrockKnowledgeBaseApi:
                 response: dict[str, Any] = call(knowledgeBaseId=self.kb, dataSourceId=self.ds, **params)
                 return response
         except RefusedError as exc:
-            if isinstance(exc.__cause__, ClientError) and error_code(exc.__cause__) == "ConflictException":
+            code = error_code(exc.__cause__) if isinstance(exc.__cause__, ClientError) else ""
+            if code == "ConflictException":
                 raise JobConflictError(str(exc)) from exc
+            if code == "ServiceQuotaExceededException":  # e.g. 10 concurrent Ingest+Delete requests per account
+                raise TransientError(str(exc)) from exc
             raise
 
     @staticmethod

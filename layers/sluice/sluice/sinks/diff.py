@@ -1,21 +1,31 @@
 """The loop every sink shares: for each document, compare the registry (desired) with the sink's
 recorded state (held), let the sink turn the differences into batched API calls, and record the
-new states with optimistic concurrency. A document whose calls failed transiently is retried and
-its state left as it was, so the next attempt sends the same difference again."""
+new states with optimistic concurrency.
+
+The recorded state always says what the index holds, even when only part of a document's calls
+succeeded: the state records that part and the document is retried, so the next attempt sends the
+rest (and a document deleted meanwhile has exactly what was sent removed). When another worker
+recorded a state first, the calls already made are folded into its state (``after_conflict``), so
+the retry corrects whatever order the two workers' calls reached the index in.
+
+Status checks follow a document in a chain of delayed messages, each naming the state version it
+was scheduled for; a change starts a new chain and the old one finds its version stale and stops.
+"""
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sluice.errors import TransientError
 from sluice.registry import DocumentRecord, Registry, Status
 from sluice.sinks import SinkState, SinkStateStore, SinkStatus, StateConflictError, SyncResult
 
-CHECK_DELAYS = (20, 40, 80, 160, 300, 600, 900)  # seconds between status checks; SQS delays stop at 900
+FIRST_CHECK_SECONDS = 20  # then doubling, up to SQS's longest message delay
+MAX_CHECK_SECONDS = 900
 MAX_CHECKS = 12
 
 
@@ -34,6 +44,8 @@ class Work:
     failed: str | None = None  # set by the sink when a call for this document failed transiently
     new_state: SinkState | None = None  # set by the sink when the document's state changes
     sent_from: SinkState | None = None  # the state to diff against, when not the stored one
+    added: list[str] = field(default_factory=list)  # items this run put in the index
+    removed: list[str] = field(default_factory=list)  # items this run took out of it
 
     def __post_init__(self) -> None:
         if self.sent_from is None:
@@ -51,10 +63,22 @@ class Work:
 class DiffSink(ABC):
     name: str
 
-    def __init__(self, *, registry: Registry, states: SinkStateStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        states: SinkStateStore,
+        clock: Callable[[], float] | None = None,
+        first_check_seconds: int = FIRST_CHECK_SECONDS,
+    ) -> None:
         self.registry = registry
         self.states = states
-        self.clock = clock
+        self.clock = clock or time.time
+        self.first_check_seconds = first_check_seconds
+
+    def check_delay(self, checks: int) -> int:
+        """Seconds before the next status check, after ``checks`` checks."""
+        return int(min(MAX_CHECK_SECONDS, self.first_check_seconds * 2**checks))
 
     # -- what a sink implements ----------------------------------------------------------------------
 
@@ -72,20 +96,36 @@ class DiffSink(ABC):
         """The state as if what failed had never been sent, so that the next sync sends it again."""
         return state.evolve(held=tuple(h for h in state.held if h not in state.failures), failures={})
 
+    def after_conflict(self, current: SinkState, w: Work) -> SinkState:
+        """``current`` (written by another worker) corrected for the calls ``w`` made: what it
+        added counts as held, what it removed does not, so the next sync sends the difference."""
+        removed = set(w.removed)
+        held = [h for h in current.held if h not in removed] + [a for a in w.added if a not in current.held]
+        return current.evolve(held=tuple(held))
+
     def sync(self, doc_ids: Sequence[str], *, retry_failed: bool = False) -> list[SyncResult]:
         """Send each document's difference. A failure the index reported is final until an operator
         asks again (``retry_failed``, from ``sluice redrive``): resending it unasked would fail again."""
         return self._run(doc_ids, self.apply, retry_failed=retry_failed)
 
-    def check(self, doc_ids: Sequence[str]) -> list[SyncResult]:
-        return self._run(doc_ids, self.confirm)
+    def check(self, versions: Mapping[str, int]) -> list[SyncResult]:
+        """Status checks of documents, each scheduled for a state version; a check whose document
+        has changed since is stale (a newer chain of checks follows the document) and is dropped."""
+        return self._run(list(versions), self.confirm, versions=versions)
 
     def _run(
-        self, doc_ids: Sequence[str], step: Callable[[list[Work]], None], *, retry_failed: bool = False
+        self,
+        doc_ids: Sequence[str],
+        step: Callable[[list[Work]], None],
+        *,
+        retry_failed: bool = False,
+        versions: Mapping[str, int] | None = None,
     ) -> list[SyncResult]:
         work = []
         for doc_id in dict.fromkeys(doc_ids):
             state = self.states.get(self.name, doc_id)
+            if versions is not None and (state is None or state.version != versions[doc_id]):
+                continue
             if retry_failed and state is not None and state.failures:
                 work.append(Work(doc_id, self.registry.get(doc_id), state, sent_from=self.forget_failures(state)))
             else:
@@ -94,19 +134,35 @@ class DiffSink(ABC):
         return [self._record(w) for w in work]
 
     def _record(self, w: Work) -> SyncResult:
-        if w.failed is not None:
-            return SyncResult(w.doc_id, retry=w.failed)
         if w.new_state is None:
-            return SyncResult(w.doc_id)
+            return SyncResult(w.doc_id, retry=w.failed)
         expected = w.state.version if w.state is not None else None
         state = w.new_state.evolve(version=(expected or 0) + 1, updated_at=now_iso(self.clock))
         try:
             self.states.put(state, expected_version=expected)
         except StateConflictError as exc:
+            self._fold_into_current(w)
             return SyncResult(w.doc_id, retry=str(exc))
+        if w.failed is not None:
+            return SyncResult(w.doc_id, retry=w.failed)  # the part that succeeded is recorded
         if self.wants_check(state):
-            return SyncResult(w.doc_id, check_after=CHECK_DELAYS[min(state.checks, len(CHECK_DELAYS) - 1)])
+            return SyncResult(w.doc_id, check_after=self.check_delay(state.checks), version=state.version)
         return SyncResult(w.doc_id)
+
+    def _fold_into_current(self, w: Work, attempts: int = 5) -> None:
+        if not (w.added or w.removed):
+            return
+        for _ in range(attempts):
+            stored = self.states.get(self.name, w.doc_id)
+            expected = stored.version if stored is not None else None
+            current = stored or SinkState(self.name, w.doc_id, SinkStatus.ABSENT, now_iso(self.clock))
+            corrected = self.after_conflict(current, w)
+            try:
+                self.states.put(corrected.evolve(version=(expected or 0) + 1, updated_at=now_iso(self.clock)),
+                                expected_version=expected)  # fmt: skip
+                return
+            except StateConflictError:
+                continue
 
     def wants_check(self, state: SinkState) -> bool:
         """Should a status check follow this state? (The sinks give up after MAX_CHECKS.)"""

@@ -21,9 +21,9 @@ from sluice.aws import service_call
 from sluice.errors import RefusedError, TransientError
 from sluice.layout import text_key
 from sluice.registry import DocumentRecord, Registry
-from sluice.sinks import SinkState, SinkStateStore, chunks_of, send_in_batches
+from sluice.sinks import SinkState, SinkStateStore, SinkStatus, chunks_of, send_in_batches
 from sluice.sinks.bedrock import RateLimit
-from sluice.sinks.diff import MAX_CHECKS, DiffSink, Work, settle
+from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, settle
 from sluice.storage import RawStore
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,9 @@ class KendraSink(DiffSink):
         processed_bucket: str,
         language_code: str = "en",
         clock: Callable[[], float] | None = None,
+        first_check_seconds: int = FIRST_CHECK_SECONDS,
     ) -> None:
-        super().__init__(registry=registry, states=states, **({"clock": clock} if clock else {}))
+        super().__init__(registry=registry, states=states, clock=clock, first_check_seconds=first_check_seconds)
         self.api = api
         self.processed = processed
         self.bucket = processed_bucket
@@ -179,9 +180,15 @@ class KendraSink(DiffSink):
             return state
         return state.evolve(held=("", *state.held[1:2]), failures={})  # no fingerprint: put it again
 
+    def after_conflict(self, current: SinkState, w: Work) -> SinkState:
+        """Another worker's put or delete may have reached Kendra before ours: forget the fingerprint,
+        so the retry puts the registry's version again (or deletes it again)."""
+        document_id = w.added[0] if w.added else w.removed[0]
+        return current.evolve(held=("", current.held[1] if len(current.held) > 1 else document_id))
+
     def apply(self, work: list[Work]) -> None:
         puts: list[tuple[Work, dict[str, Any]]] = []
-        deletes: list[Work] = []
+        deletes: list[tuple[Work, str]] = []
         for w in work:
             record = w.record
             if w.present and record is not None:
@@ -191,38 +198,39 @@ class KendraSink(DiffSink):
                     except TransientError as exc:
                         self.fail([w], exc)
             elif w.held():
-                deletes.append(w)
+                held = w.held()
+                deletes.append((w, held[1] if len(held) > 1 else kendra_id(record) if record else w.doc_id))
         for batch, answer in send_in_batches(puts, PER_CALL, lambda b: self.api.put([d for _, d in b])):
             if isinstance(answer, TransientError):
                 self.fail([w for w, _ in batch], answer)
                 continue
             for w, document in batch:
-                code, message = (
-                    ("Refused", str(answer))
-                    if isinstance(answer, RefusedError)
-                    else answer.get(document["Id"], ("", ""))
-                )
+                if isinstance(answer, RefusedError):
+                    code, message = "Refused", str(answer)
+                else:
+                    code, message = answer.get(document["Id"], ("", ""))
                 if code in RETRYABLE:
                     w.failed = f"Kendra {code}: {message}"
                     continue
                 assert w.record is not None
+                w.added.append(document["Id"])
                 state = self.base_state(w).evolve(held=(fingerprint(w.record), document["Id"]), checks=0)
                 failures = {"document": f"{code}: {message}"} if code else {}
                 w.new_state = settle(state, () if code else (document["Id"],), failures, present=True)
-        for group in chunks_of(deletes, PER_CALL):
-            ids = [w.held()[1] if len(w.held()) > 1 else w.doc_id for w in group]
-            try:
-                refused = self.api.delete(ids)
-            except (TransientError, RefusedError) as exc:
-                self.fail(group, exc)  # retried, then dead-lettered with the reason
+        for group, answer in send_in_batches(deletes, PER_CALL, lambda b: self.api.delete([i for _, i in b])):
+            if isinstance(answer, TransientError | RefusedError):
+                self.fail([w for w, _ in group], answer)  # retried, then dead-lettered with the reason
                 continue
-            for w, doc in zip(group, ids, strict=True):
-                code, message = refused.get(doc, ("", ""))
+            for w, document_id in group:
+                code, message = answer.get(document_id, ("", ""))
                 if code in RETRYABLE:
                     w.failed = f"Kendra {code}: {message}"
-                    continue
-                failures = {"document": f"{code}: {message}"} if code else {}
-                w.new_state = settle(self.base_state(w).evolve(held=(), checks=0), (), failures, present=False)
+                elif code:  # refused: still in the index, as far as we know; recorded until redriven
+                    failure = {"document": f"delete refused, {code}: {message}"}
+                    w.new_state = self.base_state(w).evolve(status=SinkStatus.FAILED, failures=failure, checks=0)
+                else:
+                    w.removed.append(document_id)
+                    w.new_state = settle(self.base_state(w).evolve(held=(), checks=0), (), {}, present=False)
 
     def confirm(self, work: list[Work]) -> None:
         asks = [w for w in work if w.state is not None and w.state.pending]

@@ -24,15 +24,23 @@ from sluice.errors import RefusedError, TransientError
 from sluice.layout import chunk_key
 from sluice.registry import Registry
 from sluice.sinks import Queue, SinkState, SinkStateStore, SinkStatus, StateConflictError, chunks_of, send_in_batches
-from sluice.sinks.bedrock import PER_CALL, BedrockKnowledgeBaseApi, JobConflictError, KbDocument, client_token
-from sluice.sinks.diff import MAX_CHECKS, DiffSink, Work, now_iso, settle
+from sluice.sinks.bedrock import (
+    PER_CALL,
+    BedrockKnowledgeBaseApi,
+    IngestionJob,
+    JobConflictError,
+    KbDocument,
+    client_token,
+)
+from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, now_iso, settle
 
 DONE = frozenset({"INDEXED"})
 GONE = frozenset({"NOT_FOUND"})
+GONE_AFTER_CHECKS = 2  # NOT_FOUND right after an ingest may be the index catching up; later it is a loss
 REFUSED = frozenset({"FAILED", "IGNORED", "PARTIALLY_INDEXED", "METADATA_PARTIALLY_INDEXED", "METADATA_UPDATE_FAILED"})
 JOB_SINK = "kb-job"
 JOB_MARK = "job"  # the pending item of a document waiting for an ingestion job
-JOB_POLL_SECONDS = 30
+MAX_POLL_SECONDS = 300
 STALE_LOCK_SECONDS = 3600  # a job running this long without news: start a second poll chain
 POLL_BODY = '{"sluice": "poll-job"}'
 
@@ -58,8 +66,9 @@ class KnowledgeBaseSink(DiffSink):
         mode: str = "direct",
         queue: Queue | None = None,
         clock: Callable[[], float] | None = None,
+        first_check_seconds: int = FIRST_CHECK_SECONDS,
     ) -> None:
-        super().__init__(registry=registry, states=states, **({"clock": clock} if clock else {}))
+        super().__init__(registry=registry, states=states, clock=clock, first_check_seconds=first_check_seconds)
         if mode not in ("direct", "ingestion-job"):
             raise ValueError(f"knowledge base sync mode must be direct or ingestion-job, not {mode!r}")
         self.api = api
@@ -79,22 +88,32 @@ class KnowledgeBaseSink(DiffSink):
         adds: list[tuple[Work, str]] = []
         removes: list[tuple[Work, str]] = []
         for w in work:
-            desired = w.record.chunks if w.present and w.record is not None else ()
-            held = set(w.held())
-            adds += [(w, c) for c in desired if c not in held]
-            removes += [(w, c) for c in w.held() if c not in set(desired)]
+            desired, held = self._desired(w), w.held()
+            desired_set, held_set = set(desired), set(held)
+            adds += [(w, c) for c in desired if c not in held_set]
+            removes += [(w, c) for c in held if c not in desired_set]
         refused: dict[str, dict[str, str]] = {}
         self._send(adds, removes, refused)
         for w in work:
-            desired = w.record.chunks if w.present and w.record is not None else ()
-            if w.failed is not None or desired == w.held():
-                continue  # to retry, or nothing to send (a chunk the index refused is not resent)
+            desired, before = self._desired(w), w.held()
+            if not (w.added or w.removed):
+                continue  # nothing was sent (or all of it failed and is retried)
+            # What the index now holds: a chunk the index refused counts as given (it is not resent
+            # until an operator redrives it), one that failed transiently does not.
+            added, removed, desired_set, before_set = set(w.added), set(w.removed), set(desired), set(before)
+            now_held = [c for c in desired if c in before_set or c in added]
+            now_held += [c for c in before if c not in desired_set and c not in removed]
+            held_set = set(now_held)
             state = self.base_state(w)
-            added = [c for c in desired if c not in set(w.held())]
-            failures = {c: r for c, r in state.failures.items() if c in set(desired)} | refused.get(w.doc_id, {})
-            pending = tuple(dict.fromkeys([*(p for p in state.pending if p in set(desired)), *added]))
-            pending = tuple(p for p in pending if p not in failures)
-            w.new_state = settle(state.evolve(held=tuple(desired), checks=0), pending, failures, present=bool(desired))
+            failures = {c: r for c, r in state.failures.items() if c in held_set} | refused.get(w.doc_id, {})
+            pending = [p for p in dict.fromkeys([*state.pending, *w.added]) if p in held_set and p not in failures]
+            w.new_state = settle(
+                state.evolve(held=tuple(now_held), checks=0), tuple(pending), failures, present=bool(now_held)
+            )
+
+    @staticmethod
+    def _desired(w: Work) -> tuple[str, ...]:
+        return w.record.chunks if w.present and w.record is not None else ()
 
     def _send(
         self, adds: list[tuple[Work, str]], removes: list[tuple[Work, str]], refused: dict[str, dict[str, str]]
@@ -108,6 +127,7 @@ class KnowledgeBaseSink(DiffSink):
                 self.fail([w for w, _ in batch], answer)
                 continue
             for w, c in batch:
+                w.added.append(c)
                 if isinstance(answer, RefusedError):
                     refused.setdefault(w.doc_id, {})[c] = str(answer)[:300]
                     continue
@@ -121,6 +141,9 @@ class KnowledgeBaseSink(DiffSink):
         for batch, answer in send_in_batches(removes, PER_CALL, delete):
             if isinstance(answer, TransientError | RefusedError):
                 self.fail([w for w, _ in batch], answer)  # retried, then dead-lettered with the reason
+                continue
+            for w, c in batch:
+                w.removed.append(c)
 
     @staticmethod
     def _token(operation: str, batch: Sequence[tuple[Work, str]]) -> str:
@@ -148,6 +171,8 @@ class KnowledgeBaseSink(DiffSink):
                 status, reason = answers.get(self._uri(w.doc_id, c), ("PENDING", ""))
                 if status in REFUSED:
                     failures[c] = f"{status}: {reason}".strip(": ")
+                elif status in GONE and w.state.checks >= GONE_AFTER_CHECKS:
+                    failures[c] = "NOT_FOUND: the knowledge base lost it; `sluice redrive` sends it again"
                 elif status not in DONE:
                     pending.append(c)  # still processing (or not yet visible)
             checks = w.state.checks + 1
@@ -176,22 +201,23 @@ class KnowledgeBaseSink(DiffSink):
 
     def _apply_by_job(self, work: list[Work]) -> None:
         lock = self._lock()
-        mark = f"{JOB_MARK}>{_generation(lock)}"
+        generation = _generation(lock)
         waiting = False
         for w in work:
-            desired = w.record.chunks if w.present and w.record is not None else ()
+            desired = self._desired(w)
             if w.sent_from is None and not desired:
                 continue  # never had it, does not want it
             if desired == w.held() and w.sent_from is not None:
-                waiting = waiting or any(p.startswith(JOB_MARK) for p in w.sent_from.pending)
+                # Unchanged. It still needs a job if no job has started since it was marked.
+                waiting = waiting or any(_mark(p) >= generation for p in w.sent_from.pending if _mark(p) >= 0)
                 continue
             waiting = True
             state = self.base_state(w).evolve(held=tuple(desired), failures={}, checks=0)
-            w.new_state = state.evolve(status=SinkStatus.PENDING, pending=(mark,))
+            w.new_state = state.evolve(status=SinkStatus.PENDING, pending=(f"{JOB_MARK}>{generation}",))
         if waiting:
             try:
                 self.request_job(lock)
-            except (TransientError, RefusedError) as exc:
+            except (TransientError, RefusedError, StateConflictError) as exc:
                 self.fail(work, exc)
 
     def _lock(self) -> SinkState | None:
@@ -203,7 +229,7 @@ class KnowledgeBaseSink(DiffSink):
         self.states.put(base.evolve(**changes, version=(version or 0) + 1, updated_at=now_iso(self.clock)),
                         expected_version=version)  # fmt: skip
 
-    def _follow(self, delay: int = JOB_POLL_SECONDS) -> None:
+    def _follow(self, delay: int) -> None:
         if self.queue is None:
             raise ValueError("the ingestion-job mode needs the sink's queue to follow its jobs")
         self.queue.send(POLL_BODY, delay)
@@ -211,34 +237,42 @@ class KnowledgeBaseSink(DiffSink):
     def request_job(self, lock: SinkState | None) -> JobOutcome:
         """Make sure a job will pick up the changes recorded so far: start one, or mark the running
         one dirty so that another follows it."""
-        if lock is not None and lock.status is SinkStatus.PENDING:
-            if "dirty" not in lock.failures:
-                self._write_lock(lock, failures={**lock.failures, "dirty": "1"})
-            if self.clock() - _epoch(lock.updated_at) > STALE_LOCK_SECONDS:
-                self._follow()  # the poll chain may have been lost: a second one merges at the job's end
-            return JobOutcome(running=_job_id(lock))
-        return self._start(lock)
+        if lock is None or lock.status is not SinkStatus.PENDING:
+            return self._start(lock)
+        stale = self.clock() - _epoch(lock.updated_at) > STALE_LOCK_SECONDS
+        if "dirty" not in lock.failures or stale:
+            self._write_lock(lock, failures={**lock.failures, "dirty": "1"})  # also refreshes updated_at
+        if stale:
+            self._follow(0)  # its poll chain may be lost; a second chain merges into the first at the job's end
+        return JobOutcome(running=_job_id(lock))
 
     def _start(self, lock: SinkState | None) -> JobOutcome:
+        """Start the next job, or wait for one we did not start. The lock keeps "dirty" until a job
+        has started, so a failed start is retried by the redelivered message."""
         generation = _generation(lock) + 1
         summary = {k: v for k, v in (lock.failures if lock else {}).items() if k != "dirty"}
+        # A start that failed transiently is retried with the same token; one after a conflict, not.
+        token = client_token("job", self.api.ds, generation, lock.version if lock else 0)
         try:
-            job_id = self.api.start_job(client_token("job", self.api.ds, generation), "Sluice: sync changed chunks")
+            job_id = self.api.start_job(token, "Sluice: sync changed chunks")
         except JobConflictError:
-            # A job we did not start is running: wait for it, then start ours.
             self._write_lock(
-                lock, status=SinkStatus.PENDING, held=(str(generation - 1),), failures=summary | {"dirty": "1"}
+                lock,
+                status=SinkStatus.PENDING,
+                held=(str(generation - 1),),
+                failures=summary | {"dirty": "1"},
+                checks=0,
             )
-            self._follow()
+            self._follow(self.first_check_seconds)
             return JobOutcome()
-        self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation), job_id), failures=summary)
-        self._follow()
+        self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation), job_id), failures=summary, checks=0)
+        self._follow(self.first_check_seconds)
         return JobOutcome(started=job_id)
 
     def poll_job(self, limit: int = 2000) -> JobOutcome:
-        """Called by a delayed message while a job runs: record its end, start the next job when
-        changes arrived meanwhile, and settle the documents the ended job covered (``limit`` at a
-        time: while some remain, ``more`` asks for another poll)."""
+        """Called by a delayed message while a job runs (polls back off, 20 s up to 5 minutes): record
+        its end, start the next job when changes arrived meanwhile, and settle the documents the
+        ended job covered, ``limit`` at a time (while some remain, ``more`` asks for another poll)."""
         lock = self._lock()
         if lock is None:
             return JobOutcome()
@@ -249,19 +283,16 @@ class KnowledgeBaseSink(DiffSink):
                 return self._start(lock)
             job = self.api.job(job_id)
             if job.status in ("STARTING", "IN_PROGRESS", "STOPPING"):
-                self._follow()
+                with suppress(StateConflictError):  # counted for the backoff; a missed count is harmless
+                    self._write_lock(lock, checks=lock.checks + 1)
+                self._follow(min(MAX_POLL_SECONDS, self.check_delay(lock.checks + 1)))
                 return JobOutcome(running=job.job_id)
-            ended = f"{job.job_id} {job.status}"
-            summary = {"last_job": ended, "settle": f"{_generation(lock)} {job.status}"}
-            summary |= {k: str(v) for k, v in job.statistics.items()}
-            if job.failure_reasons:
-                summary["failure_reasons"] = "; ".join(job.failure_reasons)[:1000]
-            try:
-                self._write_lock(lock, status=SinkStatus.INDEXED, held=(str(_generation(lock)),), failures=summary)
-            except StateConflictError:
-                return JobOutcome()  # a concurrent poll got there first: its chain goes on, this one ends
-            started = self._start(self._lock()).started if "dirty" in lock.failures else None
-            outcome = JobOutcome(started=started, finished=ended)
+            ended = self._record_end(lock, job)
+            if ended is None:
+                return JobOutcome()  # another poll recorded it: its chain goes on, this one ends
+            outcome, lock = JobOutcome(finished=ended), self._lock()
+        if lock is not None and lock.status is not SinkStatus.PENDING and "dirty" in lock.failures:
+            outcome = replace(outcome, started=self._start(lock).started)
             lock = self._lock()
         if lock is None or "settle" not in lock.failures:
             return outcome
@@ -274,13 +305,33 @@ class KnowledgeBaseSink(DiffSink):
             self._write_lock(lock, failures={k: v for k, v in lock.failures.items() if k != "settle"})
         return outcome
 
+    def _record_end(self, lock: SinkState, job: IngestionJob) -> str | None:
+        """Write the ended job into the lock (keeping "dirty"); None when another poll did."""
+        ended = f"{job.job_id} {job.status}"
+        for _ in range(5):
+            summary = {"last_job": ended, "settle": f"{_generation(lock)} {job.status}"}
+            summary |= {k: str(v) for k, v in job.statistics.items()}
+            if job.failure_reasons:
+                summary["failure_reasons"] = "; ".join(job.failure_reasons)[:1000]
+            if "dirty" in lock.failures:
+                summary["dirty"] = "1"
+            try:
+                self._write_lock(lock, status=SinkStatus.INDEXED, held=(str(_generation(lock)),), failures=summary)
+                return ended
+            except StateConflictError:
+                current = self._lock()  # a sync marked it dirty meanwhile, or another poll ended it
+                if current is None or current.status is not SinkStatus.PENDING or _job_id(current) != job.job_id:
+                    return None
+                lock = current
+        raise StateConflictError(f"the ingestion-job lock of {self.api.ds} keeps changing")
+
     def _settle_job_documents(self, generation: int, failure: str | None, limit: int) -> bool:
         """The documents waiting for a job of this generation or earlier: indexed, or failed with the
         job's reason (``sluice redrive`` sends them again). True when more than ``limit`` remain."""
         done_count = 0
         for state in self.states.states(self.name, SinkStatus.PENDING):
-            marks = [p for p in state.pending if p.startswith(f"{JOB_MARK}>")]
-            if not marks or int(marks[0].split(">", 1)[1]) >= generation:
+            marks = [_mark(p) for p in state.pending if _mark(p) >= 0]
+            if not marks or marks[0] >= generation:
                 continue
             if done_count >= limit:
                 return True
@@ -297,6 +348,12 @@ class KnowledgeBaseSink(DiffSink):
 
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _mark(pending: str) -> int:
+    """The generation in a "job>G" mark, or -1 for anything else."""
+    prefix = f"{JOB_MARK}>"
+    return int(pending[len(prefix) :]) if pending.startswith(prefix) else -1
 
 
 def _generation(lock: SinkState | None) -> int:

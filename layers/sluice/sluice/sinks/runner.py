@@ -7,7 +7,7 @@ it, then dead-letters it) only when one of its documents needs a retry."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ class Message:
     message_id: str
     sync: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)  # sync, sending again what the index refused
-    check: list[str] = field(default_factory=list)
+    check: dict[str, int] = field(default_factory=dict)  # document → the state version it was scheduled for
     poll_job: bool = False
 
 
@@ -48,12 +48,14 @@ def parse(message_id: str, body: str) -> Message:
         if not isinstance(doc_id, str):
             raise MalformedSinkMessageError("event without a doc_id")
         message.sync.append(doc_id)
-    elif data.get("sluice") in (SYNC, CHECK) and isinstance(data.get("doc_ids"), list):
-        if data["sluice"] == CHECK:
-            target = message.check
-        else:
-            target = message.retry if data.get("retry_failed") else message.sync
+    elif data.get("sluice") == SYNC and isinstance(data.get("doc_ids"), list):
+        target = message.retry if data.get("retry_failed") else message.sync
         target += [str(d) for d in data["doc_ids"]]
+    elif data.get("sluice") == CHECK and isinstance(data.get("versions"), dict):
+        try:
+            message.check = {str(d): int(v) for d, v in data["versions"].items()}
+        except (TypeError, ValueError) as exc:
+            raise MalformedSinkMessageError(f"check versions are not numbers: {exc}") from exc
     elif data.get("sluice") == POLL_JOB:
         message.poll_job = True
     else:
@@ -61,8 +63,8 @@ def parse(message_id: str, body: str) -> Message:
     return message
 
 
-def check_message(doc_ids: Sequence[str]) -> str:
-    return json.dumps({"sluice": CHECK, "doc_ids": list(doc_ids)})
+def check_message(versions: Mapping[str, int]) -> str:
+    return json.dumps({"sluice": CHECK, "versions": dict(versions)})
 
 
 def sync_message(doc_ids: Sequence[str], *, retry_failed: bool = False) -> str:
@@ -86,8 +88,8 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
             malformed.append(message_id)
     to_retry = list(dict.fromkeys(d for m in messages for d in m.retry))
     to_sync = [d for d in dict.fromkeys(d for m in messages for d in m.sync) if d not in set(to_retry)]
-    synced = set(to_retry) | set(to_sync)
-    to_check = [d for d in dict.fromkeys(d for m in messages for d in m.check) if d not in synced]
+    to_check = {d: v for m in messages for d, v in m.check.items()}
+    # Syncs first: a document they change starts a new chain of checks, and its old check is stale.
     results = [
         *(sink.sync(to_retry, retry_failed=True) if to_retry else []),
         *(sink.sync(to_sync) if to_sync else []),
@@ -101,13 +103,16 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
         except (TransientError, RefusedError) as exc:
             report.job = {"error": str(exc)}
             report.failed_message_ids += polls  # the poll is retried: the job is still followed
-    by_delay: dict[int, list[str]] = {}
+    by_delay: dict[int, dict[str, int]] = {}
     for r in results:
-        if r.check_after is not None and not r.retry:
-            by_delay.setdefault(r.check_after, []).append(r.doc_id)
-    for delay, ids in sorted(by_delay.items()):
-        for i in range(0, len(ids), MAX_IDS_PER_MESSAGE):
-            queue.send(check_message(ids[i : i + MAX_IDS_PER_MESSAGE]), delay)
+        if r.check_after is not None and r.version is not None and not r.retry:
+            by_delay.setdefault(r.check_after, {})[r.doc_id] = r.version
+    for delay, versions in sorted(by_delay.items()):
+        items = list(versions.items())
+        for i in range(0, len(items), MAX_IDS_PER_MESSAGE):
+            queue.send(check_message(dict(items[i : i + MAX_IDS_PER_MESSAGE])), delay)
     retry = {r.doc_id for r in results if r.retry}
-    report.failed_message_ids += [m.message_id for m in messages if retry & set(m.sync + m.retry + m.check)] + malformed
+    report.failed_message_ids += [
+        m.message_id for m in messages if retry & set(m.sync + m.retry + list(m.check))
+    ] + malformed
     return report

@@ -31,10 +31,10 @@ def _item(state: SinkState) -> dict[str, Any]:
         "version": {"N": str(state.version)},
         "checks": {"N": str(state.checks)},
     }
-    if state.held:
-        item["held"] = {"S": " ".join(state.held)}
+    if state.held:  # JSON: Kendra document ids are URIs, which may hold any character
+        item["held"] = {"S": json.dumps(state.held)}
     if state.pending:
-        item["pending"] = {"S": " ".join(state.pending)}
+        item["pending"] = {"S": json.dumps(state.pending)}
     if state.failures:
         item["failures"] = {"S": json.dumps(state.failures, sort_keys=True)}
     return item
@@ -46,8 +46,8 @@ def _state(item: dict[str, Any]) -> SinkState:
         doc_id=item["sink_doc"]["S"],
         status=SinkStatus(item["sink_status"]["S"]),
         updated_at=item["updated_at"]["S"],
-        held=tuple(item.get("held", {}).get("S", "").split()),
-        pending=tuple(item.get("pending", {}).get("S", "").split()),
+        held=tuple(json.loads(item["held"]["S"])) if "held" in item else (),
+        pending=tuple(json.loads(item["pending"]["S"])) if "pending" in item else (),
         failures=json.loads(item["failures"]["S"]) if "failures" in item else {},
         version=int(item["version"]["N"]),
         checks=int(item.get("checks", {}).get("N", "0")),

@@ -1,0 +1,169 @@
+"""The local stack's Bedrock and Kendra emulators: requests validated against the service models
+(botocore's own checks plus the max limits botocore leaves to the service), answers validated
+against the output shapes, the services' behaviours that the sinks rely on, and the call log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+from moto import mock_aws
+
+from sluice_cli.local import emulators
+
+KB, DS, INDEX = "LOCALKB001", "LOCALDS001", "10ca1000-0000-4000-8000-000000000001"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="processed")
+        emulator = emulators.install(tmp_path, s3=s3)
+        emulator.create_data_source(KB, DS, "processed", "chunks/")
+        emulator.create_index(INDEX, emulators.LOCAL_KENDRA_FIELDS)
+        try:
+            yield {
+                "s3": s3,
+                "dir": tmp_path,
+                "agent": boto3.client("bedrock-agent"),
+                "runtime": boto3.client("bedrock-agent-runtime"),
+                "kendra": boto3.client("kendra"),
+            }
+        finally:
+            emulators.uninstall()
+
+
+def _chunk(s3: Any, key: str, text: str, metadata: dict[str, Any] | None = None) -> str:
+    s3.put_object(Bucket="processed", Key=key, Body=text.encode())
+    body = json.dumps({"metadataAttributes": metadata or {"source": "s3://raw/a.md"}})
+    s3.put_object(Bucket="processed", Key=f"{key}.metadata.json", Body=body.encode())
+    return f"s3://processed/{key}"
+
+
+def _ingest(agent: Any, uris: list[str], token: str = "t" * 40) -> dict[str, Any]:
+    return dict(
+        agent.ingest_knowledge_base_documents(
+            knowledgeBaseId=KB,
+            dataSourceId=DS,
+            clientToken=token,
+            documents=[
+                {
+                    "content": {"dataSourceType": "S3", "s3": {"s3Location": {"uri": u}}},
+                    "metadata": {"type": "S3_LOCATION", "s3Location": {"uri": f"{u}.metadata.json"}},
+                }
+                for u in uris
+            ],
+        )
+    )
+
+
+def _status(agent: Any, uri: str) -> str:
+    details = agent.get_knowledge_base_documents(
+        knowledgeBaseId=KB, dataSourceId=DS, documentIdentifiers=[{"dataSourceType": "S3", "s3": {"uri": uri}}]
+    )["documentDetails"]
+    return str(details[0]["status"])
+
+
+def test_ingested_chunks_are_indexed_retrievable_and_deletable(world: dict[str, Any]) -> None:
+    agent, runtime = world["agent"], world["runtime"]
+    uri = _chunk(world["s3"], "chunks/d/1.txt", "Rotate the signing keys every ninety days.")
+    assert _ingest(agent, [uri])["documentDetails"][0]["status"] == "STARTING"
+    assert _status(agent, uri) == "INDEXED"
+    hits = runtime.retrieve(knowledgeBaseId=KB, retrievalQuery={"text": "signing keys"})["retrievalResults"]
+    assert hits[0]["location"]["s3Location"]["uri"] == uri
+    assert hits[0]["metadata"]["source"] == "s3://raw/a.md" and 0 < hits[0]["score"] <= 1
+    agent.delete_knowledge_base_documents(
+        knowledgeBaseId=KB,
+        dataSourceId=DS,
+        clientToken="d" * 40,
+        documentIdentifiers=[{"dataSourceType": "S3", "s3": {"uri": uri}}],
+    )
+    assert _status(agent, uri) == "NOT_FOUND"
+    assert runtime.retrieve(knowledgeBaseId=KB, retrievalQuery={"text": "signing keys"})["retrievalResults"] == []
+
+
+def test_requests_are_held_to_the_service_model(world: dict[str, Any]) -> None:
+    agent = world["agent"]
+    with pytest.raises(ParamValidationError):  # botocore's own validation: a required member missing
+        agent.ingest_knowledge_base_documents(knowledgeBaseId=KB, dataSourceId=DS, documents=[{"content": {}}])
+    uris = [_chunk(world["s3"], f"chunks/d/{i}.txt", f"chunk {i}") for i in range(11)]
+    with pytest.raises(ClientError, match="11 items; the maximum is 10"):  # the limit the service enforces
+        _ingest(agent, uris)
+
+
+def test_documents_outside_the_data_source_and_oversized_sidecars_are_refused(world: dict[str, Any]) -> None:
+    agent, s3 = world["agent"], world["s3"]
+    s3.create_bucket(Bucket="elsewhere")
+    s3.put_object(Bucket="elsewhere", Key="x.txt", Body=b"x")
+    with pytest.raises(ClientError, match="must lie in s3://processed/chunks/"):
+        _ingest(agent, ["s3://elsewhere/x.txt"])
+    uri = _chunk(s3, "chunks/d/big.txt", "text", {"blob": "x" * 11_000})
+    _ingest(agent, [uri])
+    assert _status(agent, uri) == "METADATA_UPDATE_FAILED"
+
+
+def test_a_repeated_client_token_is_ignored(world: dict[str, Any]) -> None:
+    agent, s3 = world["agent"], world["s3"]
+    uri = _chunk(s3, "chunks/d/1.txt", "first")
+    _ingest(agent, [uri], token="same" * 10)
+    agent.delete_knowledge_base_documents(
+        knowledgeBaseId=KB, dataSourceId=DS, clientToken="del" * 12,
+        documentIdentifiers=[{"dataSourceType": "S3", "s3": {"uri": uri}}],
+    )  # fmt: skip
+    _ingest(agent, [uri], token="same" * 10)  # a retry of the first request: nothing happens
+    assert _status(agent, uri) == "NOT_FOUND"
+
+
+def test_one_ingestion_job_at_a_time_and_a_job_syncs_the_prefix(world: dict[str, Any]) -> None:
+    agent, s3 = world["agent"], world["s3"]
+    _chunk(s3, "chunks/d/1.txt", "alpha")
+    job = agent.start_ingestion_job(knowledgeBaseId=KB, dataSourceId=DS)["ingestionJob"]
+    assert job["statistics"]["numberOfNewDocumentsIndexed"] == 1
+    with pytest.raises(ClientError, match="ConflictException"):
+        agent.start_ingestion_job(knowledgeBaseId=KB, dataSourceId=DS)
+    get = {"knowledgeBaseId": KB, "dataSourceId": DS, "ingestionJobId": job["ingestionJobId"]}
+    assert agent.get_ingestion_job(**get)["ingestionJob"]["status"] == "IN_PROGRESS"
+    assert agent.get_ingestion_job(**get)["ingestionJob"]["status"] == "COMPLETE"
+    s3.delete_object(Bucket="processed", Key="chunks/d/1.txt")
+    again = agent.start_ingestion_job(knowledgeBaseId=KB, dataSourceId=DS)["ingestionJob"]
+    assert again["statistics"]["numberOfDocumentsDeleted"] == 1
+
+
+def test_kendra_refuses_undeclared_attributes_and_s3_paths_without_a_role(world: dict[str, Any]) -> None:
+    kendra = world["kendra"]
+    declared = {f["Name"] for f in kendra.describe_index(Id=INDEX)["DocumentMetadataConfigurations"]}
+    assert {"department", "_source_uri"} <= declared
+    failed = kendra.batch_put_document(
+        IndexId=INDEX,
+        Documents=[
+            {"Id": "good", "Blob": b"Expense reports are due monthly.", "ContentType": "PLAIN_TEXT",
+             "Attributes": [{"Key": "department", "Value": {"StringValue": "finance"}}]},
+            {"Id": "bad", "Blob": b"x", "ContentType": "PLAIN_TEXT",
+             "Attributes": [{"Key": "colour", "Value": {"StringValue": "red"}}]},
+            {"Id": "s3", "S3Path": {"Bucket": "processed", "Key": "k"}, "ContentType": "PLAIN_TEXT"},
+        ],
+    )["FailedDocuments"]  # fmt: skip
+    assert {f["Id"] for f in failed} == {"bad", "s3"}
+    statuses = kendra.batch_get_document_status(IndexId=INDEX, DocumentInfoList=[{"DocumentId": "good"}])
+    assert statuses["DocumentStatusList"][0]["DocumentStatus"] == "INDEXED"
+    items = kendra.retrieve(IndexId=INDEX, QueryText="expense reports")["ResultItems"]
+    assert [i["DocumentId"] for i in items] == ["good"] and "Expense" in items[0]["Content"]
+    kendra.batch_delete_document(IndexId=INDEX, DocumentIdList=["good", "never-there"])
+    assert kendra.retrieve(IndexId=INDEX, QueryText="expense")["ResultItems"] == []
+
+
+def test_every_call_is_logged(world: dict[str, Any]) -> None:
+    world["kendra"].batch_delete_document(IndexId=INDEX, DocumentIdList=["a", "b"])
+    with pytest.raises(ClientError):
+        world["kendra"].describe_index(Id="00000000-0000-4000-8000-00000000dead")
+    calls = emulators.read_calls(world["dir"])
+    assert [(c["operation"], c["items"], c["status"]) for c in calls] == [
+        ("BatchDeleteDocument", 2, 200),
+        ("DescribeIndex", 1, 404),
+    ]
