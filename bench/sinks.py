@@ -23,7 +23,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,6 +302,10 @@ class KendraStandIn:
             self.log.record("DescribeIndex", 0)
             self._fields = {}
         return self._fields
+
+    @contextmanager
+    def sync_job(self) -> Iterator[None]:  # no custom data source: nothing to start
+        yield
 
     def put(self, documents: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str]]:
         _at_most_ten("BatchPutDocument", len(documents))

@@ -3,7 +3,8 @@ status questions the way the services do, record every call, and fail on command
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,10 @@ class FakeKendra:
 
     def declared_fields(self) -> dict[str, str]:
         return self.fields
+
+    @contextmanager
+    def sync_job(self) -> Iterator[None]:
+        yield
 
     def put(self, documents: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str]]:
         assert len(documents) <= 10

@@ -1,5 +1,6 @@
-"""`sluice local demo` (what `make run` runs): the local stack up, the samples uploaded and ingested,
-then an unchanged re-upload, an edit and a delete, and a report of what the pipeline did."""
+"""`sluice local demo` (what `make run` runs): the local stack up, the samples uploaded and ingested
+and synced into the (emulated) knowledge base and Kendra index, then an unchanged re-upload, an edit
+and a delete, a report of what the pipeline and the sinks did, and a search over the result."""
 
 from __future__ import annotations
 
@@ -15,13 +16,26 @@ from typing import Any, TextIO
 from sluice.layout import document_id, s3_uri
 from sluice.registry import DocumentRecord, Status
 from sluice.registry.dynamodb import DynamoDBRegistry
+from sluice.sinks import SinkStatus
+from sluice.sinks.state_dynamodb import DynamoDBSinkStates
+from sluice_cli.local import emulators
 from sluice_cli.local.stack import DEFAULT_PORT, LocalStack, port_is_free
+from sluice_cli.search import render, search
 
 EDIT_KEY = "sluice-overview.md"
 EDIT_FROM = "Logs are structured JSON"
 EDIT_TO = "Logs are structured JSON, one object per line,"
 UNCHANGED_KEY = "release-notes.txt"
 DELETE_KEY = "retrieval-guide.html"
+SEARCH = "structured JSON logs"  # finds the edited paragraph: the sinks hold the new text
+# What the sinks' changes did, per call-log operation, for the report ("checks" are reported apart).
+SINK_CHANGES = {
+    "IngestKnowledgeBaseDocuments": ("knowledge base", "chunk", "ingested"),
+    "DeleteKnowledgeBaseDocuments": ("knowledge base", "chunk", "deleted"),
+    "StartIngestionJob": ("knowledge base", "ingestion job", "started"),
+    "BatchPutDocument": ("Kendra", "document", "put"),
+    "BatchDeleteDocument": ("Kendra", "document", "deleted"),
+}
 
 
 class Progress:
@@ -57,6 +71,9 @@ class DemoResult:
     processed_objects: int = 0
     dead_letters: int = 0
     settled: bool = True
+    calls: list[dict[str, Any]] = field(default_factory=list)  # every call the sinks made, in order
+    sinks: dict[str, dict[str, int]] = field(default_factory=dict)  # sink → documents by status
+    hits: list[Any] = field(default_factory=list)
 
 
 def drain_events(stack: LocalStack) -> list[dict[str, Any]]:
@@ -107,6 +124,22 @@ def _wait(
     return False
 
 
+def sink_changes(stack: LocalStack, since: int = 0) -> tuple[int, str]:
+    """What the sinks changed in the indexes after the first ``since`` calls of the call log, and
+    the log's length now."""
+    calls = emulators.read_calls(stack.emulator_dir)
+    items: Counter[str] = Counter()
+    for call in calls[since:]:
+        if call["operation"] in SINK_CHANGES and call["status"] == 200:
+            items[call["operation"]] += call["items"]
+    by_sink: dict[str, list[str]] = {}
+    for op, n in items.items():
+        sink, unit, verb = SINK_CHANGES[op]
+        by_sink.setdefault(sink, []).append(f"{n} {unit}{'s' if n != 1 else ''} {verb}")
+    summary = "; ".join(f"{sink} {', '.join(parts)}" for sink, parts in sorted(by_sink.items()))
+    return len(calls), summary or "no sink calls"
+
+
 def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
     outputs = stack.outputs()
     raw, table = outputs["RawBucketName"], outputs["DocumentsTableName"]
@@ -122,9 +155,10 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
     ingest_seconds = time.monotonic() - started
     events = Counter(e["detail-type"] for e in drain_events(stack))
     result = DemoResult(records=[], events=events, ingest_seconds=ingest_seconds, settled=settled)
+    logged, loaded = sink_changes(stack)
+    steps = [f"initial load: {loaded}"]
 
     out.write("Changing things\n")
-    steps = []
     unchanged = samples / UNCHANGED_KEY
     if unchanged.is_file():
         version = s3.put_object(Bucket=raw, Key=UNCHANGED_KEY, Body=unchanged.read_bytes()).get("VersionId")
@@ -132,7 +166,8 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
             stack, registry, {UNCHANGED_KEY: version}, progress, f"re-upload {UNCHANGED_KEY} unchanged"
         )
         announced = drain_events(stack)
-        steps.append(f"re-uploaded {UNCHANGED_KEY} unchanged: {len(announced)} events, nothing re-sent to the sinks")
+        logged, changes = sink_changes(stack, logged)
+        steps.append(f"re-uploaded {UNCHANGED_KEY} unchanged: {len(announced)} events; {changes}")
     edited = samples / EDIT_KEY
     if edited.is_file() and EDIT_FROM in edited.read_text():
         before = registry.get(document_id(s3_uri(raw, EDIT_KEY)))
@@ -143,9 +178,10 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
         if changed and before is not None:
             chunks = changed[-1]["detail"]["chunks"]
             added, removed, total = len(chunks["added"]), len(chunks["removed"]), chunks["count"]
+            logged, changes = sink_changes(stack, logged)
             steps.append(
                 f"edited one paragraph of {EDIT_KEY}: {added} chunk{'s' if added != 1 else ''} added, "
-                f"{removed} removed, {total - added} of {total} untouched"
+                f"{removed} removed, {total - added} of {total} untouched; {changes}"
             )
     if (samples / DELETE_KEY).is_file():
         s3.delete_object(Bucket=raw, Key=DELETE_KEY)
@@ -153,14 +189,21 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
         deleted = [e for e in drain_events(stack) if e["detail-type"] == "Document Deleted"]
         if deleted:
             removed = len(deleted[-1]["detail"]["chunks"]["removed"])
-            steps.append(f"deleted {DELETE_KEY}: {removed} chunk{'s' if removed != 1 else ''} removed from the sinks")
+            logged, changes = sink_changes(stack, logged)
+            steps.append(f"deleted {DELETE_KEY}: {removed} chunk{'s' if removed != 1 else ''} removed; {changes}")
     result.steps = steps
     result.records = sorted(registry.records(), key=lambda r: r.key)
     paginator = s3.get_paginator("list_objects_v2")
     result.processed_objects = sum(
         len(page.get("Contents", [])) for page in paginator.paginate(Bucket=outputs["ProcessedBucketName"])
     )
-    result.dead_letters = stack.queue_depth(outputs["IngestDeadLetterQueueUrl"])
+    result.dead_letters = sum(stack.queue_depth(url) for name, url in outputs.items() if "DeadLetterQueue" in name)
+    result.calls = emulators.read_calls(stack.emulator_dir)
+    states = DynamoDBSinkStates(stack.client("dynamodb"), table)
+    for sink in ("kb", "kendra"):
+        result.sinks[sink] = {status.value.lower(): states.count(sink, status) for status in SinkStatus}
+    emulators.install(stack.emulator_dir)  # this process asks the emulated services too
+    result.hits = search(outputs, stack.client, SEARCH, top_k=2)
     return result
 
 
@@ -202,11 +245,24 @@ def report(stack: LocalStack, result: DemoResult, out: TextIO, max_tokens: int) 
     for name, count in sorted(result.events.items()):
         out.write(f"  {name:<22} {count}\n")
     if result.steps:
-        out.write("\nChange and deletion\n")
+        out.write("\nWhat reached the sinks, step by step\n")
         for step in result.steps:
             out.write(f"  {step}\n")
+    out.write("\nSinks (documents by state; every call validated against the service's model)\n")
+    for sink, counts in result.sinks.items():
+        out.write(f"  {sink:<7} " + "  ".join(f"{status} {n}" for status, n in counts.items()) + "\n")
+    calls = Counter((c["service"], c["operation"], c["status"]) for c in result.calls)
+    items: Counter[tuple[str, str, int]] = Counter()
+    for c in result.calls:
+        items[(c["service"], c["operation"], c["status"])] += c["items"]
+    out.write("  calls in the log (.sluice/local/emulators/calls.jsonl):\n")
+    for (service, operation, status), n in sorted(calls.items()):
+        out.write(f"    {service:<22} {operation:<30} {n:>3} calls {items[(service, operation, status)]:>4} items")
+        out.write(f"  HTTP {status}\n" if status != 200 else "\n")
+    out.write(f"\nsluice search {SEARCH!r} --local --top-k 2\n")
+    render(SEARCH, result.hits, out, as_json=False, width=96)
     out.write(
-        f"\nProcessedBucket holds {result.processed_objects} objects; dead-letter queue holds {result.dead_letters}.\n"
+        f"\nProcessedBucket holds {result.processed_objects} objects; dead-letter queues hold {result.dead_letters}.\n"
         f"Ingestion of the samples took {result.ingest_seconds:.1f} s from the first upload to a settled pipeline.\n"
     )
 

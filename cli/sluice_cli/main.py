@@ -5,6 +5,8 @@ sluice local up [--port 4566]
 sluice local outputs [--json]
 sluice local demo [--port N] [--serve]
 sluice status [--local | --stack NAME] [--json]
+sluice search QUERY [--local | --stack NAME] [--top-k N] [--json]
+sluice redrive [--sink ingest|kb|kendra] [--local | --stack NAME]
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sluice.chunk import ChunkSettings
 from sluice.process import PipelineSettings
@@ -95,26 +99,64 @@ def _local_demo(args: argparse.Namespace) -> int:
     return demo_main(find_root(), port=args.port, serve=args.serve)
 
 
-def _status(args: argparse.Namespace) -> int:
+Clients = Callable[[str], Any]
+
+
+def _on_stack(command: str, run: Callable[[argparse.Namespace, dict[str, str], Clients], int]) -> Callable[..., int]:
+    """A command that works on a stack: the running local stack (whose Bedrock and Kendra are the
+    emulators, installed in this process too) or a deployed one, by name."""
+
+    def on_stack(args: argparse.Namespace) -> int:
+        if not args.local:
+            import boto3
+
+            from sluice_cli.status import stack_outputs
+
+            client = boto3.session.Session().client
+            return run(args, stack_outputs(args.stack, client), client)
+        from sluice_cli.local.emulators import install
+        from sluice_cli.local.stack import EMULATOR_DIR, StackState, find_root
+
+        state_dir = find_root() / ".sluice" / "local"
+        try:
+            state = StackState.read(state_dir)
+        except FileNotFoundError as exc:
+            sys.stderr.write(f"sluice {command}: {exc}\n")
+            return 1
+        install(Path(state.emulator_dir) if state.emulator_dir else state_dir / EMULATOR_DIR)
+        return run(args, state.outputs, state.client)
+
+    return on_stack
+
+
+def _status(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
     from sluice_cli import status
 
-    if args.local:
-        from sluice_cli.local.stack import StackState, find_root
-
-        try:
-            state = StackState.read(find_root() / ".sluice" / "local")
-        except FileNotFoundError as exc:
-            sys.stderr.write(f"sluice status: {exc}\n")
-            return 1
-        outputs, client = state.outputs, state.client
-    else:
-        import boto3
-
-        session = boto3.session.Session()
-        client = session.client
-        outputs = status.stack_outputs(args.stack, client)
     status.render(status.collect(outputs, client), sys.stdout, as_json=args.json)
     return 0
+
+
+def _search(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
+    from sluice_cli import search
+
+    if not (outputs.get("KnowledgeBaseId") or outputs.get("KendraIndexId")):
+        sys.stderr.write("sluice search: this stack has no sink (deploy with KnowledgeBaseId or KendraIndexId)\n")
+        return 1
+    hits = search.search(outputs, client, args.query, args.top_k)
+    search.render(args.query, hits, sys.stdout, as_json=args.json)
+    return 0
+
+
+def _redrive(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
+    from sluice_cli.redrive import redrive
+
+    return redrive(outputs, client, args.sink, sys.stdout)
+
+
+def _where(command: argparse.ArgumentParser) -> None:
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--local", action="store_true", help="the running local stack")
+    where.add_argument("--stack", default="sluice", help="a deployed stack's name (default: sluice)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -145,12 +187,22 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve", action="store_true", help="keep the stack up afterwards")
     demo.set_defaults(run=_local_demo)
 
-    status = commands.add_parser("status", help="documents by status, quarantined files, queue depths")
-    where = status.add_mutually_exclusive_group()
-    where.add_argument("--local", action="store_true", help="the running local stack")
-    where.add_argument("--stack", default="sluice", help="a deployed stack's name (default: sluice)")
+    status = commands.add_parser("status", help="documents by status, quarantined files, sinks, queue depths")
+    _where(status)
     status.add_argument("--json", action="store_true")
-    status.set_defaults(run=_status)
+    status.set_defaults(run=_on_stack("status", _status))
+
+    search = commands.add_parser("search", help="what the knowledge base and the Kendra index answer")
+    search.add_argument("query")
+    _where(search)
+    search.add_argument("--top-k", type=int, default=5, help="hits per sink (default 5)")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(run=_on_stack("search", _search))
+
+    redrive = commands.add_parser("redrive", help="dead letters back to their queues, failed documents again")
+    redrive.add_argument("--sink", choices=["ingest", "kb", "kendra"], help="one queue only (default: all)")
+    _where(redrive)
+    redrive.set_defaults(run=_on_stack("redrive", _redrive))
     return top
 
 

@@ -1,4 +1,5 @@
-"""`sluice status`: documents by status, every quarantined file with its reason, and the queues."""
+"""`sluice status`: documents by status, every quarantined file with its reason, each sink's documents
+(indexed / pending / failed, with the index's reasons) and ingestion job, and the queues."""
 
 from __future__ import annotations
 
@@ -8,8 +9,23 @@ from typing import Any, TextIO
 
 from sluice.registry import Status
 from sluice.registry.dynamodb import DynamoDBRegistry
+from sluice.sinks import SinkStatus
+from sluice.sinks.knowledge_base import JOB_SINK
+from sluice.sinks.state_dynamodb import DynamoDBSinkStates
 
 ClientFactory = Callable[[str], Any]
+MAX_FAILURES_SHOWN = 50
+
+# Each sink: its name in the sink states, and the outputs naming its queues and its index.
+SINKS = {
+    "kb": ("KnowledgeBaseQueueUrl", "KnowledgeBaseDeadLetterQueueUrl", "KnowledgeBaseDataSourceId"),
+    "kendra": ("KendraQueueUrl", "KendraDeadLetterQueueUrl", None),
+}
+QUEUES = {
+    "ingest": ("IngestQueueUrl", "IngestDeadLetterQueueUrl"),
+    "kb": ("KnowledgeBaseQueueUrl", "KnowledgeBaseDeadLetterQueueUrl"),
+    "kendra": ("KendraQueueUrl", "KendraDeadLetterQueueUrl"),
+}
 
 
 def stack_outputs(stack_name: str, client: ClientFactory) -> dict[str, str]:
@@ -36,12 +52,43 @@ def collect(outputs: dict[str, str], client: ClientFactory) -> dict[str, Any]:
         for r in registry.records(Status.QUARANTINED)
     ]
     sqs = client("sqs")
-    queues = {
-        name: _depth(sqs, outputs[output])
-        for name, output in (("ingest", "IngestQueueUrl"), ("ingest_dead_letters", "IngestDeadLetterQueueUrl"))
-        if output in outputs
+    queues = {}
+    for name, (queue, dead_letters) in QUEUES.items():
+        if queue in outputs:
+            queues[name] = _depth(sqs, outputs[queue])
+        if dead_letters in outputs:
+            queues[f"{name}_dead_letters"] = _depth(sqs, outputs[dead_letters])
+    return {
+        "documents": counts,
+        "quarantined": sorted(quarantined, key=lambda q: q["key"]),
+        "sinks": _sinks(outputs, client, registry),
+        "queues": queues,
     }
-    return {"documents": counts, "quarantined": sorted(quarantined, key=lambda q: q["key"]), "queues": queues}
+
+
+def _sinks(outputs: dict[str, str], client: ClientFactory, registry: DynamoDBRegistry) -> dict[str, Any]:
+    states = DynamoDBSinkStates(client("dynamodb"), outputs["DocumentsTableName"])
+    sinks: dict[str, Any] = {}
+    for name, (queue, _, data_source) in SINKS.items():
+        if queue not in outputs:
+            continue
+        failures: list[dict[str, Any]] = []
+        for state in states.states(name, SinkStatus.FAILED):
+            if len(failures) >= MAX_FAILURES_SHOWN:
+                break
+            record = registry.get(state.doc_id)
+            reasons = sorted(set(state.failures.values()))
+            failures.append({"key": record.key if record else state.doc_id, "reasons": reasons})
+        sink: dict[str, Any] = {s.value.lower(): states.count(name, s) for s in SinkStatus}
+        sink["failures"] = sorted(failures, key=lambda f: f["key"])
+        lock = states.get(JOB_SINK, outputs[data_source]) if data_source and data_source in outputs else None
+        if lock is not None:
+            sink["job"] = {
+                "running": lock.held[1] if lock.status is SinkStatus.PENDING and len(lock.held) > 1 else None,
+                **{k: v for k, v in lock.failures.items() if k in ("last_job", "dirty", "failure_reasons")},
+            }
+        sinks[name] = sink
+    return sinks
 
 
 def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
@@ -52,12 +99,27 @@ def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
     out.write("Documents\n")
     for name, count in docs.items():
         out.write(f"  {name.lower():<12} {count:>7}\n")
+    for name, sink in status.get("sinks", {}).items():
+        out.write(f"Sink {name}\n")
+        out.write(
+            f"  indexed {sink['indexed']:>7}   pending {sink['pending']:>5}   failed {sink['failed']:>5}"
+            f"   removed {sink['absent']:>5}\n"
+        )
+        job = sink.get("job")
+        if job:
+            running = f"job {job['running']} running" if job.get("running") else "no job running"
+            last = f"; last: {job['last_job']}" if job.get("last_job") else ""
+            owed = "; another owed" if job.get("dirty") else ""
+            out.write(f"  {running}{last}{owed}\n")
+        for failure in sink["failures"]:
+            out.write(f"  failed  {failure['key']}: {'; '.join(failure['reasons'])}\n")
     out.write("Queues\n")
     for name, depth in status["queues"].items():
-        out.write(f"  {name.replace('_', ' '):<20} {depth['waiting']:>5} waiting  {depth['in_flight']:>5} in flight\n")
-    dead = status["queues"].get("ingest_dead_letters", {}).get("waiting", 0)
-    if dead:
-        out.write(f"  {dead} notifications failed repeatedly; fix the cause, then redrive them.\n")
+        out.write(f"  {name.replace('_', ' '):<22} {depth['waiting']:>5} waiting  {depth['in_flight']:>5} in flight\n")
+    dead = sum(d["waiting"] for n, d in status["queues"].items() if n.endswith("_dead_letters"))
+    failed = sum(s["failed"] for s in status.get("sinks", {}).values())
+    if dead or failed:
+        out.write("  Some work failed repeatedly: fix the cause, then `sluice redrive`.\n")
     if status["quarantined"]:
         out.write("Quarantined\n")
         width = max(len(q["key"]) for q in status["quarantined"])

@@ -74,6 +74,7 @@ def _build() -> Wiring:
             settings.kendra_index_id,
             role_arn=settings.kendra_role_arn,
             per_second=settings.requests_per_second,
+            data_source_id=settings.kendra_data_source_id,
         )
         sink = KendraSink(
             api=kendra,

@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 from moto import mock_aws
 
+from sluice.errors import TransientError
 from sluice_cli.local import emulators
 
 KB, DS, INDEX = "LOCALKB001", "LOCALDS001", "10ca1000-0000-4000-8000-000000000001"
@@ -167,3 +168,23 @@ def test_every_call_is_logged(world: dict[str, Any]) -> None:
         ("BatchDeleteDocument", 2, 200),
         ("DescribeIndex", 1, 404),
     ]
+
+
+def test_kendra_custom_data_source_syncs_run_one_at_a_time(world: dict[str, Any]) -> None:
+    from sluice.sinks.kendra import KendraApi
+
+    kendra, waits = world["kendra"], []
+    api = KendraApi(kendra, INDEX, data_source_id="sluice-ds", sleep=waits.append)
+    document = {"Id": "d", "Blob": b"Harbour dues are paid monthly.", "ContentType": "PLAIN_TEXT"}
+    with api.sync_job():
+        assert api.put([document]) == {}
+        with pytest.raises(TransientError, match="stayed busy"), api.sync_job():  # another worker's turn
+            pass
+    assert waits == [1, 2, 4, 8, 15, 30]
+    failed = kendra.batch_put_document(
+        IndexId=INDEX,
+        Documents=[{**document, "Attributes": [{"Key": "_data_source_id", "Value": {"StringValue": "sluice-ds"}}]}],
+    )["FailedDocuments"]
+    assert "no running sync job" in failed[0]["ErrorMessage"]  # outside a sync job, Kendra refuses it
+    operations = [c["operation"] for c in emulators.read_calls(world["dir"])]
+    assert operations[:2] == ["StartDataSourceSyncJob", "BatchPutDocument"] and "StopDataSourceSyncJob" in operations

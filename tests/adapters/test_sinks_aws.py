@@ -442,3 +442,43 @@ def test_a_refused_batch_is_split_so_one_bad_document_fails_alone() -> None:
         SinkStatus.PENDING,
     ]
     assert "ValidationException" in states.get("kendra", "d1").failures["document"]
+
+
+def test_with_a_custom_data_source_puts_and_deletes_run_inside_its_sync_job() -> None:
+    client, stubber = _client("kendra")
+    job = {"Id": "sluice-ds", "IndexId": INDEX}
+    stubber.add_response("start_data_source_sync_job", {"ExecutionId": "exec-1"}, job)
+    stubber.add_response(
+        "batch_put_document",
+        {"FailedDocuments": []},
+        {
+            "IndexId": INDEX,
+            "Documents": [
+                {
+                    "Id": "a",
+                    "Blob": b"x",
+                    "ContentType": "PLAIN_TEXT",
+                    "Attributes": [
+                        {"Key": "_data_source_id", "Value": {"StringValue": "sluice-ds"}},
+                        {"Key": "_data_source_sync_job_execution_id", "Value": {"StringValue": "exec-1"}},
+                    ],
+                }
+            ],
+        },
+    )
+    stubber.add_response(
+        "batch_delete_document",
+        {"FailedDocuments": []},
+        {
+            "IndexId": INDEX,
+            "DocumentIdList": ["b"],
+            "DataSourceSyncJobMetricTarget": {"DataSourceId": "sluice-ds", "DataSourceSyncJobId": "exec-1"},
+        },
+    )
+    stubber.add_response("stop_data_source_sync_job", {}, job)
+    with stubber:
+        api = KendraApi(client, INDEX, per_second=1000, data_source_id="sluice-ds")
+        with api.sync_job():
+            api.put([{"Id": "a", "Blob": b"x", "ContentType": "PLAIN_TEXT"}])
+            api.delete(["b"])
+    stubber.assert_no_pending_responses()

@@ -14,9 +14,13 @@ from typing import Any
 import pytest
 
 from sluice.layout import document_id, s3_uri
+from sluice.sinks import SinkStatus
+from sluice.sinks.state_dynamodb import DynamoDBSinkStates
 from sluice_cli.demo import drain_events
+from sluice_cli.local import emulators
 from sluice_cli.local.stack import LocalStack
 from sluice_cli.pdfwriter import document, make_pdf
+from sluice_cli.search import Hit, search
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,6 +163,96 @@ def test_cli_reads_the_running_stack(stack: LocalStack, tmp_path: Path) -> None:
         report = json.loads(status.stdout)
         assert report["documents"]["QUARANTINED"] >= 1
         assert {"key": "uploads/broken.pdf", "reason": "malformed"}.items() <= report["quarantined"][0].items()
+    finally:
+        if existing is None:
+            (state_dir / "state.json").unlink()
+        else:
+            (state_dir / "state.json").write_text(existing)
+
+
+def _calls_since(stack: LocalStack, start: int) -> list[tuple[str, int]]:
+    return [(c["operation"], c["items"]) for c in emulators.read_calls(stack.emulator_dir)[start:]]
+
+
+def _search(stack: LocalStack, query: str) -> list[Hit]:
+    emulators.install(stack.emulator_dir)
+    return search(stack.outputs(), stack.client, query, top_k=5)
+
+
+def test_both_sinks_follow_an_upload_an_edit_and_a_delete(stack: LocalStack) -> None:
+    raw = stack.outputs()["RawBucketName"]
+    s3, key = stack.client("s3"), "sinks/tide tables.md"
+    text = "# Tide tables\n\n" + "\n\n".join(
+        f"## Harbour {i}\n\n" + " ".join(f"High water at harbour {i} comes {j} minutes late." for j in range(30))
+        for i in range(5)
+    )
+    start = len(emulators.read_calls(stack.emulator_dir))
+    s3.put_object(Bucket=raw, Key=key, Body=text.encode())
+    item = _wait_for(stack, key, lambda i: i["status"]["S"] == "PROCESSED")
+    chunks = item["chunks"]["S"].split()
+    calls = _calls_since(stack, start)
+    assert sum(n for op, n in calls if op == "IngestKnowledgeBaseDocuments") == len(chunks)
+    assert ("BatchPutDocument", 1) in calls
+    hits = _search(stack, "harbour high water")
+    assert {h.sink for h in hits if h.source == s3_uri(raw, key)} == {"knowledge-base", "kendra"}
+
+    start = len(emulators.read_calls(stack.emulator_dir))
+    edited = text.replace("High water at harbour 3 comes 7 minutes late.", "Spring tides flood the quay at harbour 3.")
+    s3.put_object(Bucket=raw, Key=key, Body=edited.encode())
+    _wait_for(stack, key, lambda i: i["chunks"]["S"].split() != chunks)
+    calls = _calls_since(stack, start)
+    assert 1 <= sum(n for op, n in calls if op == "IngestKnowledgeBaseDocuments") <= 3
+    assert ("BatchPutDocument", 1) in calls
+    assert {h.sink for h in _search(stack, "spring tides flood the quay")} == {"knowledge-base", "kendra"}
+
+    start = len(emulators.read_calls(stack.emulator_dir))
+    s3.delete_object(Bucket=raw, Key=key)
+    _wait_for(stack, key, lambda i: i["status"]["S"] == "DELETED")
+    calls = _calls_since(stack, start)
+    assert ("BatchDeleteDocument", 1) in calls and any(op == "DeleteKnowledgeBaseDocuments" for op, _ in calls)
+    assert not [h for h in _search(stack, "harbour high water spring tides") if h.source == s3_uri(raw, key)]
+    states = DynamoDBSinkStates(stack.client("dynamodb"), stack.outputs()["DocumentsTableName"])
+    doc = document_id(s3_uri(raw, key))
+    assert states.get("kb", doc).status is SinkStatus.ABSENT and states.get("kendra", doc).status is SinkStatus.ABSENT
+
+
+def test_cli_searches_and_redrives_the_running_stack(stack: LocalStack) -> None:
+    raw = stack.outputs()["RawBucketName"]
+    stack.client("s3").put_object(Bucket=raw, Key="sinks/lighthouse.txt", Body=b"The lighthouse keeper logs fog.\n")
+    _wait_for(stack, "sinks/lighthouse.txt", lambda i: i["status"]["S"] == "PROCESSED")
+    dead = stack.outputs()["KendraDeadLetterQueueUrl"]
+    doc = document_id(s3_uri(raw, "sinks/lighthouse.txt"))
+    stack.client("sqs").send_message(QueueUrl=dead, MessageBody=json.dumps({"sluice": "sync", "doc_ids": [doc]}))
+    state_dir = ROOT / ".sluice" / "local"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    existing = (state_dir / "state.json").read_text() if (state_dir / "state.json").exists() else None
+    stack.state().write(state_dir)
+    sluice = [sys.executable, "-m", "sluice_cli.main"]
+    try:
+        found = subprocess.run(
+            [*sluice, "search", "lighthouse keeper", "--local", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        hits = json.loads(found.stdout)["hits"]
+        assert {(h["sink"], h["source"]) for h in hits} >= {
+            ("knowledge-base", s3_uri(raw, "sinks/lighthouse.txt")),
+            ("kendra", s3_uri(raw, "sinks/lighthouse.txt")),
+        }
+        moved = subprocess.run(
+            [*sluice, "redrive", "--sink", "kendra", "--local"], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        assert (
+            "kendra: 1 message moved back from the dead-letter queue, 0 failed documents queued again" in moved.stdout
+        )
+        assert stack.wait_idle(timeout=30) and stack.queue_depth(dead) == 0
+        status = subprocess.run(
+            [*sluice, "status", "--local", "--json"], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        sinks = json.loads(status.stdout)["sinks"]
+        assert sinks["kb"]["indexed"] >= 1 and sinks["kendra"]["indexed"] >= 1 and sinks["kendra"]["failed"] == 0
     finally:
         if existing is None:
             (state_dir / "state.json").unlink()

@@ -120,10 +120,21 @@ def test_buckets_are_tls_only(transformed: dict[str, Any]) -> None:
     assert protected == buckets
 
 
+def _statements(statements: list[Any]) -> list[dict[str, Any]]:
+    """Policy statements, with both branches of a conditional (Fn::If) one."""
+    flat = []
+    for statement in statements:
+        if "Fn::If" in statement:
+            flat += [branch for branch in statement["Fn::If"][1:] if isinstance(branch, dict) and "Action" in branch]
+        else:
+            flat.append(statement)
+    return flat
+
+
 def test_no_inline_policy_grants_wildcard_actions(transformed: dict[str, Any]) -> None:
     for name, role in _of_type(transformed, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
+            for statement in _statements(policy["PolicyDocument"]["Statement"]):
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 assert not [a for a in actions if a == "*" or a.endswith(":*")], f"{name}: {actions}"
 
@@ -210,11 +221,13 @@ def test_sink_permissions_name_the_index_not_a_wildcard(source: dict[str, Any]) 
             s
             for policy in source["Resources"][function]["Properties"]["Policies"]
             if "Statement" in policy
-            for s in policy["Statement"]
+            for s in _statements(policy["Statement"])
         ]
-        (service,) = [s for s in statements if all(a.startswith(prefix) for a in s["Action"])]
-        resource = service["Resource"]["Fn::Sub"]
-        assert "${KnowledgeBaseId}" in resource or "${KendraIndexId}" in resource
+        services = [s for s in statements if all(a.startswith(prefix) for a in s["Action"])]
+        assert services
+        for service in services:
+            resource = service["Resource"]["Fn::Sub"]
+            assert "${KnowledgeBaseId}" in resource or "${KendraIndexId}" in resource
 
 
 def test_the_data_source_takes_our_chunks_as_they_are(source: dict[str, Any]) -> None:

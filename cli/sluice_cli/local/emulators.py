@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS kendra_indexes (index_id TEXT PRIMARY KEY, fields TEX
 CREATE TABLE IF NOT EXISTS kendra_docs (
     index_id TEXT, id TEXT, title TEXT, text TEXT, attributes TEXT, acl TEXT, PRIMARY KEY (index_id, id));
 CREATE VIRTUAL TABLE IF NOT EXISTS kendra_fts USING fts5(text, title, index_id UNINDEXED, id UNINDEXED);
+CREATE TABLE IF NOT EXISTS kendra_sync_jobs (index_id TEXT, ds TEXT, execution TEXT, running INTEGER,
+    PRIMARY KEY (index_id, ds));
 """
 
 
@@ -345,13 +347,14 @@ class Emulator:
             .fetchall()
         )
         results = []
+        best = max((abs(rank) for _, _, rank, _ in rows), default=0.0)
         for uri, text, rank, metadata in rows:
             attributes = {k: _plain(v) for k, v in json.loads(metadata or "{}").items()}
             results.append(
                 {
                     "content": {"type": "TEXT", "text": text},
                     "location": {"type": "S3", "s3Location": {"uri": uri}},
-                    "score": round(1 / (1 + abs(rank)), 4),
+                    "score": round(abs(rank) / best, 4) if best > 1e-9 else 1.0,  # BM25, relative to the best hit
                     "metadata": {"x-amz-bedrock-kb-source-uri": uri, **attributes},
                 }
             )
@@ -387,11 +390,47 @@ class Emulator:
                 failed.append({"Id": d["Id"], "ErrorCode": "InvalidRequest", "ErrorMessage": str(exc)})
         return {"FailedDocuments": failed}
 
+    def _kendra__start_data_source_sync_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._fields(params["IndexId"])
+        db = self._db()
+        row = db.execute(
+            "SELECT execution FROM kendra_sync_jobs WHERE index_id = ? AND ds = ? AND running = 1",
+            (params["IndexId"], params["Id"]),
+        ).fetchone()
+        if row:
+            raise ServiceError("ResourceInUseException", f"data source {params['Id']} is syncing ({row[0]})", 400)
+        execution = uuid.uuid4().hex
+        db.execute(
+            "INSERT OR REPLACE INTO kendra_sync_jobs VALUES (?, ?, ?, 1)", (params["IndexId"], params["Id"], execution)
+        )
+        return {"ExecutionId": execution}
+
+    def _kendra__stop_data_source_sync_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._db().execute(
+            "UPDATE kendra_sync_jobs SET running = 0 WHERE index_id = ? AND ds = ?", (params["IndexId"], params["Id"])
+        )
+        return {}
+
+    def _running_execution(self, index_id: str, ds: str) -> str | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT execution FROM kendra_sync_jobs WHERE index_id = ? AND ds = ? AND running = 1", (index_id, ds)
+            )
+            .fetchone()
+        )
+        return str(row[0]) if row else None
+
     def _put_kendra_document(self, index_id: str, fields: dict[str, str], d: dict[str, Any], role: str | None) -> None:
         for attribute in d.get("Attributes", []):
             name = attribute["Key"]
             if not name.startswith("_") and name not in fields:
                 raise ServiceError("InvalidRequest", f"No document metadata configuration found for key {name}")
+        given = {a["Key"]: _plain(a["Value"]) for a in d.get("Attributes", [])}
+        if "_data_source_id" in given:
+            running = self._running_execution(index_id, str(given["_data_source_id"]))
+            if running is None or given.get("_data_source_sync_job_execution_id") != running:
+                raise ServiceError("InvalidRequest", "the data source has no running sync job with that execution id")
         if "S3Path" in d:
             if not role:
                 raise ServiceError("InvalidRequest", "a document by S3Path needs the request's RoleArn")

@@ -75,6 +75,7 @@ class StackState:
     functions: dict[str, str] = field(default_factory=dict)
     tap_queue_url: str | None = None
     pid: int = 0
+    emulator_dir: str = ""  # where the emulated Bedrock and Kendra keep their index and call log
 
     @classmethod
     def read(cls, state_dir: Path) -> StackState:
@@ -194,6 +195,7 @@ class LocalStack:
             functions={name: str(self.root / "logs" / name) for name in self.functions},
             tap_queue_url=self.tap_queue_url,
             pid=os.getpid(),
+            emulator_dir=str(self.emulator_dir),
         )
 
     # -- provisioning ----------------------------------------------------------------------------

@@ -131,6 +131,7 @@ class SinkFunctionSettings:
     sync_mode: str = "direct"
     kendra_index_id: str = ""  # the Kendra sink's
     kendra_role_arn: str | None = None
+    kendra_data_source_id: str | None = None  # a custom data source, for Kendra's sync history
     language_code: str = "en"
     requests_per_second: float = 2.0
     first_check_seconds: int = 20  # status checks follow after 20 s, 40 s, 80 s … (the local stack: 1 s)
@@ -157,6 +158,7 @@ class SinkFunctionSettings:
             specific = {
                 "kendra_index_id": e.required("KENDRA_INDEX_ID"),
                 "kendra_role_arn": e.optional("KENDRA_ROLE_ARN"),
+                "kendra_data_source_id": e.optional("KENDRA_DATA_SOURCE_ID"),
                 "language_code": e.optional("LANGUAGE_CODE") or "en",
             }
         e.check()

@@ -13,11 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sluice.aws import service_call
+from botocore.exceptions import ClientError
+
+from sluice.aws import error_code, service_call
 from sluice.errors import RefusedError, TransientError
 from sluice.layout import text_key
 from sluice.registry import DocumentRecord, Registry
@@ -32,6 +36,8 @@ MAX_ID = 2048
 INLINE_BYTES = 4 * 1024 * 1024  # larger documents go by S3 path
 FILE_TYPES = {"pdf": "PDF", "html": "HTML", "markdown": "MD", "docx": "MS_WORD", "csv": "CSV", "json": "JSON"}
 RETRYABLE = frozenset({"InternalError"})
+SYNC_JOB_BUSY = frozenset({"ResourceInUseException", "ConflictException"})
+SYNC_JOB_WAITS = (1, 2, 4, 8, 15, 30)
 DONE = frozenset({"INDEXED", "UPDATED"})
 REFUSED = frozenset({"FAILED", "UPDATE_FAILED"})
 
@@ -48,12 +54,51 @@ def fingerprint(record: DocumentRecord) -> str:
 
 
 class KendraApi:
-    def __init__(self, client: Any, index_id: str, role_arn: str | None = None, per_second: float = 5.0) -> None:
+    def __init__(
+        self,
+        client: Any,
+        index_id: str,
+        role_arn: str | None = None,
+        per_second: float = 5.0,
+        data_source_id: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._client = client
         self.index_id = index_id
         self.role_arn = role_arn
+        self.data_source_id = data_source_id  # a custom data source: Kendra's sync history shows our syncs
         self._limit = RateLimit(per_second)
         self._fields: dict[str, str] | None = None
+        self._execution: str | None = None
+        self._sleep = sleep
+
+    @contextmanager
+    def sync_job(self) -> Iterator[None]:
+        """With a custom data source, the puts and deletes inside run as one of its sync jobs (they
+        carry its execution id, as Kendra requires). Only one runs per data source: while another
+        worker's runs, this waits (up to about a minute) before giving up with a TransientError."""
+        if not self.data_source_id:
+            yield
+            return
+        params = {"Id": self.data_source_id, "IndexId": self.index_id}
+        for wait in SYNC_JOB_WAITS:
+            try:
+                self._execution = str(self._call("start_data_source_sync_job", **params)["ExecutionId"])
+                break
+            except RefusedError as exc:
+                if not isinstance(exc.__cause__, ClientError) or error_code(exc.__cause__) not in SYNC_JOB_BUSY:
+                    raise
+                self._sleep(wait)
+        else:
+            raise TransientError(f"data source {self.data_source_id} stayed busy with another sync job")
+        try:
+            yield
+        finally:
+            self._execution = None
+            try:
+                self._call("stop_data_source_sync_job", **params)
+            except (TransientError, RefusedError) as exc:
+                log.warning("could not stop sync job of data source %s: %s", self.data_source_id, exc)
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         self._limit.wait()
@@ -75,6 +120,12 @@ class KendraApi:
     def put(self, documents: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str]]:
         """Document id → (ErrorCode, ErrorMessage) for each document Kendra refused at once."""
         assert len(documents) <= PER_CALL
+        if self._execution is not None:
+            job = [
+                {"Key": "_data_source_id", "Value": {"StringValue": self.data_source_id}},
+                {"Key": "_data_source_sync_job_execution_id", "Value": {"StringValue": self._execution}},
+            ]
+            documents = [{**d, "Attributes": [*d.get("Attributes", []), *job]} for d in documents]
         params: dict[str, Any] = {"IndexId": self.index_id, "Documents": list(documents)}
         if self.role_arn:
             params["RoleArn"] = self.role_arn
@@ -85,7 +136,13 @@ class KendraApi:
 
     def delete(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         assert len(ids) <= PER_CALL
-        response = self._call("batch_delete_document", IndexId=self.index_id, DocumentIdList=list(ids))
+        params: dict[str, Any] = {"IndexId": self.index_id, "DocumentIdList": list(ids)}
+        if self._execution is not None:
+            params["DataSourceSyncJobMetricTarget"] = {
+                "DataSourceId": self.data_source_id,
+                "DataSourceSyncJobId": self._execution,
+            }
+        response = self._call("batch_delete_document", **params)
         return {
             f["Id"]: (f.get("ErrorCode", ""), f.get("ErrorMessage", "")) for f in response.get("FailedDocuments", [])
         }
@@ -200,6 +257,16 @@ class KendraSink(DiffSink):
             elif w.held():
                 held = w.held()
                 deletes.append((w, held[1] if len(held) > 1 else kendra_id(record) if record else w.doc_id))
+        if not (puts or deletes):
+            return
+        try:
+            with self.api.sync_job():
+                self._put(puts)
+                self._delete(deletes)
+        except (TransientError, RefusedError) as exc:  # the data source's sync job could not start
+            self.fail([w for w, _ in puts] + [w for w, _ in deletes], exc)
+
+    def _put(self, puts: list[tuple[Work, dict[str, Any]]]) -> None:
         for batch, answer in send_in_batches(puts, PER_CALL, lambda b: self.api.put([d for _, d in b])):
             if isinstance(answer, TransientError):
                 self.fail([w for w, _ in batch], answer)
@@ -217,6 +284,8 @@ class KendraSink(DiffSink):
                 state = self.base_state(w).evolve(held=(fingerprint(w.record), document["Id"]), checks=0)
                 failures = {"document": f"{code}: {message}"} if code else {}
                 w.new_state = settle(state, () if code else (document["Id"],), failures, present=True)
+
+    def _delete(self, deletes: list[tuple[Work, str]]) -> None:
         for group, answer in send_in_batches(deletes, PER_CALL, lambda b: self.api.delete([i for _, i in b])):
             if isinstance(answer, TransientError | RefusedError):
                 self.fail([w for w, _ in group], answer)  # retried, then dead-lettered with the reason

@@ -1,0 +1,96 @@
+"""`sluice search QUERY`: what the knowledge base and the Kendra index answer for a query.
+
+The same Retrieve calls whether the stack is local (answered by the local stack's emulators from
+what the sinks gave them) or deployed (Bedrock Agent Runtime ``Retrieve`` on the knowledge base,
+Kendra ``Retrieve`` on the index). Each hit names its sink, its source (the bucket key or URL the
+document came from), a score (Bedrock's relevance score; Kendra's confidence band) and its text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
+
+ClientFactory = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Hit:
+    sink: str
+    source: str
+    score: str
+    title: str
+    text: str
+
+
+def _knowledge_base(client: Any, knowledge_base_id: str, query: str, top_k: int) -> list[Hit]:
+    response = client.retrieve(
+        knowledgeBaseId=knowledge_base_id,
+        retrievalQuery={"text": query},
+        retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": top_k}},
+    )
+    hits = []
+    for result in response.get("retrievalResults", []):
+        metadata = result.get("metadata") or {}
+        location = (result.get("location") or {}).get("s3Location", {}).get("uri", "")
+        hits.append(
+            Hit(
+                sink="knowledge-base",
+                source=str(metadata.get("source_uri") or metadata.get("x-amz-bedrock-kb-source-uri") or location),
+                score=f"{float(result.get('score', 0.0)):.3f}",
+                title=str(metadata.get("title", "")),
+                text=str((result.get("content") or {}).get("text", "")),
+            )
+        )
+    return hits
+
+
+def _kendra(client: Any, index_id: str, query: str, top_k: int) -> list[Hit]:
+    response = client.retrieve(IndexId=index_id, QueryText=query, PageSize=top_k)
+    return [
+        Hit(
+            sink="kendra",
+            source=str(item.get("DocumentURI") or item.get("DocumentId", "")),
+            score=str((item.get("ScoreAttributes") or {}).get("ScoreConfidence", "")).lower(),
+            title=str(item.get("DocumentTitle", "")),
+            text=str(item.get("Content", "")),
+        )
+        for item in response.get("ResultItems", [])[:top_k]
+    ]
+
+
+def search(outputs: dict[str, str], client: ClientFactory, query: str, top_k: int) -> list[Hit]:
+    """Hits from every sink the stack has (its outputs say which)."""
+    hits: list[Hit] = []
+    if outputs.get("KnowledgeBaseId"):
+        hits += _knowledge_base(client("bedrock-agent-runtime"), outputs["KnowledgeBaseId"], query, top_k)
+    if outputs.get("KendraIndexId"):
+        hits += _kendra(client("kendra"), outputs["KendraIndexId"], query, top_k)
+    return hits
+
+
+def excerpt(text: str, query: str, width: int) -> str:
+    """About ``width`` characters of ``text`` around the first word of ``query`` it contains."""
+    flat = " ".join(text.split())
+    lowered = flat.lower()
+    found = [i for w in re.findall(r"\w+", query.lower()) if len(w) > 2 and (i := lowered.find(w)) >= 0]
+    start = max(0, min(found) - width // 4) if found else 0
+    piece = flat[start : start + width]
+    return ("…" if start else "") + piece + ("…" if start + width < len(flat) else "")
+
+
+def render(query: str, hits: list[Hit], out: TextIO, *, as_json: bool, width: int = 100) -> None:
+    if as_json:
+        out.write(json.dumps({"query": query, "hits": [asdict(h) for h in hits]}) + "\n")
+        return
+    if not hits:
+        out.write(f"No hits for {query!r}.\n")
+        return
+    for sink in dict.fromkeys(h.sink for h in hits):
+        out.write(f"{sink}\n")
+        for n, hit in enumerate((h for h in hits if h.sink == sink), 1):
+            out.write(f"  {n}. {hit.source}  (score {hit.score})\n")
+            out.write(f"     {excerpt(hit.text, query, width)}\n")
