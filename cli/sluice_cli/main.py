@@ -7,6 +7,7 @@ sluice local demo [--port N] [--serve]
 sluice status [--local | --stack NAME] [--json]
 sluice search QUERY [--local | --stack NAME] [--top-k N] [--json]
 sluice redrive [--sink ingest|kb|kendra] [--local | --stack NAME]
+sluice resync [--sink kb|kendra] [--local | --stack NAME]
 """
 
 from __future__ import annotations
@@ -148,9 +149,15 @@ def _search(args: argparse.Namespace, outputs: dict[str, str], client: Clients) 
 
 
 def _redrive(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
-    from sluice_cli.redrive import redrive
+    from sluice_cli.repair import redrive
 
     return redrive(outputs, client, args.sink, sys.stdout)
+
+
+def _resync(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
+    from sluice_cli.repair import resync
+
+    return resync(outputs, client, args.sink, sys.stdout)
 
 
 def _where(command: argparse.ArgumentParser) -> None:
@@ -203,6 +210,11 @@ def parser() -> argparse.ArgumentParser:
     redrive.add_argument("--sink", choices=["ingest", "kb", "kendra"], help="one queue only (default: all)")
     _where(redrive)
     redrive.set_defaults(run=_on_stack("redrive", _redrive))
+
+    resync = commands.add_parser("resync", help="every document compared with the sinks again (repairs drift)")
+    resync.add_argument("--sink", choices=["kb", "kendra"], help="one sink only (default: all)")
+    _where(resync)
+    resync.set_defaults(run=_on_stack("resync", _resync))
     return top
 
 

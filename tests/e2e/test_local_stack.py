@@ -248,6 +248,11 @@ def test_cli_searches_and_redrives_the_running_stack(stack: LocalStack) -> None:
             "kendra: 1 message moved back from the dead-letter queue, 0 failed documents queued again" in moved.stdout
         )
         assert stack.wait_idle(timeout=30) and stack.queue_depth(dead) == 0
+        start = len(emulators.read_calls(stack.emulator_dir))
+        again = subprocess.run([*sluice, "resync", "--local"], capture_output=True, text=True, check=True, cwd=ROOT)
+        assert "kb:" in again.stdout and "kendra:" in again.stdout
+        assert stack.wait_idle(timeout=60)
+        assert _calls_since(stack, start) == []  # everything was in step: compared, nothing sent
         status = subprocess.run(
             [*sluice, "status", "--local", "--json"], capture_output=True, text=True, check=True, cwd=ROOT
         )
