@@ -180,7 +180,7 @@ def test_kendra_custom_data_source_syncs_run_one_at_a_time(world: dict[str, Any]
         assert api.put([document]) == {}
         with pytest.raises(TransientError, match="stayed busy"), api.sync_job():  # another worker's turn
             pass
-    assert waits == [1, 2, 4, 8, 15, 30]
+    assert waits == [1, 2, 4, 8, 15]  # about half a minute, then the message is retried later
     failed = kendra.batch_put_document(
         IndexId=INDEX,
         Documents=[{**document, "Attributes": [{"Key": "_data_source_id", "Value": {"StringValue": "sluice-ds"}}]}],
@@ -188,3 +188,26 @@ def test_kendra_custom_data_source_syncs_run_one_at_a_time(world: dict[str, Any]
     assert "no running sync job" in failed[0]["ErrorMessage"]  # outside a sync job, Kendra refuses it
     operations = [c["operation"] for c in emulators.read_calls(world["dir"])]
     assert operations[:2] == ["StartDataSourceSyncJob", "BatchPutDocument"] and "StopDataSourceSyncJob" in operations
+
+
+def test_a_sync_job_orphaned_by_a_lost_worker_is_stopped(world: dict[str, Any]) -> None:
+    import sqlite3
+
+    from sluice.sinks.kendra import KendraApi
+
+    kendra = world["kendra"]
+    kendra.start_data_source_sync_job(Id="sluice-ds", IndexId=INDEX)  # its worker died: never stopped
+    with sqlite3.connect(world["dir"] / emulators.DB_FILE) as db:
+        db.execute("UPDATE kendra_sync_jobs SET started_at = '2026-01-01T00:00:00+00:00'")
+    api = KendraApi(kendra, INDEX, data_source_id="sluice-ds", sleep=lambda _: None)
+    with api.sync_job():
+        assert api.put([{"Id": "d", "Blob": b"Buoys are checked weekly.", "ContentType": "PLAIN_TEXT"}]) == {}
+    operations = [c["operation"] for c in emulators.read_calls(world["dir"])]
+    assert operations[1:] == [
+        "StartDataSourceSyncJob",  # busy
+        "ListDataSourceSyncJobs",
+        "StopDataSourceSyncJob",  # the orphan
+        "StartDataSourceSyncJob",
+        "BatchPutDocument",
+        "StopDataSourceSyncJob",
+    ]

@@ -289,7 +289,7 @@ def test_ingestion_job_mode_runs_one_job_at_a_time_and_coalesces_bursts() -> Non
     w.deliver(w.kb, docs)  # 100 batches while the first job runs
     assert len(w.kb_api.jobs) == 1 and w.kb_api.count("ingest") == 0
     assert w.states.get("kb-job", "DS12345678").failures.get("dirty") == "1"
-    assert [json.loads(body) for body, _ in w.queue.sent] == [{"sluice": "poll-job"}]  # one chain
+    assert [json.loads(body)["sluice"] for body, _ in w.queue.sent] == ["poll-job"]  # one chain
     run_batch(w.kb, w.queue.take(), w.queue)  # still running: poll again later
     assert len(w.queue.sent) == 1 and len(w.kb_api.jobs) == 1
     w.kb_api.job_status = "COMPLETE"
@@ -308,8 +308,8 @@ def test_settling_a_large_job_goes_on_over_several_polls() -> None:
     docs = [w.put(f"s{i}.txt", f"Text {i}.") for i in range(25)]
     run_batch(w.kb, [("m", sync_message(docs))], w.queue)
     w.kb_api.job_status = "COMPLETE"
-    w.queue.take()
-    outcome = w.kb.poll_job(limit=10)
+    ((_, poll),) = w.queue.take()
+    outcome = w.kb.poll_job(json.loads(poll)["chain"], limit=10)
     assert outcome.more and sum(w.states.get("kb", d).status is SinkStatus.INDEXED for d in docs) == 10
     while w.queue.sent:
         run_batch(w.kb, w.queue.take(), w.queue)
@@ -514,3 +514,105 @@ def test_a_refused_kendra_delete_keeps_the_document_id_for_the_redrive() -> None
     w.kendra_api.delete = real_delete  # type: ignore[method-assign]
     run_batch(w.kendra, [("r", sync_message([doc], retry_failed=True))], w.queue)
     assert w.kendra_api.documents == {} and w.states.get("kendra", doc).status is SinkStatus.ABSENT
+
+
+def test_two_checks_of_one_document_in_a_batch_keep_the_live_chain() -> None:
+    w = World()
+    w.kb_api.processing_checks = 1000
+    doc = w.put("busy.md", _text(6, "v0"))
+    w.deliver(w.kb, [doc])
+    (old,) = w.queue.take()
+    w.put("busy.md", _text(6, "v1"))
+    w.deliver(w.kb, [doc])
+    (new,) = w.queue.take()
+    run_batch(w.kb, [new, old], w.queue)  # the newest first: the old one must not hide it
+    assert len(w.queue.sent) == 1
+
+
+def test_a_chunk_refused_after_a_race_with_a_check_is_still_found_refused() -> None:
+    w = World()
+    doc = w.put("e.md", _text(6, "old"))
+    w.deliver(w.kb, [doc])
+    (check,) = w.queue.take()
+    version = json.loads(check[1])["versions"][doc]
+    w.put("e.md", _text(6, "new"))
+    for c in set(w.registry.get(doc).chunks) - set(w.states.get("kb", doc).held):
+        w.kb_api.refuse.add(f"s3://processed/chunks/{doc}/{c}.txt")
+    slow = KnowledgeBaseSink(
+        api=_Later(w.kb_api, "ingest", lambda: w.kb.check({doc: version})),  # type: ignore[arg-type]
+        registry=w.registry, states=w.states, processed_bucket="processed", queue=w.queue,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert run_batch(slow, [("m", sync_message([doc]))], w.queue).failed_message_ids == ["m"]
+    run_batch(w.kb, [("m", sync_message([doc]))], w.queue)  # the redelivery
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", doc).status is SinkStatus.FAILED
+
+
+def test_a_batch_that_failed_after_recording_keeps_its_checks() -> None:
+    w = World()
+    doc = w.put("lost.md", _text(4))
+    real_send, sent = w.queue.send, []
+
+    def send_fails_once(body: str, delay_seconds: int = 0) -> None:
+        if not sent:
+            sent.append(body)
+            raise TransientError("sqs: ServiceUnavailable")
+        real_send(body, delay_seconds)
+
+    w.queue.send = send_fails_once  # type: ignore[method-assign]
+    with pytest.raises(TransientError):
+        w.deliver(w.kb, [doc])  # the state was written, the check was not queued: SQS redelivers
+    w.deliver(w.kb, [doc])
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", doc).status is SinkStatus.INDEXED
+
+
+def test_one_chain_of_polls_under_steady_load() -> None:
+    w = World(mode="ingestion-job")
+    w.kb.settle_limit = 3  # settling spans several polls while the next jobs run
+
+    def polls() -> int:
+        return sum(1 for body, _ in w.queue.sent if json.loads(body)["sluice"] == "poll-job")
+
+    for cycle in range(4):
+        w.deliver(w.kb, [w.put(f"c{cycle}-{i}.txt", f"Text {cycle} {i}.") for i in range(8)])
+        w.kb_api.job_status = "IN_PROGRESS"
+        for message in w.queue.take():
+            run_batch(w.kb, [message], w.queue)
+        w.deliver(w.kb, [w.put(f"x{cycle}.txt", f"Extra {cycle}.")])  # the running job is dirty
+        w.kb_api.job_status = "COMPLETE"
+        for message in w.queue.take():  # each message in a batch of its own
+            run_batch(w.kb, [message], w.queue)
+        assert polls() <= 1
+    w.kb_api.job_status = "COMPLETE"
+    w.drain_checks(w.kb)
+    assert w.kb_api.running is None and w.states.count("kb", SinkStatus.INDEXED) == 36
+
+
+def test_a_failed_job_does_not_fail_what_an_earlier_job_indexed() -> None:
+    w = World(mode="ingestion-job")
+    first = [w.put(f"a/{i}.txt", f"First {i}.") for i in range(5)]
+    w.deliver(w.kb, first)
+    later = w.put("b.txt", "Later.")
+    w.deliver(w.kb, [later])  # the running job is dirty
+    w.kb_api.job_status = "COMPLETE"
+    ((_, poll),) = w.queue.take()
+    w.kb.poll_job(json.loads(poll)["chain"], limit=2)  # job 1 ends; job 2 starts; 2 of 5 settled
+    w.kb_api.job_status = "FAILED"
+    w.drain_checks(w.kb)
+    assert {w.states.get("kb", d).status for d in first} == {SinkStatus.INDEXED}
+    assert w.states.get("kb", later).status is SinkStatus.FAILED
+
+
+def test_a_redrive_with_a_delete_in_the_same_batch_removes_the_refused_chunk() -> None:
+    w = World()
+    doc = w.put("gone.md", _text(6))
+    (chunk,) = w.registry.get(doc).chunks[:1]
+    w.kb_api.refuse.add(f"s3://processed/chunks/{doc}/{chunk}.txt")
+    w.deliver(w.kb, [doc])
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", doc).status is SinkStatus.FAILED
+    w.delete("gone.md")
+    event = json.dumps({"source": "sluice.ingest", "detail-type": "Document Deleted", "detail": {"doc_id": doc}})
+    run_batch(w.kb, [("r", sync_message([doc], retry_failed=True)), ("e", event)], w.queue)
+    assert w.kb_api.indexed == {} and w.states.get("kb", doc).status is SinkStatus.ABSENT

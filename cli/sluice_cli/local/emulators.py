@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS kendra_docs (
     index_id TEXT, id TEXT, title TEXT, text TEXT, attributes TEXT, acl TEXT, PRIMARY KEY (index_id, id));
 CREATE VIRTUAL TABLE IF NOT EXISTS kendra_fts USING fts5(text, title, index_id UNINDEXED, id UNINDEXED);
 CREATE TABLE IF NOT EXISTS kendra_sync_jobs (index_id TEXT, ds TEXT, execution TEXT, running INTEGER,
-    PRIMARY KEY (index_id, ds));
+    started_at TEXT, PRIMARY KEY (index_id, ds));
 """
 
 
@@ -401,7 +401,8 @@ class Emulator:
             raise ServiceError("ResourceInUseException", f"data source {params['Id']} is syncing ({row[0]})", 400)
         execution = uuid.uuid4().hex
         db.execute(
-            "INSERT OR REPLACE INTO kendra_sync_jobs VALUES (?, ?, ?, 1)", (params["IndexId"], params["Id"], execution)
+            "INSERT OR REPLACE INTO kendra_sync_jobs VALUES (?, ?, ?, 1, ?)",
+            (params["IndexId"], params["Id"], execution, _now().isoformat()),
         )
         return {"ExecutionId": execution}
 
@@ -410,6 +411,23 @@ class Emulator:
             "UPDATE kendra_sync_jobs SET running = 0 WHERE index_id = ? AND ds = ?", (params["IndexId"], params["Id"])
         )
         return {}
+
+    def _kendra__list_data_source_sync_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT execution, running, started_at FROM kendra_sync_jobs WHERE index_id = ? AND ds = ?",
+                (params["IndexId"], params["Id"]),
+            )
+            .fetchall()
+        )
+        history = [
+            {"ExecutionId": e, "Status": "SYNCING" if running else "SUCCEEDED", "StartTime": datetime.fromisoformat(t)}
+            for e, running, t in rows
+        ]
+        if params.get("StatusFilter"):
+            history = [h for h in history if h["Status"] == params["StatusFilter"]]
+        return {"History": history}
 
     def _running_execution(self, index_id: str, ds: str) -> str | None:
         row = (

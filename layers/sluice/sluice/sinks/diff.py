@@ -14,6 +14,7 @@ was scheduled for; a change starts a new chain and the old one finds its version
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from sluice.errors import TransientError
 from sluice.registry import DocumentRecord, Registry, Status
 from sluice.sinks import SinkState, SinkStateStore, SinkStatus, StateConflictError, SyncResult
 
+log = logging.getLogger(__name__)
 FIRST_CHECK_SECONDS = 20  # then doubling, up to SQS's longest message delay
 MAX_CHECK_SECONDS = 900
 MAX_CHECKS = 12
@@ -41,15 +43,11 @@ class Work:
     doc_id: str
     record: DocumentRecord | None
     state: SinkState | None  # as stored: its version guards the write
+    resend: frozenset[str] = frozenset()  # items the index refused, to send again (an operator's redrive)
     failed: str | None = None  # set by the sink when a call for this document failed transiently
     new_state: SinkState | None = None  # set by the sink when the document's state changes
-    sent_from: SinkState | None = None  # the state to diff against, when not the stored one
     added: list[str] = field(default_factory=list)  # items this run put in the index
     removed: list[str] = field(default_factory=list)  # items this run took out of it
-
-    def __post_init__(self) -> None:
-        if self.sent_from is None:
-            self.sent_from = self.state
 
     @property
     def present(self) -> bool:
@@ -57,7 +55,7 @@ class Work:
         return self.record is not None and self.record.status is Status.PROCESSED
 
     def held(self) -> tuple[str, ...]:
-        return self.sent_from.held if self.sent_from is not None else ()
+        return self.state.held if self.state is not None else ()
 
 
 class DiffSink(ABC):
@@ -92,16 +90,16 @@ class DiffSink(ABC):
 
     # -- the shared loop ---------------------------------------------------------------------------
 
-    def forget_failures(self, state: SinkState) -> SinkState:
-        """The state as if what failed had never been sent, so that the next sync sends it again."""
-        return state.evolve(held=tuple(h for h in state.held if h not in state.failures), failures={})
-
     def after_conflict(self, current: SinkState, w: Work) -> SinkState:
         """``current`` (written by another worker) corrected for the calls ``w`` made: what it
-        added counts as held, what it removed does not, so the next sync sends the difference."""
+        added counts as held and unconfirmed, what it removed does not count, so the next sync sends
+        the difference and a check confirms what was added."""
         removed = set(w.removed)
         held = [h for h in current.held if h not in removed] + [a for a in w.added if a not in current.held]
-        return current.evolve(held=tuple(held))
+        pending = [p for p in dict.fromkeys([*current.pending, *w.added]) if p in set(held)]
+        if held == list(current.held) and pending == list(current.pending):
+            return current
+        return settle(current.evolve(held=tuple(held), checks=0), tuple(pending), current.failures, present=bool(held))
 
     def sync(self, doc_ids: Sequence[str], *, retry_failed: bool = False) -> list[SyncResult]:
         """Send each document's difference. A failure the index reported is final until an operator
@@ -126,15 +124,18 @@ class DiffSink(ABC):
             state = self.states.get(self.name, doc_id)
             if versions is not None and (state is None or state.version != versions[doc_id]):
                 continue
-            if retry_failed and state is not None and state.failures:
-                work.append(Work(doc_id, self.registry.get(doc_id), state, sent_from=self.forget_failures(state)))
-            else:
-                work.append(Work(doc_id, self.registry.get(doc_id), state))
+            resend = frozenset(state.failures) if retry_failed and state is not None else frozenset()
+            work.append(Work(doc_id, self.registry.get(doc_id), state, resend=resend))
         step(work)
         return [self._record(w) for w in work]
 
     def _record(self, w: Work) -> SyncResult:
         if w.new_state is None:
+            if w.failed is None and w.state is not None and self.wants_check(w.state):
+                # Nothing to send, but unconfirmed: keep a chain of checks on it. (Its chain may have
+                # been lost with a failed batch; a duplicate chain for this version is dropped as
+                # stale after the first check.)
+                return SyncResult(w.doc_id, check_after=self.check_delay(w.state.checks), version=w.state.version)
             return SyncResult(w.doc_id, retry=w.failed)
         expected = w.state.version if w.state is not None else None
         state = w.new_state.evolve(version=(expected or 0) + 1, updated_at=now_iso(self.clock))
@@ -157,19 +158,22 @@ class DiffSink(ABC):
             expected = stored.version if stored is not None else None
             current = stored or SinkState(self.name, w.doc_id, SinkStatus.ABSENT, now_iso(self.clock))
             corrected = self.after_conflict(current, w)
+            if corrected is current:
+                return  # the winner's state already says what the index holds
             try:
                 self.states.put(corrected.evolve(version=(expected or 0) + 1, updated_at=now_iso(self.clock)),
                                 expected_version=expected)  # fmt: skip
                 return
             except StateConflictError:
                 continue
+        log.error("%s state of %s kept changing; the calls just made may not be recorded", self.name, w.doc_id)
 
     def wants_check(self, state: SinkState) -> bool:
         """Should a status check follow this state? (The sinks give up after MAX_CHECKS.)"""
         return state.status is SinkStatus.PENDING and state.checks < MAX_CHECKS
 
     def base_state(self, w: Work) -> SinkState:
-        return w.sent_from or SinkState(self.name, w.doc_id, SinkStatus.ABSENT, now_iso(self.clock))
+        return w.state or SinkState(self.name, w.doc_id, SinkStatus.ABSENT, now_iso(self.clock))
 
     @staticmethod
     def fail(items: Sequence[Work], exc: TransientError | Exception) -> None:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -38,6 +38,7 @@ FILE_TYPES = {"pdf": "PDF", "html": "HTML", "markdown": "MD", "docx": "MS_WORD",
 RETRYABLE = frozenset({"InternalError"})
 SYNC_JOB_BUSY = frozenset({"ResourceInUseException", "ConflictException"})
 SYNC_JOB_WAITS = (1, 2, 4, 8, 15, 30)
+ORPHANED_SYNC_JOB_SECONDS = 660  # longer than the sink function's 600 s timeout
 DONE = frozenset({"INDEXED", "UPDATED"})
 REFUSED = frozenset({"FAILED", "UPDATE_FAILED"})
 
@@ -76,18 +77,23 @@ class KendraApi:
     def sync_job(self) -> Iterator[None]:
         """With a custom data source, the puts and deletes inside run as one of its sync jobs (they
         carry its execution id, as Kendra requires). Only one runs per data source: while another
-        worker's runs, this waits (up to about a minute) before giving up with a TransientError."""
+        worker's runs, this waits (up to about a minute) before giving up with a TransientError. A
+        job left running longer than any invocation lasts (a lost start response, a worker killed
+        mid-sync) is stopped."""
         if not self.data_source_id:
             yield
             return
         params = {"Id": self.data_source_id, "IndexId": self.index_id}
-        for wait in SYNC_JOB_WAITS:
+        for attempt, wait in enumerate(SYNC_JOB_WAITS):
             try:
                 self._execution = str(self._call("start_data_source_sync_job", **params)["ExecutionId"])
                 break
             except RefusedError as exc:
                 if not isinstance(exc.__cause__, ClientError) or error_code(exc.__cause__) not in SYNC_JOB_BUSY:
                     raise
+            if attempt == 0 and self._stop_orphaned_job(params):
+                continue
+            if attempt < len(SYNC_JOB_WAITS) - 1:
                 self._sleep(wait)
         else:
             raise TransientError(f"data source {self.data_source_id} stayed busy with another sync job")
@@ -97,8 +103,21 @@ class KendraApi:
             self._execution = None
             try:
                 self._call("stop_data_source_sync_job", **params)
-            except (TransientError, RefusedError) as exc:
+            except (TransientError, RefusedError) as exc:  # stopped later as an orphan (see above)
                 log.warning("could not stop sync job of data source %s: %s", self.data_source_id, exc)
+
+    def _stop_orphaned_job(self, params: dict[str, str]) -> bool:
+        """Stop the data source's running sync job if it started before any live invocation did."""
+        history = self._call("list_data_source_sync_jobs", **params, StatusFilter="SYNCING", MaxResults=10)
+        now = datetime.now(UTC)
+        for job in history.get("History", []):
+            started = job.get("StartTime")
+            if isinstance(started, datetime) and (now - started).total_seconds() > ORPHANED_SYNC_JOB_SECONDS:
+                log.warning("stopping sync job %s of data source %s: running since %s, orphaned",
+                            job.get("ExecutionId"), self.data_source_id, started.isoformat())  # fmt: skip
+                self._call("stop_data_source_sync_job", **params)
+                return True
+        return False
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         self._limit.wait()
@@ -232,14 +251,11 @@ class KendraSink(DiffSink):
             document["AccessControlList"] = [{"Name": p["name"], "Type": p["type"], "Access": p["access"]} for p in acl]
         return document
 
-    def forget_failures(self, state: SinkState) -> SinkState:
-        if not state.failures:
-            return state
-        return state.evolve(held=("", *state.held[1:2]), failures={})  # no fingerprint: put it again
-
     def after_conflict(self, current: SinkState, w: Work) -> SinkState:
         """Another worker's put or delete may have reached Kendra before ours: forget the fingerprint,
         so the retry puts the registry's version again (or deletes it again)."""
+        if current.held[:1] == ("",):
+            return current
         document_id = w.added[0] if w.added else w.removed[0]
         return current.evolve(held=("", current.held[1] if len(current.held) > 1 else document_id))
 
@@ -249,7 +265,7 @@ class KendraSink(DiffSink):
         for w in work:
             record = w.record
             if w.present and record is not None:
-                if w.held()[:1] != (fingerprint(record),):
+                if w.held()[:1] != (fingerprint(record),) or w.resend:
                     try:
                         puts.append((w, self._document(record)))
                     except TransientError as exc:

@@ -15,6 +15,8 @@ treated the same way: wait for it, then sync.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
@@ -42,7 +44,6 @@ JOB_SINK = "kb-job"
 JOB_MARK = "job"  # the pending item of a document waiting for an ingestion job
 MAX_POLL_SECONDS = 300
 STALE_LOCK_SECONDS = 3600  # a job running this long without news: start a second poll chain
-POLL_BODY = '{"sluice": "poll-job"}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class JobOutcome:
 
 class KnowledgeBaseSink(DiffSink):
     name = "kb"
+    settle_limit = 2000  # documents a poll settles after a job (a poll, like any invocation, has a deadline)
 
     def __init__(
         self,
@@ -90,7 +92,7 @@ class KnowledgeBaseSink(DiffSink):
         for w in work:
             desired, held = self._desired(w), w.held()
             desired_set, held_set = set(desired), set(held)
-            adds += [(w, c) for c in desired if c not in held_set]
+            adds += [(w, c) for c in desired if c not in held_set or c in w.resend]
             removes += [(w, c) for c in held if c not in desired_set]
         refused: dict[str, dict[str, str]] = {}
         self._send(adds, removes, refused)
@@ -105,7 +107,8 @@ class KnowledgeBaseSink(DiffSink):
             now_held += [c for c in before if c not in desired_set and c not in removed]
             held_set = set(now_held)
             state = self.base_state(w)
-            failures = {c: r for c, r in state.failures.items() if c in held_set} | refused.get(w.doc_id, {})
+            kept = {c: r for c, r in state.failures.items() if c in held_set and c not in added}
+            failures = kept | refused.get(w.doc_id, {})
             pending = [p for p in dict.fromkeys([*state.pending, *w.added]) if p in held_set and p not in failures]
             w.new_state = settle(
                 state.evolve(held=tuple(now_held), checks=0), tuple(pending), failures, present=bool(now_held)
@@ -191,11 +194,6 @@ class KnowledgeBaseSink(DiffSink):
     # chunks were in S3, so its successful end means the document is indexed. One chain of delayed
     # poll messages follows the running job: the start queues the first, each poll the next.
 
-    def forget_failures(self, state: SinkState) -> SinkState:
-        if self.mode == "ingestion-job":
-            return state.evolve(held=(), failures={})  # a failed job: sync the document again
-        return super().forget_failures(state)
-
     def wants_check(self, state: SinkState) -> bool:
         return self.mode == "direct" and super().wants_check(state)
 
@@ -205,11 +203,11 @@ class KnowledgeBaseSink(DiffSink):
         waiting = False
         for w in work:
             desired = self._desired(w)
-            if w.sent_from is None and not desired:
+            if w.state is None and not desired:
                 continue  # never had it, does not want it
-            if desired == w.held() and w.sent_from is not None:
+            if desired == w.held() and w.state is not None and not w.resend:
                 # Unchanged. It still needs a job if no job has started since it was marked.
-                waiting = waiting or any(_mark(p) >= generation for p in w.sent_from.pending if _mark(p) >= 0)
+                waiting = waiting or any(_mark(p) >= generation for p in w.state.pending if _mark(p) >= 0)
                 continue
             waiting = True
             state = self.base_state(w).evolve(held=tuple(desired), failures={}, checks=0)
@@ -229,52 +227,52 @@ class KnowledgeBaseSink(DiffSink):
         self.states.put(base.evolve(**changes, version=(version or 0) + 1, updated_at=now_iso(self.clock)),
                         expected_version=version)  # fmt: skip
 
-    def _follow(self, delay: int) -> None:
+    def _follow(self, delay: int, chain: str) -> None:
         if self.queue is None:
             raise ValueError("the ingestion-job mode needs the sink's queue to follow its jobs")
-        self.queue.send(POLL_BODY, delay)
+        self.queue.send(json.dumps({"sluice": "poll-job", "chain": chain}), delay)
 
     def request_job(self, lock: SinkState | None) -> JobOutcome:
         """Make sure a job will pick up the changes recorded so far: start one, or mark the running
         one dirty so that another follows it."""
         if lock is None or lock.status is not SinkStatus.PENDING:
             return self._start(lock)
-        stale = self.clock() - _epoch(lock.updated_at) > STALE_LOCK_SECONDS
-        if "dirty" not in lock.failures or stale:
-            self._write_lock(lock, failures={**lock.failures, "dirty": "1"})  # also refreshes updated_at
-        if stale:
-            self._follow(0)  # its poll chain may be lost; a second chain merges into the first at the job's end
+        if self.clock() - _epoch(lock.updated_at) > STALE_LOCK_SECONDS:
+            # No news for an hour: its poll chain may be lost. A new chain replaces it.
+            chain = uuid.uuid4().hex[:12]
+            self._write_lock(lock, failures={**lock.failures, "dirty": "1", "chain": chain})
+            self._follow(0, chain)
+        elif "dirty" not in lock.failures:
+            self._write_lock(lock, failures={**lock.failures, "dirty": "1"})
         return JobOutcome(running=_job_id(lock))
 
     def _start(self, lock: SinkState | None) -> JobOutcome:
-        """Start the next job, or wait for one we did not start. The lock keeps "dirty" until a job
-        has started, so a failed start is retried by the redelivered message."""
+        """Start the next job, or wait for one we did not start, with a new chain of polls. The lock
+        keeps "dirty" until a job has started, so a failed start is retried by the redelivered message."""
         generation = _generation(lock) + 1
-        summary = {k: v for k, v in (lock.failures if lock else {}).items() if k != "dirty"}
+        chain = uuid.uuid4().hex[:12]
+        summary = {k: v for k, v in (lock.failures if lock else {}).items() if k != "dirty"} | {"chain": chain}
         # A start that failed transiently is retried with the same token; one after a conflict, not.
         token = client_token("job", self.api.ds, generation, lock.version if lock else 0)
         try:
             job_id = self.api.start_job(token, "Sluice: sync changed chunks")
         except JobConflictError:
-            self._write_lock(
-                lock,
-                status=SinkStatus.PENDING,
-                held=(str(generation - 1),),
-                failures=summary | {"dirty": "1"},
-                checks=0,
-            )
-            self._follow(self.first_check_seconds)
+            waiting = summary | {"dirty": "1"}
+            self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation - 1),), failures=waiting, checks=0)
+            self._follow(self.first_check_seconds, chain)
             return JobOutcome()
         self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation), job_id), failures=summary, checks=0)
-        self._follow(self.first_check_seconds)
+        self._follow(self.first_check_seconds, chain)
         return JobOutcome(started=job_id)
 
-    def poll_job(self, limit: int = 2000) -> JobOutcome:
-        """Called by a delayed message while a job runs (polls back off, 20 s up to 5 minutes): record
-        its end, start the next job when changes arrived meanwhile, and settle the documents the
-        ended job covered, ``limit`` at a time (while some remain, ``more`` asks for another poll)."""
+    def poll_job(self, chain: str = "", limit: int | None = None) -> JobOutcome:
+        """One poll of the chain that follows the jobs (a delayed message; polls back off from 20 s
+        to 5 minutes): record the running job's end, start the next job when changes arrived
+        meanwhile, and settle the documents of ended jobs, ``limit`` at a time. A poll from a chain
+        the lock no longer names is dropped, so exactly one chain lives."""
+        limit = self.settle_limit if limit is None else limit
         lock = self._lock()
-        if lock is None:
+        if lock is None or chain != lock.failures.get("chain", ""):
             return JobOutcome()
         outcome = JobOutcome()
         if lock.status is SinkStatus.PENDING:
@@ -285,36 +283,31 @@ class KnowledgeBaseSink(DiffSink):
             if job.status in ("STARTING", "IN_PROGRESS", "STOPPING"):
                 with suppress(StateConflictError):  # counted for the backoff; a missed count is harmless
                     self._write_lock(lock, checks=lock.checks + 1)
-                self._follow(min(MAX_POLL_SECONDS, self.check_delay(lock.checks + 1)))
-                return JobOutcome(running=job.job_id)
+                more = self._settle_some(self._lock(), limit)
+                self._follow(min(MAX_POLL_SECONDS, self.check_delay(lock.checks + 1)), chain)
+                return JobOutcome(running=job.job_id, more=more)
             ended = self._record_end(lock, job)
             if ended is None:
-                return JobOutcome()  # another poll recorded it: its chain goes on, this one ends
+                return JobOutcome()  # another poll recorded it
             outcome, lock = JobOutcome(finished=ended), self._lock()
         if lock is not None and lock.status is not SinkStatus.PENDING and "dirty" in lock.failures:
-            outcome = replace(outcome, started=self._start(lock).started)
-            lock = self._lock()
-        if lock is None or "settle" not in lock.failures:
-            return outcome
-        generation, status = lock.failures["settle"].split(" ", 1)
-        failure = None if status == "COMPLETE" else f"ingestion job {lock.failures.get('last_job', status)}"
-        if self._settle_job_documents(int(generation), failure, limit):
-            self._follow(0)
+            outcome = replace(outcome, started=self._start(lock).started)  # the new chain settles too
+            return replace(outcome, more=self._settle_some(self._lock(), limit))
+        if self._settle_some(lock, limit):
+            self._follow(0, chain)
             return replace(outcome, more=True)
-        with suppress(StateConflictError):  # a concurrent poll finished first
-            self._write_lock(lock, failures={k: v for k, v in lock.failures.items() if k != "settle"})
         return outcome
 
     def _record_end(self, lock: SinkState, job: IngestionJob) -> str | None:
-        """Write the ended job into the lock (keeping "dirty"); None when another poll did."""
+        """Write the ended job into the lock (keeping "dirty" and the chain, queueing its documents
+        to settle); None when another poll did."""
         ended = f"{job.job_id} {job.status}"
         for _ in range(5):
-            summary = {"last_job": ended, "settle": f"{_generation(lock)} {job.status}"}
-            summary |= {k: str(v) for k, v in job.statistics.items()}
+            summary = {k: v for k, v in lock.failures.items() if k in ("dirty", "chain")}
+            summary |= {"last_job": ended, **{k: str(v) for k, v in job.statistics.items()}}
+            summary["settle"] = " ".join([*_settle_entries(lock), f"{_generation(lock)}:{job.status}"])
             if job.failure_reasons:
                 summary["failure_reasons"] = "; ".join(job.failure_reasons)[:1000]
-            if "dirty" in lock.failures:
-                summary["dirty"] = "1"
             try:
                 self._write_lock(lock, status=SinkStatus.INDEXED, held=(str(_generation(lock)),), failures=summary)
                 return ended
@@ -324,6 +317,22 @@ class KnowledgeBaseSink(DiffSink):
                     return None
                 lock = current
         raise StateConflictError(f"the ingestion-job lock of {self.api.ds} keeps changing")
+
+    def _settle_some(self, lock: SinkState | None, limit: int) -> bool:
+        """Settle up to ``limit`` documents of the oldest ended job still to settle (oldest first, so
+        a later failed job never fails what an earlier one indexed). True when some remain."""
+        entries = _settle_entries(lock)
+        if lock is None or not entries:
+            return False
+        generation, status = entries[0].split(":", 1)
+        failure = None if status == "COMPLETE" else f"ingestion job of generation {generation} ended {status}"
+        if self._settle_job_documents(int(generation), failure, limit):
+            return True
+        rest = " ".join(entries[1:])
+        failures = {k: v for k, v in lock.failures.items() if k != "settle"} | ({"settle": rest} if rest else {})
+        with suppress(StateConflictError):  # another poll settled it first, or a sync changed the lock
+            self._write_lock(lock, failures=failures)
+        return bool(rest)
 
     def _settle_job_documents(self, generation: int, failure: str | None, limit: int) -> bool:
         """The documents waiting for a job of this generation or earlier: indexed, or failed with the
@@ -344,6 +353,10 @@ class KnowledgeBaseSink(DiffSink):
                 self.states.put(done.evolve(version=state.version + 1, updated_at=now_iso(self.clock)),
                                 expected_version=state.version)  # fmt: skip
         return False
+
+
+def _settle_entries(lock: SinkState | None) -> list[str]:
+    return lock.failures.get("settle", "").split() if lock is not None else []
 
 
 def _epoch(iso: str) -> float:

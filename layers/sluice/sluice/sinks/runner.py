@@ -32,7 +32,7 @@ class Message:
     sync: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)  # sync, sending again what the index refused
     check: dict[str, int] = field(default_factory=dict)  # document → the state version it was scheduled for
-    poll_job: bool = False
+    poll_job: str | None = None  # the chain of polls the message belongs to
 
 
 def parse(message_id: str, body: str) -> Message:
@@ -57,7 +57,7 @@ def parse(message_id: str, body: str) -> Message:
         except (TypeError, ValueError) as exc:
             raise MalformedSinkMessageError(f"check versions are not numbers: {exc}") from exc
     elif data.get("sluice") == POLL_JOB:
-        message.poll_job = True
+        message.poll_job = str(data.get("chain", ""))
     else:
         raise MalformedSinkMessageError("neither a document event nor a sink message")
     return message
@@ -86,9 +86,14 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
             messages.append(parse(message_id, body))
         except MalformedSinkMessageError:
             malformed.append(message_id)
+    # A redrive's sync is an ordinary sync that also resends what failed: it covers any event for
+    # the same document in the batch.
     to_retry = list(dict.fromkeys(d for m in messages for d in m.retry))
     to_sync = [d for d in dict.fromkeys(d for m in messages for d in m.sync) if d not in set(to_retry)]
-    to_check = {d: v for m in messages for d, v in m.check.items()}
+    to_check: dict[str, int] = {}
+    for m in messages:  # two checks of one document (an old chain and a new): the newest can be live
+        for d, v in m.check.items():
+            to_check[d] = max(v, to_check.get(d, v))
     # Syncs first: a document they change starts a new chain of checks, and its old check is stale.
     results = [
         *(sink.sync(to_retry, retry_failed=True) if to_retry else []),
@@ -96,13 +101,14 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
         *(sink.check(to_check) if to_check else []),
     ]
     report = BatchReport([], results, malformed)
-    polls = [m.message_id for m in messages if m.poll_job]
+    polls = [m for m in messages if m.poll_job is not None]
     if polls and isinstance(sink, KnowledgeBaseSink):
-        try:
-            report.job = asdict(sink.poll_job())
-        except (TransientError, RefusedError) as exc:
-            report.job = {"error": str(exc)}
-            report.failed_message_ids += polls  # the poll is retried: the job is still followed
+        for chain in dict.fromkeys(m.poll_job or "" for m in polls):
+            try:
+                report.job = asdict(sink.poll_job(chain))
+            except (TransientError, RefusedError) as exc:
+                report.job = {"error": str(exc)}
+                report.failed_message_ids += [m.message_id for m in polls if m.poll_job == chain]  # retried
     by_delay: dict[int, dict[str, int]] = {}
     for r in results:
         if r.check_after is not None and r.version is not None and not r.retry:
