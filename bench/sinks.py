@@ -4,7 +4,7 @@ of keeping a knowledge base or a Kendra index in step with a bucket.
 
 Everything runs in memory and in virtual time: the real ``IngestService`` turns 1,000 Markdown files
 into registry records, chunk files and bus events; each bus event goes to each sink's queue, which is
-drained in SQS batches of ten (the sink's own delayed status checks and job polls included, in the
+drained in SQS batches of up to 100 (the sink's own delayed status checks and job polls included, in the
 order their delays put them) until it is empty. The service stand-ins record every call with its
 item count and answer as the services do: an ingested chunk is STARTING, then INDEXED when asked;
 a job is COMPLETE when it is first polled; a Kendra document is INDEXED once put. Call counts are
@@ -50,7 +50,7 @@ EDITED = 10  # 1 % of the corpus
 SEED = 1729
 RAW_BUCKET = "raw"
 PROCESSED_BUCKET = "processed"
-SQS_BATCH = 10  # the sink functions' BatchSize (template.yaml)
+SQS_BATCH = 100  # the sink functions' BatchSize (template.yaml)
 SQS_WINDOW = 10  # their MaximumBatchingWindowInSeconds
 MAX_RETRIES = 1000  # the stand-ins never fail: a retry loop would be a bug
 PER_CALL = 10  # documents per Ingest/Delete/GetKnowledgeBaseDocuments and Kendra batch call
@@ -664,7 +664,7 @@ def sink_report(result: dict[str, Any]) -> list[str]:
         f"{result['documents']:,} Markdown documents ({result['words']:,} words; 3 to 30 paragraphs each, seeded) "
         f"through the real ingest service at the default settings (512-token chunks): {result['chunks']:,} chunks, "
         f"{result['chunks_min']} to {result['chunks_max']} a document (median {result['chunks_median']}). "
-        "Each bus event goes to each sink's queue, which is drained in SQS batches of ten through `run_batch` "
+        "Each bus event goes to each sink's queue, which is drained in SQS batches of up to 100 (the template's BatchSize, gathered for up to 10 s) through `run_batch` "
         "until it is empty, the sinks' own delayed status checks and job polls included. The service stand-ins "
         "answer at once (a chunk or document is INDEXED at its first status check, a job COMPLETE at its first "
         "poll), so Sluice's checks and polls are the fewest it can make; the naive baselines make no checks or "
