@@ -1,0 +1,415 @@
+"""The fine-tune execution input, checked before any data is read.
+
+A customization job runs for hours and is billed by the token, and Bedrock reports many mistakes
+only once it has started. Everything that can be known from the input alone is therefore checked
+first, every problem collected (one run tells the user all of them), and the result is a plain
+JSON dict the state machine carries to every later state:
+
+    {"base_model": "amazon.titan-text-express-v1:0:8k", "custom_model_name": "support-bot",
+     "dataset": {"source": "corpus", "prefix": "faq/", "filter": {"kinds": ["jsonl", "csv"]}},
+     "hyperparameters": {"epochCount": 2}, "provisioned_throughput": {"model_units": 1}}
+
+Names Bedrock needs to be idempotent (the job name and client token) are derived from the Step
+Functions execution name, so a retried state sends the same request again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sluice.finetune.families import (
+    CONTINUED_PRE_TRAINING,
+    FAMILIES,
+    FINE_TUNING,
+    Family,
+    family_for,
+    known_prefixes,
+)
+from sluice.model import Kind
+
+FIELDS = (
+    "base_model",
+    "custom_model_name",
+    "customization_type",
+    "dataset",
+    "hyperparameters",
+    "validation_split",
+    "provisioned_throughput",
+    "tags",
+    "poll_seconds",
+    "retrain_when_changed",
+)
+MAX_NAME = 63
+# Bedrock's job-name pattern. Custom model names must match both it and the service model's own
+# CustomModelName pattern ([0-9a-zA-Z][_-]?){1,63}: letters and digits with single hyphens between.
+_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9+\-.])*")
+_MODEL_NAME = re.compile(r"([0-9a-zA-Z][_-]?){1,63}")
+_THROUGHPUT_NAME = re.compile(r"([0-9a-zA-Z][_-]?)+")
+_TAG_TEXT = re.compile(r"[a-zA-Z0-9\s._:/=+@-]*")
+_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)", re.DOTALL)
+MAX_TAGS = 50
+DEFAULT_VALIDATION_SPLIT = 0.1
+MAX_VALIDATION_SPLIT = 0.5
+DEFAULT_POLL_SECONDS = 600
+MAX_POLL_SECONDS = 3600
+KINDS = tuple(kind.value for kind in Kind)
+
+
+class FineTuneInputError(ValueError):
+    """The execution input is wrong; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"- {p}" for p in self.problems)
+        super().__init__(f"The fine-tune input has {count} problem{'' if count == 1 else 's'}:\n{lines}")
+
+
+def job_name_for(execution_name: str) -> str:
+    """A valid, deterministic job name for the execution: its own name when that is one, else the
+    name with disallowed characters replaced and a hash of the original appended, so two
+    executions whose names clean up alike still get different jobs."""
+    cleaned = re.sub(r"[^a-zA-Z0-9+.\-]+", "-", execution_name)
+    cleaned = re.sub(r"^[^a-zA-Z0-9]+", "", cleaned)
+    if cleaned == execution_name and len(cleaned) <= MAX_NAME:
+        return cleaned
+    digest = hashlib.sha256(execution_name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned[: MAX_NAME - 9].rstrip('-') or 'finetune'}-{digest}"
+
+
+def client_token_for(execution_name: str) -> str:
+    """The job's idempotency token: the same execution always sends the same one."""
+    return hashlib.sha256(f"sluice-finetune:{execution_name}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def parameter_text(value: float, integer: bool) -> str:
+    """A hyperparameter as Bedrock's string map wants it: ``2``, ``0.00001`` (never ``1e-05``)."""
+    if integer:
+        return str(int(value))
+    return format(Decimal(repr(float(value))).normalize(), "f")
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from a JSON number or a numeric string; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _whole(value: Any) -> int | None:
+    number = _number(value) if not isinstance(value, str) else None
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def _suggest(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Input:
+    """Reads the execution input, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, event: Mapping[str, Any], families: Sequence[Family]) -> None:
+        self.event = event
+        self.families = families
+        self.problems: list[str] = []
+
+    def unknown_fields(self, raw: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+        for name in raw:
+            if name not in allowed:
+                self.problems.append(
+                    f"unknown field {where}{name!r}{_suggest(str(name), allowed)}; the fields are {', '.join(allowed)}"
+                )
+
+    def text(self, name: str) -> str | None:
+        value = self.event.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            self.problems.append(f"{name} is required")
+            return None
+        if not isinstance(value, str):
+            self.problems.append(f"{name} must be a string, not {value!r}")
+            return None
+        return value.strip()
+
+    def family(self) -> tuple[str | None, Family | None]:
+        base_model = self.text("base_model")
+        if base_model is None:
+            return None, None
+        family = family_for(base_model, self.families)
+        if family is None:
+            self.problems.append(
+                f"base_model {base_model!r} is not a model Sluice can fine-tune; known model id prefixes: "
+                + ", ".join(known_prefixes(self.families))
+            )
+        return base_model, family
+
+    def custom_model_name(self) -> str | None:
+        name = self.text("custom_model_name")
+        valid = name is None or (len(name) <= MAX_NAME and _JOB_NAME.fullmatch(name) and _MODEL_NAME.fullmatch(name))
+        if not valid:
+            self.problems.append(
+                f"custom_model_name {name!r} must be 1 to {MAX_NAME} letters and digits, "
+                "with single hyphens between them"
+            )
+        return name
+
+    def customization_type(self, family: Family | None) -> str:
+        raw = self.event.get("customization_type", FINE_TUNING)
+        canonical = raw.strip().upper().replace("-", "_") if isinstance(raw, str) else None
+        if canonical not in (FINE_TUNING, CONTINUED_PRE_TRAINING):
+            self.problems.append(f"customization_type must be {FINE_TUNING} or {CONTINUED_PRE_TRAINING}, not {raw!r}")
+            return FINE_TUNING
+        if canonical == CONTINUED_PRE_TRAINING and family is not None and not family.continued_pretraining:
+            able = ", ".join(f.label for f in self.families if f.continued_pretraining)
+            self.problems.append(f"{family.label} does not support continued pre-training; these do: {able}")
+        return canonical
+
+    def dataset(self) -> dict[str, Any] | None:
+        raw = self.event.get("dataset")
+        usage = 'dataset is required: {"source": "corpus", "prefix": ...} or {"source": "s3", "uri": "s3://bucket/key"}'
+        if raw is None:
+            self.problems.append(usage)
+            return None
+        if not isinstance(raw, Mapping):
+            self.problems.append(f"{usage}, not {raw!r}")
+            return None
+        source = raw.get("source")
+        if source == "corpus":
+            self.unknown_fields(raw, ("source", "prefix", "filter"), "dataset.")
+            prefix = raw.get("prefix", "")
+            if not isinstance(prefix, str):
+                self.problems.append(f"dataset.prefix must be a string, not {prefix!r}")
+                prefix = ""
+            return {"source": "corpus", "prefix": prefix, "filter": self.corpus_filter(raw.get("filter"))}
+        if source == "s3":
+            self.unknown_fields(raw, ("source", "uri"), "dataset.")
+            uri = raw.get("uri")
+            match = _S3_URI.fullmatch(uri) if isinstance(uri, str) else None
+            if match is None:
+                self.problems.append(f"dataset.uri must be an S3 object URI (s3://bucket/key), not {uri!r}")
+                return None
+            return {"source": "s3", "uri": uri, "bucket": match.group(1), "key": match.group(2)}
+        self.problems.append(f'dataset.source must be "corpus" or "s3", not {source!r}')
+        return None
+
+    def corpus_filter(self, raw: Any) -> dict[str, Any]:
+        kinds: list[str] = []
+        attributes: dict[str, str | float | bool] = {}
+        if raw is None:
+            return {"kinds": kinds, "attributes": attributes}
+        if not isinstance(raw, Mapping):
+            self.problems.append(f"dataset.filter must be an object with kinds and attributes, not {raw!r}")
+            return {"kinds": kinds, "attributes": attributes}
+        self.unknown_fields(raw, ("kinds", "attributes"), "dataset.filter.")
+        raw_kinds = raw.get("kinds", [])
+        if not isinstance(raw_kinds, list):
+            self.problems.append(f"dataset.filter.kinds must be a list of document kinds, not {raw_kinds!r}")
+            raw_kinds = []
+        for kind in raw_kinds:
+            name = kind.strip().lower() if isinstance(kind, str) else kind
+            if name not in KINDS:
+                self.problems.append(
+                    f"dataset.filter.kinds: {kind!r} is not a document kind; the kinds are {', '.join(KINDS)}"
+                )
+            elif name not in kinds:
+                kinds.append(name)
+        raw_attributes = raw.get("attributes", {})
+        if not isinstance(raw_attributes, Mapping):
+            self.problems.append(f"dataset.filter.attributes must be an object, not {raw_attributes!r}")
+            raw_attributes = {}
+        for name, value in raw_attributes.items():
+            if isinstance(value, bool | str):
+                attributes[str(name)] = value
+            elif (number := _number(value)) is not None:
+                attributes[str(name)] = number  # document metadata holds every number as a float
+            else:
+                self.problems.append(
+                    f"dataset.filter.attributes.{name} must be a string, number or boolean, not {value!r}"
+                )
+        return {"kinds": kinds, "attributes": attributes}
+
+    def hyperparameters(self, family: Family) -> tuple[dict[str, str], int]:
+        raw = self.event.get("hyperparameters")
+        raw = {} if raw is None else raw
+        if not isinstance(raw, Mapping):
+            self.problems.append(f"hyperparameters must be an object, not {raw!r}")
+            raw = {}
+        allowed = [hp.name for hp in family.hyperparameters]
+        values: dict[str, float] = {}
+        for name, value in raw.items():
+            hp = family.hyperparameter(str(name))
+            if hp is None:
+                self.problems.append(
+                    f"hyperparameter {name!r}{_suggest(str(name), allowed)} is not one of {family.label}'s: "
+                    + ", ".join(allowed)
+                )
+                continue
+            number = _number(value)
+            if number is None:
+                self.problems.append(f"hyperparameter {name} must be a number, not {value!r}")
+                continue
+            if hp.integer and not number.is_integer():
+                self.problems.append(f"hyperparameter {name} must be a whole number, not {value!r}")
+                continue
+            if not hp.minimum <= number <= hp.maximum:
+                given = parameter_text(number, hp.integer)
+                low, high = parameter_text(hp.minimum, hp.integer), parameter_text(hp.maximum, hp.integer)
+                self.problems.append(f"hyperparameter {name} is {given}; {family.label} takes {low} to {high}")
+                continue
+            values[hp.name] = number
+        strings = {}
+        for hp in family.hyperparameters:
+            value = values.get(hp.name, hp.default)
+            if value is not None:
+                strings[hp.name] = parameter_text(value, hp.integer)
+        epoch_count = family.hyperparameter("epochCount")
+        epochs = values.get("epochCount", epoch_count.default if epoch_count is not None else None)
+        return strings, int(epochs or 1)
+
+    def validation_split(self, family: Family | None) -> float:
+        supported = family is None or family.supports_validation
+        if "validation_split" not in self.event:
+            return DEFAULT_VALIDATION_SPLIT if supported else 0.0
+        raw = self.event["validation_split"]
+        split = _number(raw) if not isinstance(raw, str) else None
+        if split is None or not 0 <= split <= MAX_VALIDATION_SPLIT:
+            self.problems.append(f"validation_split must be a number from 0 to {MAX_VALIDATION_SPLIT}, not {raw!r}")
+            return 0.0
+        if split and family is not None and not family.supports_validation:
+            self.problems.append(f"{family.label} takes no validation data: validation_split must be 0")
+        return split
+
+    def throughput(self, custom_model_name: str | None) -> tuple[str, int] | None:
+        raw = self.event.get("provisioned_throughput")
+        if raw is None or raw is False:
+            return None
+        if raw is True:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            self.problems.append(
+                f"provisioned_throughput must be true or an object with model_units and name, not {raw!r}"
+            )
+            return None
+        self.unknown_fields(raw, ("model_units", "name"), "provisioned_throughput.")
+        units = _whole(raw.get("model_units", 1))
+        if units is None or units < 1:
+            self.problems.append(
+                "provisioned_throughput.model_units must be a whole number of at least 1, "
+                f"not {raw.get('model_units')!r}"
+            )
+        name = raw.get("name")
+        if name is None:
+            base = (custom_model_name or "custom-model")[: MAX_NAME - 3].rstrip("-_")
+            name = f"{base}-pt"
+        elif not (isinstance(name, str) and len(name) <= MAX_NAME and _THROUGHPUT_NAME.fullmatch(name)):
+            self.problems.append(
+                f"provisioned_throughput.name must be 1 to {MAX_NAME} letters and digits, "
+                f"with single hyphens or underscores between them, not {name!r}"
+            )
+        return str(name), units or 1
+
+    def tags(self) -> list[dict[str, str]]:
+        raw = self.event.get("tags")
+        raw = {} if raw is None else raw
+        if not isinstance(raw, Mapping):
+            self.problems.append(f"tags must be an object of string keys and values, not {raw!r}")
+            return []
+        if len(raw) > MAX_TAGS:
+            self.problems.append(f"tags holds {len(raw)} entries; the limit is {MAX_TAGS}")
+        tags = []
+        for key, value in raw.items():
+            if not (isinstance(key, str) and 1 <= len(key) <= 128 and _TAG_TEXT.fullmatch(key)):
+                self.problems.append(f"tag key {key!r} must be 1 to 128 letters, digits, spaces or . _ : / = + @ -")
+            elif key.lower().startswith("aws:"):
+                self.problems.append(f"tag key {key!r}: the aws: prefix is reserved for AWS")
+            if not (isinstance(value, str) and len(value) <= 256 and _TAG_TEXT.fullmatch(value)):
+                self.problems.append(
+                    f"tag {key!r}: the value must be up to 256 letters, digits, spaces or . _ : / = + @ -"
+                )
+            tags.append({"Key": str(key), "Value": str(value)})
+        return tags
+
+    def poll_seconds(self) -> int:
+        raw = self.event.get("poll_seconds", DEFAULT_POLL_SECONDS)
+        seconds = _whole(raw)
+        if seconds is None or not 1 <= seconds <= MAX_POLL_SECONDS:
+            self.problems.append(f"poll_seconds must be a whole number from 1 to {MAX_POLL_SECONDS}, not {raw!r}")
+            return DEFAULT_POLL_SECONDS
+        return seconds
+
+    def retrain_when_changed(self) -> float | None:
+        if self.event.get("retrain_when_changed") is None:
+            return None
+        raw = self.event["retrain_when_changed"]
+        share = _number(raw) if not isinstance(raw, str) else None
+        if share is None or not 0 < share <= 1:
+            self.problems.append(
+                f"retrain_when_changed is the share of changed documents that triggers a new job: "
+                f"a number above 0 and at most 1, not {raw!r}"
+            )
+            return None
+        return share
+
+
+def validate_input(
+    event: Mapping[str, Any], execution_name: str, *, families: Sequence[Family] = FAMILIES
+) -> dict[str, Any]:
+    """The settings every later state reads, or FineTuneInputError listing every problem."""
+    if not isinstance(event, Mapping):
+        raise FineTuneInputError([f"the input must be a JSON object, not {type(event).__name__}"])
+    read = _Input(event, families)
+    read.unknown_fields(event, FIELDS, "")
+    if not execution_name:
+        read.problems.append("the execution has no name to derive the job name from")
+    base_model, family = read.family()
+    custom_model_name = read.custom_model_name()
+    customization_type = read.customization_type(family)
+    dataset = read.dataset()
+    hyperparameters, epochs = read.hyperparameters(family) if family is not None else ({}, 1)
+    validation_split = read.validation_split(family)
+    throughput = read.throughput(custom_model_name)
+    tags = read.tags()
+    poll_seconds = read.poll_seconds()
+    retrain_when_changed = read.retrain_when_changed()
+    if read.problems or family is None or base_model is None or custom_model_name is None or dataset is None:
+        raise FineTuneInputError(read.problems)
+    settings: dict[str, Any] = {
+        "base_model": base_model,
+        "family": family.key,
+        "family_label": family.label,
+        "fine_tuning_format": family.fine_tuning_format,
+        "custom_model_name": custom_model_name,
+        "customization_type": customization_type,
+        "job_name": job_name_for(execution_name),
+        "client_token": client_token_for(execution_name),
+        "hyperparameters": hyperparameters,
+        "epochs": epochs,
+        "validation_split": validation_split,
+        "dataset": dataset,
+        "poll_seconds": poll_seconds,
+        "tags": tags,
+        "max_record_tokens": family.max_record_tokens,
+        "min_records": family.min_records,
+        "max_records": family.record_limit(customization_type),
+        "max_validation_records": family.max_validation_records,
+    }
+    if throughput is not None:  # present only when asked for: the state machine tests IsPresent
+        settings["throughput_name"], settings["model_units"] = throughput
+    if retrain_when_changed is not None:
+        settings["retrain_when_changed"] = retrain_when_changed
+    return settings
