@@ -9,7 +9,16 @@ STACK ?= sluice
 
 .PHONY: install run test lint fmt build deploy bench clean
 
-install: $(STAMP)
+NODE_TOOLS := $(VENV)/tools/node/.installed
+
+install: $(STAMP) $(NODE_TOOLS)
+
+# asl-validator (checks statemachine/*.asl.json in the tests), pinned by requirements/node/package-lock.json.
+$(NODE_TOOLS): requirements/node/package.json requirements/node/package-lock.json
+	mkdir -p $(VENV)/tools/node
+	cp requirements/node/package.json requirements/node/package-lock.json $(VENV)/tools/node/
+	cd $(VENV)/tools/node && npm ci --silent --no-audit --no-fund
+	touch $(NODE_TOOLS)
 
 $(STAMP): pyproject.toml requirements/dev.txt requirements/sam.txt requirements/checkov.txt layers/sluice/requirements.txt
 	$(PYTHON) -m venv $(VENV)
