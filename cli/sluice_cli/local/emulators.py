@@ -19,6 +19,7 @@ Dev-only: never in the Lambda layer.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sqlite3
@@ -31,9 +32,13 @@ from typing import Any
 
 import botocore.session
 from botocore.awsrequest import AWSResponse
+from botocore.response import StreamingBody
 from botocore.validate import ParamValidator
 
-SERVICES = ("bedrock-agent", "bedrock-agent-runtime", "kendra")
+SERVICES = ("bedrock-agent", "bedrock-agent-runtime", "kendra")  # wholly emulated
+# Partly emulated: what moto's Bedrock backend lacks. (moto serves the model-customization jobs.)
+PARTLY = {"bedrock": ("CreateProvisionedModelThroughput", "GetProvisionedModelThroughput")}
+PROVISIONING_CHECKS = 1  # a provisioned throughput is Creating for this many checks, then InService
 DB_FILE = "index.db"
 CALLS_FILE = "calls.jsonl"
 MAX_SIDECAR_BYTES = 10 * 1024
@@ -52,6 +57,8 @@ CREATE TABLE IF NOT EXISTS kendra_indexes (index_id TEXT PRIMARY KEY, fields TEX
 CREATE TABLE IF NOT EXISTS kendra_docs (
     index_id TEXT, id TEXT, title TEXT, text TEXT, attributes TEXT, acl TEXT, PRIMARY KEY (index_id, id));
 CREATE VIRTUAL TABLE IF NOT EXISTS kendra_fts USING fts5(text, title, index_id UNINDEXED, id UNINDEXED);
+CREATE TABLE IF NOT EXISTS provisioned (arn TEXT PRIMARY KEY, name TEXT, model TEXT, units INTEGER,
+    token TEXT, checks INTEGER, created_at TEXT);
 CREATE TABLE IF NOT EXISTS kendra_sync_jobs (index_id TEXT, ds TEXT, execution TEXT, running INTEGER,
     started_at TEXT, PRIMARY KEY (index_id, ds));
 """
@@ -112,9 +119,15 @@ class Emulator:
         return self._s3
 
     def attach(self, client: Any) -> None:
+        """Answer this client's calls: all of them for a wholly emulated service, only the listed
+        operations of a partly emulated one (moto serves the rest)."""
+        service = client.meta.service_model.service_name
         service_id = client.meta.service_model.service_id.hyphenize()
         client.meta.events.register(f"before-parameter-build.{service_id}", _remember_params)
-        client.meta.events.register(f"before-call.{service_id}", self._answerer(client.meta.service_model.service_name))
+        if service in SERVICES:
+            client.meta.events.register(f"before-call.{service_id}", self._answerer(service))
+        for operation in PARTLY.get(service, ()):
+            client.meta.events.register(f"before-call.{service_id}.{operation}", self._answerer(service))
 
     def _answerer(self, service: str) -> Callable[..., tuple[AWSResponse, dict[str, Any]]]:
         def answer(model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
@@ -360,6 +373,49 @@ class Emulator:
             )
         return {"retrievalResults": results}
 
+    # -- Bedrock: provisioned throughput -------------------------------------------------------------
+
+    def _bedrock__create_provisioned_model_throughput(self, params: dict[str, Any]) -> dict[str, Any]:
+        db = self._db()
+        token = params.get("clientRequestToken")
+        if token:
+            row = db.execute("SELECT arn FROM provisioned WHERE token = ?", (token,)).fetchone()
+            if row:  # the same request again: the same throughput
+                return {"provisionedModelArn": row[0]}
+        if db.execute("SELECT 1 FROM provisioned WHERE name = ?", (params["provisionedModelName"],)).fetchone():
+            raise ServiceError("ResourceInUseException", f"{params['provisionedModelName']} already exists", 400)
+        arn = f"arn:aws:bedrock:us-east-1:123456789012:provisioned-model/{uuid.uuid4().hex[:12]}"
+        db.execute(
+            "INSERT INTO provisioned VALUES (?, ?, ?, ?, ?, 0, ?)",
+            (arn, params["provisionedModelName"], params["modelId"], params["modelUnits"], token, _now().isoformat()),
+        )
+        return {"provisionedModelArn": arn}
+
+    def _bedrock__get_provisioned_model_throughput(self, params: dict[str, Any]) -> dict[str, Any]:
+        db = self._db()
+        ident = params["provisionedModelId"]
+        row = db.execute(
+            "SELECT arn, name, model, units, checks, created_at FROM provisioned WHERE arn = ? OR name = ?",
+            (ident, ident),
+        ).fetchone()
+        if row is None:
+            raise ServiceError("ResourceNotFoundException", f"no provisioned model {ident}", 404)
+        arn, name, model, units, checks, created = row
+        db.execute("UPDATE provisioned SET checks = checks + 1 WHERE arn = ?", (arn,))
+        created_at = datetime.fromisoformat(created)
+        return {
+            "modelUnits": units,
+            "desiredModelUnits": units,
+            "provisionedModelName": name,
+            "provisionedModelArn": arn,
+            "modelArn": model,
+            "desiredModelArn": model,
+            "foundationModelArn": "arn:aws:bedrock:us-east-1::foundation-model/local",
+            "status": "InService" if checks >= PROVISIONING_CHECKS else "Creating",
+            "creationTime": created_at,
+            "lastModifiedTime": _now(),
+        }
+
     # -- Kendra ------------------------------------------------------------------------------------
 
     def _fields(self, index_id: str) -> dict[str, str]:
@@ -559,7 +615,27 @@ def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) 
 
 
 _installed: Emulator | None = None
+_lambdas: Callable[[str], Callable[[dict[str, Any]], dict[str, Any]] | None] | None = None
 _install_lock = threading.Lock()
+
+
+def _patch_clients() -> None:
+    """Every client this process creates from now on gets the hooks (idempotent)."""
+    if getattr(botocore.session.Session.create_client, "_sluice_original", None) is not None:
+        return
+    original = botocore.session.Session.create_client
+
+    def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, service_name, *args, **kwargs)
+        if _installed is not None and (service_name in SERVICES or service_name in PARTLY):
+            _installed.attach(client)
+        if _lambdas is not None and service_name == "lambda":
+            client.meta.events.register("before-parameter-build.lambda.Invoke", _remember_params)
+            client.meta.events.register("before-call.lambda.Invoke", _invoke_in_process)
+        return client
+
+    create_client._sluice_original = original  # type: ignore[attr-defined]
+    botocore.session.Session.create_client = create_client
 
 
 def install(directory: Path, s3: Any = None) -> Emulator:
@@ -567,30 +643,53 @@ def install(directory: Path, s3: Any = None) -> Emulator:
     emulator over ``directory``. Idempotent."""
     global _installed
     with _install_lock:
-        if _installed is not None and _installed.dir == directory:
-            return _installed
-        _installed = Emulator(directory, s3)
-        original = getattr(botocore.session.Session.create_client, "_sluice_original", None)
-        original = original or botocore.session.Session.create_client
-
-        def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
-            client = original(self, service_name, *args, **kwargs)
-            if service_name in SERVICES and _installed is not None:
-                _installed.attach(client)
-            return client
-
-        create_client._sluice_original = original  # type: ignore[attr-defined]
-        botocore.session.Session.create_client = create_client
+        if _installed is None or _installed.dir != directory:
+            _installed = Emulator(directory, s3)
+        _patch_clients()
         return _installed
 
 
+def route_lambda(resolve: Callable[[str], Callable[[dict[str, Any]], dict[str, Any]] | None]) -> None:
+    """Lambda Invoke calls made in this process (by moto's Step Functions interpreter, for one) go to
+    ``resolve(function name or ARN)``, a callable taking the event and returning the handler's
+    result, or raising what the handler raised; None leaves the call to moto."""
+    global _lambdas
+    with _install_lock:
+        _lambdas = resolve
+        _patch_clients()
+
+
+def _invoke_in_process(
+    params: dict[str, Any], context: dict[str, Any], **_: Any
+) -> tuple[AWSResponse, dict[str, Any]] | None:
+    api = context.get("sluice_params") or {}
+    name = str(api.get("FunctionName", ""))
+    handler = _lambdas(name) if _lambdas is not None else None
+    if handler is None:
+        return None
+    raw = api.get("Payload") or b"{}"
+    event = json.loads(raw.read() if hasattr(raw, "read") else raw)
+    body: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+    try:
+        payload: Any = handler(event)
+    except Exception as exc:  # noqa: BLE001 - reported as Lambda reports a function error
+        error_type = getattr(exc, "error_type", None) or type(exc).__name__  # a worker's, or the handler's own
+        payload = {"errorType": error_type, "errorMessage": str(exc), "stackTrace": []}
+        body["FunctionError"] = "Unhandled"
+    data = json.dumps(payload, default=str).encode()
+    body["Payload"] = StreamingBody(io.BytesIO(data), len(data))
+    body["ResponseMetadata"] = {"HTTPStatusCode": 200, "RequestId": str(uuid.uuid4()), "HTTPHeaders": {}}
+    return AWSResponse(f"local://lambda/{name}", 200, {}, None), body
+
+
 def uninstall() -> None:
-    global _installed
+    global _installed, _lambdas
     with _install_lock:
         original = getattr(botocore.session.Session.create_client, "_sluice_original", None)
         if original is not None:
             botocore.session.Session.create_client = original
         _installed = None
+        _lambdas = None
 
 
 def read_calls(directory: Path) -> list[dict[str, Any]]:

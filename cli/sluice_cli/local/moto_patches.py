@@ -1,10 +1,18 @@
-"""Where moto's S3 notifications differ from AWS's, make them match, so the local stack exercises the
-same code paths as a deployed one:
+"""Where moto differs from AWS in ways Sluice's code paths depend on, make it match, so the local
+stack exercises the same paths as a deployed one:
 
 - AWS puts ``sequencer`` (per key, increasing) and, on versioned buckets, ``versionId`` in every
   object-created and object-removed record; moto sends neither.
 - Deleting an object in a versioned bucket creates a delete marker and AWS sends
   ``ObjectRemoved:DeleteMarkerCreated``; moto sends nothing.
+- Step Functions' AWS SDK integrations take PascalCase parameters and answer with PascalCase keys
+  (``JobName`` in, ``JobArn`` out); moto's interpreter passes both through as they are, which
+  botocore cannot serialise. Here they are translated with the service model, as AWS does.
+- Bedrock's model-customization jobs take a job name or ARN; moto only a name. And a moto job stays
+  ``InProgress`` forever: here it completes after JOB_CHECKS_TO_COMPLETE status checks (training,
+  locally, is instant), unless something set another status (a test failing or stopping it).
+- moto's Step Functions interpreter logs an ERROR with a traceback-like line whenever a Choice's
+  ``IsPresent`` test finds the path absent, which is that test's documented use; silenced.
 
 Applied once, in the process that runs the moto server; dev-only, never in the Lambda layer.
 """
@@ -12,13 +20,16 @@ Applied once, in the process that runs the moto server; dev-only, never in the L
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from typing import Any
+from urllib.parse import unquote
 
 _lock = threading.Lock()
 _counter = itertools.count(time.time_ns())
 _applied = False
+JOB_CHECKS_TO_COMPLETE = 2
 
 
 def next_sequencer() -> str:
@@ -59,7 +70,63 @@ def apply() -> None:
         return success, meta
 
     models.S3Backend.delete_object = delete_object  # type: ignore[method-assign]
+    _patch_bedrock_jobs()
+    _patch_sdk_integrations()
+    logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     _applied = True
+
+
+def _patch_sdk_integrations() -> None:
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as sdk,
+    )
+
+    models = botocore.session.get_session()
+
+    def operation(task: Any) -> Any:
+        action = task.resource.api_action
+        return models.get_service_model(task._get_boto_service_name()).operation_model(action[0].upper() + action[1:])
+
+    def normalise_parameters(self: Any, parameters: dict[str, Any], *_: Any, **__: Any) -> None:
+        self._to_boto_request(parameters, operation(self).input_shape)
+
+    def normalise_response(self: Any, response: Any, *_: Any, **__: Any) -> None:
+        shape = operation(self).output_shape
+        if shape is not None:
+            self._from_boto_response(response, shape)
+
+    sdk._SERVICE_ERROR_NAMES.setdefault("bedrock", "Bedrock")  # errors are Bedrock.ThrottlingException, as in AWS
+    sdk.StateTaskServiceAwsSdk._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
+    sdk.StateTaskServiceAwsSdk._normalise_response = normalise_response  # type: ignore[method-assign]
+
+
+def _job_name(identifier: str) -> str:
+    """A job name from a name or an ARN (which arrives URL-encoded in the request path)."""
+    return unquote(identifier).rsplit("/", 1)[-1]
+
+
+def _patch_bedrock_jobs() -> None:
+    from moto.bedrock import models as bedrock
+
+    original_get = bedrock.BedrockBackend.get_model_customization_job
+    original_stop = bedrock.BedrockBackend.stop_model_customization_job
+
+    def get_job(self: Any, job_identifier: str) -> Any:
+        job: Any = original_get(self, _job_name(job_identifier))
+        checks = getattr(job, "sluice_checks", 0) + 1
+        job.sluice_checks = checks
+        if job.status == "InProgress" and checks >= JOB_CHECKS_TO_COMPLETE:
+            job.status = "Completed"
+        if job.status != "Failed":
+            job.failure_message = None  # moto reports a failure message on every job
+        return job
+
+    def stop_job(self: Any, job_identifier: str) -> None:
+        original_stop(self, _job_name(job_identifier))
+
+    bedrock.BedrockBackend.get_model_customization_job = get_job  # type: ignore[method-assign]
+    bedrock.BedrockBackend.stop_model_customization_job = stop_job  # type: ignore[method-assign]
 
 
 class _MarkerKey:

@@ -17,7 +17,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from sluice_cli.local.template import ACCOUNT, REGION, Resolver, Resource, load
 DEFAULT_PORT = 4566
 STATE_FILE = "state.json"
 TAP_RULE = "sluice-local-tap"
+LOCAL_ROLE = f"arn:aws:iam::{ACCOUNT}:role/sluice-local"  # IAM is not emulated; state machines need a role ARN
 # The sinks' services are emulated in-process (sluice_cli.local.emulators); these parameters give the
 # local stack a knowledge base and a Kendra index so that both sinks exist and run.
 LOCAL_PARAMETERS = {"KnowledgeBaseId": "LOCALKB001", "KendraIndexId": "10ca1000-0000-4000-8000-000000000001"}
@@ -40,6 +41,8 @@ LOCAL_SINK_ENVIRONMENT = {"SINK_FIRST_CHECK_SECONDS": "1"}
 EMULATOR_DIR = "emulators"
 _EMULATED = {
     "AWS::Bedrock::DataSource",
+    "AWS::SNS::Topic",
+    "AWS::Serverless::StateMachine",
     "AWS::SQS::Queue",
     "AWS::S3::Bucket",
     "AWS::DynamoDB::Table",
@@ -110,6 +113,23 @@ def local_client(service: str, endpoint: str, region: str = REGION) -> Any:
     )
 
 
+class FunctionError(Exception):
+    """A handler raised: carries its error type, as Lambda reports it to Step Functions."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def _reply(reply: dict[str, Any]) -> dict[str, Any]:
+    if reply.get("ok"):
+        result: dict[str, Any] = reply.get("result") or {}
+        return result
+    raise FunctionError(
+        str(reply.get("errorType") or "Unhandled"), str(reply.get("errorMessage") or reply.get("error"))
+    )
+
+
 def _physical_name(stack: str, logical_id: str, limit: int = 80) -> str:
     return f"{stack}-{logical_id}"[:limit]
 
@@ -140,6 +160,7 @@ class LocalStack:
         self.functions: dict[str, FunctionSpec] = {}
         self.workers: dict[str, FunctionWorker] = {}
         self.tap_queue_url: str | None = None
+        self.notification_queue_url: str | None = None
         self._server: Any = None
         self._pump: EventPump | None = None
         self._clients: dict[str, Any] = {}
@@ -148,15 +169,21 @@ class LocalStack:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
         moto_patches.apply()
+        # Step Functions executions run the real ASL on moto's interpreter; its Lambda tasks are
+        # routed to the function workers (route_lambda below), never to moto's Docker runner.
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        default_user_config["lambda"] = {"use_docker": False}
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request is noise here
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.port = int(port)
         self.endpoint = f"http://{host}:{self.port}"
+        os.environ["MOTO_PORT"] = str(self.port)  # where the interpreter sends its own AWS calls
         self.provision()
         self._provision_emulated_services()
         self._start_functions()
@@ -259,6 +286,18 @@ class LocalStack:
         for f in self._of_type("AWS::Serverless::Function"):
             self.functions[f.logical_id] = self._function_spec(f)
         self._create_tap()
+        sns = self.client("sns")
+        for topic in self._of_type("AWS::SNS::Topic"):
+            sns.create_topic(Name=topic.physical_id)
+            sns.subscribe(TopicArn=topic.ref, Protocol="sqs", Endpoint=self._notification_tap_arn())
+        stepfunctions = self.client("stepfunctions")
+        for machine in self._of_type("AWS::Serverless::StateMachine"):
+            stepfunctions.create_state_machine(
+                name=machine.physical_id,
+                definition=self._definition(machine),
+                roleArn=LOCAL_ROLE,
+                type=str(r.resolve(machine.properties.get("Type", "STANDARD"))),
+            )
         self.skipped = sorted({res.type for res in r.resources.values() if res.type not in _EMULATED})
 
     def _of_type(self, kind: str) -> list[Resource]:
@@ -293,6 +332,14 @@ class LocalStack:
         elif kind == "AWS::Events::Rule":
             res.physical_id = _physical_name(stack, lid, 64)
             res.attributes.update(Arn=f"arn:aws:events:{region}:{ACCOUNT}:rule/{res.physical_id}")
+        elif kind == "AWS::SNS::Topic":
+            res.physical_id = _physical_name(stack, lid, 256)
+            res.ref = f"arn:aws:sns:{region}:{ACCOUNT}:{res.physical_id}"
+            res.attributes.update(TopicArn=res.ref, TopicName=res.physical_id)
+        elif kind == "AWS::Serverless::StateMachine":
+            res.physical_id = _physical_name(stack, lid)
+            res.ref = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{res.physical_id}"
+            res.attributes.update(Arn=res.ref, Name=res.physical_id)
         elif kind == "AWS::Bedrock::DataSource":
             res.physical_id = "LOCAL" + hashlib.sha256(f"{stack}/{lid}".encode()).hexdigest()[:5].upper()
             res.attributes.update(DataSourceId=res.physical_id)
@@ -383,6 +430,19 @@ class LocalStack:
             sqs_sources=sources,
         )
 
+    def _definition(self, machine: Resource) -> str:
+        """The ASL file with its DefinitionSubstitutions made, as SAM does at deploy time."""
+        text = (self.root / str(machine.properties["DefinitionUri"])).read_text()
+        for name, value in self.resolver.resolve(machine.properties.get("DefinitionSubstitutions") or {}).items():
+            text = text.replace("${" + name + "}", str(value))
+        return text
+
+    def _notification_tap_arn(self) -> str:
+        """A local-only queue subscribed to every topic, so the demo and the tests see notifications."""
+        name = _physical_name(self.stack_name, "LocalNotificationTap")
+        self.notification_queue_url = self.client("sqs").create_queue(QueueName=name)["QueueUrl"]
+        return f"arn:aws:sqs:{self.region}:{ACCOUNT}:{name}"
+
     def _create_tap(self) -> None:
         """A local-only queue that receives a copy of every event on the stack's buses, so the demo
         report and the tests can see what ingestion announced."""
@@ -415,6 +475,18 @@ class LocalStack:
             self.workers[name] = worker
             for source in spec.sqs_sources:
                 self._pump.add(worker, source)
+        from sluice_cli.local.emulators import install, route_lambda
+
+        install(self.emulator_dir, s3=self.client("s3"))  # provisioned throughput, for the state machine
+        route_lambda(self._worker_for)
+
+    def _worker_for(self, name_or_arn: str) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        """The function worker behind a Lambda name or ARN (what a state machine's task invokes)."""
+        name = name_or_arn.rsplit(":function:", 1)[-1].split(":", 1)[0]
+        for logical_id, worker in self.workers.items():
+            if self.resolver.resources[logical_id].physical_id == name:
+                return lambda event: _reply(worker.invoke(event))
+        return None
 
     # -- views -----------------------------------------------------------------------------------
 

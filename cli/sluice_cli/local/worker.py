@@ -77,7 +77,12 @@ def main() -> None:
             reply = {"ok": True, "result": handler(request["event"], context)}
         except Exception as exc:  # noqa: BLE001 - reported to the pump as a failed invocation
             traceback.print_exc()
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            reply = {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+            }
         replies.write(json.dumps(reply, default=str) + "\n")
         replies.flush()
 
