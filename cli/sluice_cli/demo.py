@@ -1,6 +1,7 @@
 """`sluice local demo` (what `make run` runs): the local stack up, the samples uploaded and ingested
 and synced into the (emulated) knowledge base and Kendra index, then an unchanged re-upload, an edit
-and a delete, a report of what the pipeline and the sinks did, and a search over the result."""
+and a delete, a report of what the pipeline and the sinks did, a search over the result, and one
+fine-tune workflow execution from the ingested corpus."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sluice.registry import DocumentRecord, Status
 from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.sinks import SinkStatus
 from sluice.sinks.state_dynamodb import DynamoDBSinkStates
+from sluice_cli import finetune
 from sluice_cli.local import emulators
 from sluice_cli.local.stack import DEFAULT_PORT, LocalStack, port_is_free
 from sluice_cli.search import render, search
@@ -28,6 +30,7 @@ EDIT_TO = "Logs are structured JSON, one object per line,"
 UNCHANGED_KEY = "release-notes.txt"
 DELETE_KEY = "retrieval-guide.html"
 SEARCH = "structured JSON logs"  # finds the edited paragraph: the sinks hold the new text
+FINETUNE_INPUT = "finetune_corpus.json"  # in events/: continued pre-training from the whole corpus
 # What the sinks' changes did, per call-log operation, for the report ("checks" are reported apart).
 SINK_CHANGES = {
     "IngestKnowledgeBaseDocuments": ("knowledge base", "chunk", "ingested"),
@@ -74,6 +77,8 @@ class DemoResult:
     calls: list[dict[str, Any]] = field(default_factory=list)  # every call the sinks made, in order
     sinks: dict[str, dict[str, int]] = field(default_factory=dict)  # sink → documents by status
     hits: list[Any] = field(default_factory=list)
+    finetune: finetune.FineTuneRun | None = None
+    notifications: list[str] = field(default_factory=list)  # what the fine-tune topic sent
 
 
 def drain_events(stack: LocalStack) -> list[dict[str, Any]]:
@@ -204,7 +209,27 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
         result.sinks[sink] = {status.value.lower(): states.count(sink, status) for status in SinkStatus}
     emulators.install(stack.emulator_dir)  # this process asks the emulated services too
     result.hits = search(outputs, stack.client, SEARCH, top_k=2)
+    result.finetune, result.notifications = _fine_tune(stack, samples.parent / "events" / FINETUNE_INPUT, out)
     return result
+
+
+def _fine_tune(stack: LocalStack, path: Path, out: TextIO) -> tuple[finetune.FineTuneRun | None, list[str]]:
+    """One execution of the fine-tune workflow, as a console user would start it (waits of 1 s)."""
+    if not path.is_file() or "FineTuneStateMachineArn" not in stack.outputs():
+        return None, []
+    payload = {**json.loads(path.read_text()), "poll_seconds": 1}
+    out.write(f"Fine-tuning: an execution of the workflow with events/{path.name} (job checks every 1 s)\n")
+    arn = finetune.start(stack.outputs(), stack.client, payload, name=f"demo-{int(time.time())}")
+    run = finetune.follow(stack.client, arn, out, timeout=180)
+    notifications = []
+    if stack.notification_queue_url:
+        sqs = stack.client("sqs")
+        for message in sqs.receive_message(
+            QueueUrl=stack.notification_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", []):
+            body = json.loads(message["Body"])
+            notifications.append(f"{body.get('Subject')}: {body.get('Message')}")
+    return run, notifications
 
 
 def _histogram(values: list[int], limit: int, out: TextIO) -> None:
@@ -261,6 +286,11 @@ def report(stack: LocalStack, result: DemoResult, out: TextIO, max_tokens: int) 
         out.write(f"  HTTP {status}\n" if status != 200 else "\n")
     out.write(f"\nsluice search {SEARCH!r} --local --top-k 2\n")
     render(SEARCH, result.hits, out, as_json=False, width=96)
+    if result.finetune is not None:
+        out.write(f"\nsluice finetune events/{FINETUNE_INPUT} --local --poll-seconds 1\n")
+        finetune.render(result.finetune, out)
+        for note in result.notifications:
+            out.write(f"  notification     {note}\n")
     out.write(
         f"\nProcessedBucket holds {result.processed_objects} objects; dead-letter queues hold {result.dead_letters}.\n"
         f"Ingestion of the samples took {result.ingest_seconds:.1f} s from the first upload to a settled pipeline.\n"
@@ -302,7 +332,8 @@ def main(root: Path, *, port: int | None, serve: bool, out: TextIO = sys.stdout)
     finally:
         stack.stop()
     out.write(f"Done in {time.monotonic() - started:.1f} s.\n")
-    return 0 if result.settled and result.dead_letters == 0 else 1
+    tuned = result.finetune is None or result.finetune.status == "SUCCEEDED"
+    return 0 if result.settled and result.dead_letters == 0 and tuned else 1
 
 
 def _serve(stack: LocalStack, out: TextIO) -> None:

@@ -8,6 +8,7 @@ sluice status [--local | --stack NAME] [--json]
 sluice search QUERY [--local | --stack NAME] [--top-k N] [--json]
 sluice redrive [--sink ingest|kb|kendra] [--local | --stack NAME]
 sluice resync [--sink kb|kendra] [--local | --stack NAME]
+sluice finetune INPUT.json [--local | --stack NAME] [--name NAME] [--poll-seconds N] [--no-wait]
 """
 
 from __future__ import annotations
@@ -160,6 +161,23 @@ def _resync(args: argparse.Namespace, outputs: dict[str, str], client: Clients) 
     return resync(outputs, client, args.sink, sys.stdout)
 
 
+def _finetune(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
+    from sluice_cli import finetune
+
+    try:
+        payload = json.loads(Path(args.input).read_text())
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"sluice finetune: {args.input}: {exc}\n")
+        return 2
+    if args.poll_seconds is not None:
+        payload["poll_seconds"] = args.poll_seconds
+    try:
+        return finetune.run_input(outputs, client, payload, sys.stdout, name=args.name, wait=not args.no_wait)
+    except LookupError as exc:
+        sys.stderr.write(f"sluice finetune: {exc}\n")
+        return 1
+
+
 def _where(command: argparse.ArgumentParser) -> None:
     where = command.add_mutually_exclusive_group()
     where.add_argument("--local", action="store_true", help="the running local stack")
@@ -215,6 +233,14 @@ def parser() -> argparse.ArgumentParser:
     resync.add_argument("--sink", choices=["kb", "kendra"], help="one sink only (default: all)")
     _where(resync)
     resync.set_defaults(run=_on_stack("resync", _resync))
+
+    finetune = commands.add_parser("finetune", help="start the fine-tune workflow with an input and follow it")
+    finetune.add_argument("input", metavar="INPUT.json", help="a console input, e.g. events/finetune_corpus.json")
+    _where(finetune)
+    finetune.add_argument("--name", help="the execution's name (it names the Bedrock job; default: generated)")
+    finetune.add_argument("--poll-seconds", type=int, help="override the input's wait between two job checks")
+    finetune.add_argument("--no-wait", action="store_true", help="start it and return (follow it in the console)")
+    finetune.set_defaults(run=_on_stack("finetune", _finetune))
     return top
 
 

@@ -7,7 +7,8 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,28 @@ def _processed(stack: LocalStack, key: str) -> list[str]:
     s3 = stack.client("s3")
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.outputs()["ProcessedBucketName"])
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []) if doc in o["Key"])
+
+
+@contextmanager
+def _cli(stack: LocalStack) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """`sluice ...` in a subprocess; it finds the stack through the state file under the
+    repository's .sluice/local/ (restored afterwards)."""
+    state_dir = ROOT / ".sluice" / "local"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    existing = (state_dir / "state.json").read_text() if (state_dir / "state.json").exists() else None
+    stack.state().write(state_dir)
+
+    def sluice(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "sluice_cli.main", *args]
+        return subprocess.run(command, capture_output=True, text=True, check=check, cwd=ROOT)
+
+    try:
+        yield sluice
+    finally:
+        if existing is None:
+            (state_dir / "state.json").unlink()
+        else:
+            (state_dir / "state.json").write_text(existing)
 
 
 def test_outputs_match_the_templates(stack: LocalStack) -> None:
@@ -145,29 +168,12 @@ def test_a_message_that_keeps_failing_ends_in_the_dead_letter_queue(stack: Local
     )
 
 
-def test_cli_reads_the_running_stack(stack: LocalStack, tmp_path: Path) -> None:
-    # The CLI finds the stack through the state file under the repository's .sluice/local/.
-    state_dir = ROOT / ".sluice" / "local"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    existing = (state_dir / "state.json").read_text() if (state_dir / "state.json").exists() else None
-    stack.state().write(state_dir)
-    try:
-        sluice = [sys.executable, "-m", "sluice_cli.main"]
-        outputs = subprocess.run(
-            [*sluice, "local", "outputs", "--json"], capture_output=True, text=True, check=True, cwd=ROOT
-        )
-        assert json.loads(outputs.stdout) == stack.outputs()
-        status = subprocess.run(
-            [*sluice, "status", "--local", "--json"], capture_output=True, text=True, check=True, cwd=ROOT
-        )
-        report = json.loads(status.stdout)
+def test_cli_reads_the_running_stack(stack: LocalStack) -> None:
+    with _cli(stack) as sluice:
+        assert json.loads(sluice("local", "outputs", "--json").stdout) == stack.outputs()
+        report = json.loads(sluice("status", "--local", "--json").stdout)
         assert report["documents"]["QUARANTINED"] >= 1
         assert {"key": "uploads/broken.pdf", "reason": "malformed"}.items() <= report["quarantined"][0].items()
-    finally:
-        if existing is None:
-            (state_dir / "state.json").unlink()
-        else:
-            (state_dir / "state.json").write_text(existing)
 
 
 def _calls_since(stack: LocalStack, start: int) -> list[tuple[str, int]]:
@@ -223,43 +229,47 @@ def test_cli_searches_and_redrives_the_running_stack(stack: LocalStack) -> None:
     dead = stack.outputs()["KendraDeadLetterQueueUrl"]
     doc = document_id(s3_uri(raw, "sinks/lighthouse.txt"))
     stack.client("sqs").send_message(QueueUrl=dead, MessageBody=json.dumps({"sluice": "sync", "doc_ids": [doc]}))
-    state_dir = ROOT / ".sluice" / "local"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    existing = (state_dir / "state.json").read_text() if (state_dir / "state.json").exists() else None
-    stack.state().write(state_dir)
-    sluice = [sys.executable, "-m", "sluice_cli.main"]
-    try:
-        found = subprocess.run(
-            [*sluice, "search", "lighthouse keeper", "--local", "--json"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
+    with _cli(stack) as sluice:
+        found = sluice("search", "lighthouse keeper", "--local", "--json")
         hits = json.loads(found.stdout)["hits"]
         assert {(h["sink"], h["source"]) for h in hits} >= {
             ("knowledge-base", s3_uri(raw, "sinks/lighthouse.txt")),
             ("kendra", s3_uri(raw, "sinks/lighthouse.txt")),
         }
-        moved = subprocess.run(
-            [*sluice, "redrive", "--sink", "kendra", "--local"], capture_output=True, text=True, check=True, cwd=ROOT
-        )
+        moved = sluice("redrive", "--sink", "kendra", "--local")
         assert (
             "kendra: 1 message moved back from the dead-letter queue, 0 failed documents queued again" in moved.stdout
         )
         assert stack.wait_idle(timeout=30) and stack.queue_depth(dead) == 0
         start = len(emulators.read_calls(stack.emulator_dir))
-        again = subprocess.run([*sluice, "resync", "--local"], capture_output=True, text=True, check=True, cwd=ROOT)
+        again = sluice("resync", "--local")
         assert "kb:" in again.stdout and "kendra:" in again.stdout
         assert stack.wait_idle(timeout=60)
         assert _calls_since(stack, start) == []  # everything was in step: compared, nothing sent
-        status = subprocess.run(
-            [*sluice, "status", "--local", "--json"], capture_output=True, text=True, check=True, cwd=ROOT
-        )
+        status = sluice("status", "--local", "--json")
         sinks = json.loads(status.stdout)["sinks"]
         assert sinks["kb"]["indexed"] >= 1 and sinks["kendra"]["indexed"] >= 1 and sinks["kendra"]["failed"] == 0
-    finally:
-        if existing is None:
-            (state_dir / "state.json").unlink()
-        else:
-            (state_dir / "state.json").write_text(existing)
+
+
+def test_the_fine_tune_workflow_runs_on_the_local_stack_from_the_cli(stack: LocalStack) -> None:
+    raw, processed = stack.outputs()["RawBucketName"], stack.outputs()["ProcessedBucketName"]
+    stack.client("s3").put_object(Bucket=raw, Key="finetune/harbour.md", Body=MARKDOWN.encode())
+    _wait_for(stack, "finetune/harbour.md", lambda i: i["status"]["S"] == "PROCESSED")
+    bad = b'{"prompt": "Where?", "completion": "At the buoy."}\n{"prompt": "When?"\n'
+    stack.client("s3").put_object(Bucket=processed, Key="finetune/uploads/bad.jsonl", Body=bad)
+    with _cli(stack) as sluice:
+        tuned = sluice("finetune", "events/finetune_corpus.json", "--local", "--poll-seconds", "1", "--name", "e2e-1")
+        assert "execution e2e-1: SUCCEEDED" in tuned.stdout and "custom model     arn:aws:bedrock:" in tuned.stdout
+        assert tuned.stdout.index("    PrepareDataset") < tuned.stdout.index("    CheckJob")  # followed, in order
+        assert "to train" in tuned.stdout and "training tokens" in tuned.stdout
+        payload = json.loads((ROOT / "events" / "finetune_titan_s3.json").read_text())
+        payload["dataset"]["uri"] = f"s3://{processed}/finetune/uploads/bad.jsonl"
+        refused_input = ROOT / ".sluice" / "local" / "bad-input.json"
+        refused_input.write_text(json.dumps(payload))
+        try:
+            refused = sluice("finetune", str(refused_input), "--local", "--name", "e2e-2", check=False)
+        finally:
+            refused_input.unlink()
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "execution e2e-2: FAILED" in refused.stdout and "DatasetInvalidError" in refused.stdout
+        assert "line 2" in refused.stdout

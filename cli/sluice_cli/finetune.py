@@ -1,0 +1,138 @@
+"""`sluice finetune INPUT.json`: start the fine-tune workflow with a console input and follow it,
+state by state, to its end; then the result (or the reason it failed) and the dataset report.
+
+What the Step Functions console shows, in a terminal: for a developer on the local stack, for an
+operator who would rather not click. The execution is the same one the console lists."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+Clients = Callable[[str], Any]
+POLL = 0.5  # seconds between two looks at the execution's history
+
+
+@dataclass
+class FineTuneRun:
+    execution_arn: str
+    status: str = "RUNNING"
+    states: list[str] = field(default_factory=list)  # entered, in order
+    output: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    cause: str = ""
+    report: dict[str, Any] = field(default_factory=dict)  # the dataset report, when one was written
+
+
+def start(outputs: dict[str, str], client: Clients, payload: dict[str, Any], name: str | None = None) -> str:
+    machine = outputs.get("FineTuneStateMachineArn")
+    if not machine:
+        raise LookupError("this stack has no FineTuneStateMachineArn output")
+    arguments: dict[str, Any] = {"stateMachineArn": machine, "input": json.dumps(payload)}
+    if name:
+        arguments["name"] = name
+    return str(client("stepfunctions").start_execution(**arguments)["executionArn"])
+
+
+def follow(client: Clients, arn: str, out: TextIO | None, timeout: float) -> FineTuneRun:
+    """Until the execution ends (or ``timeout``), writing each state as it is entered."""
+    sfn = client("stepfunctions")
+    run = FineTuneRun(arn)
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while True:
+        events = _history(sfn, arn)
+        for event in events[seen:]:
+            entered = event.get("stateEnteredEventDetails")
+            if entered:
+                run.states.append(entered["name"])
+                if out is not None:
+                    out.write(f"    {entered['name']}\n")
+                    out.flush()
+        seen = len(events)
+        execution = sfn.describe_execution(executionArn=arn)
+        if execution["status"] != "RUNNING" or time.monotonic() > deadline:
+            break
+        time.sleep(POLL)
+    run.status = execution["status"]
+    run.output = json.loads(execution.get("output") or "{}")
+    run.error, run.cause = execution.get("error", ""), execution.get("cause", "")
+    run.report = _report(client, run.output.get("dataset_report_uri") or _report_uri(events))
+    return run
+
+
+def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        events.extend(page["events"])
+    return events
+
+
+def _report_uri(events: list[dict[str, Any]]) -> str:
+    """Where PrepareDataset wrote its report, for a run that failed after it (or skipped it)."""
+    for event in reversed(events):
+        details = event.get("stateExitedEventDetails") or {}
+        if details.get("name") == "PrepareDataset":
+            return str((json.loads(details.get("output") or "{}").get("dataset") or {}).get("report_uri", ""))
+    return ""
+
+
+def _report(client: Clients, uri: str) -> dict[str, Any]:
+    if not uri.startswith("s3://"):
+        return {}
+    bucket, key = uri[5:].split("/", 1)
+    report: dict[str, Any] = json.loads(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    return report
+
+
+def render(run: FineTuneRun, out: TextIO) -> None:
+    out.write(f"  execution {run.execution_arn.rsplit(':', 1)[-1]}: {run.status}\n")
+    if run.status == "SUCCEEDED" and "custom_model_arn" in run.output:
+        out.write(f"  custom model     {run.output['custom_model_arn']}\n")
+        if run.output.get("throughput"):
+            out.write(f"  throughput       {run.output['throughput'].get('ProvisionedModelArn')}\n")
+    elif run.status == "SUCCEEDED":
+        out.write("  no new model: the corpus has not changed enough since the last one\n")
+    elif run.status != "RUNNING":
+        out.write(f"  error            {run.error}\n")
+        for line in run.cause.splitlines():
+            out.write(f"    {line}\n")
+    report = run.report
+    if report:
+        out.write(
+            f"  dataset          {report.get('records')} records ({report.get('format')}): "
+            f"{report.get('train_records')} to train, {report.get('validation_records')} to validate\n"
+            f"  tokens           {report.get('train_tokens')} in training records, longest record "
+            f"{report.get('max_record_tokens_seen')}; {report.get('epochs')} epoch(s) → about "
+            f"{report.get('estimated_training_tokens')} training tokens ({report.get('tokenizer')})\n"
+        )
+        corpus = report.get("corpus") or {}
+        if corpus:
+            out.write(
+                f"  from the corpus  {corpus.get('documents')} documents, {corpus.get('skipped_total')} skipped\n"
+            )
+        for warning in report.get("warnings", []):
+            out.write(f"  warning          {warning}\n")
+
+
+def run_input(
+    outputs: dict[str, str],
+    client: Clients,
+    payload: dict[str, Any],
+    out: TextIO,
+    *,
+    name: str | None = None,
+    wait: bool = True,
+    timeout: float = 6 * 3600,
+) -> int:
+    """What the command does; 0 when the execution succeeded (or was started, without ``wait``)."""
+    arn = start(outputs, client, payload, name)
+    out.write(f"Started {arn}\n")
+    if not wait:
+        return 0
+    run = follow(client, arn, out, timeout)
+    render(run, out)
+    return 0 if run.status == "SUCCEEDED" else 1
