@@ -17,12 +17,23 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice.finetune.workflow import FineTuneSteps
 from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.storage.s3 import S3ProcessedStore, S3RawStore
 
 logger = Logger()
+_TRANSIENT_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+     "SlowDown", "InternalError", "InternalServerError", "ServiceUnavailable", "RequestTimeout"}
+)  # fmt: skip
+
+
+class TransientError(RuntimeError):
+    """An AWS call that may well succeed when retried (the state machine retries this name)."""
+
+
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
 
 
@@ -44,7 +55,16 @@ def _steps() -> FineTuneSteps:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step, execution = str(event.get("step", "")), str(event.get("execution", ""))
     logger.append_keys(step=step, execution=execution)
-    state = _steps().run(step, dict(event.get("state") or {}), execution)
+    try:
+        state = _steps().run(step, dict(event.get("state") or {}), execution)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if error.get("Code") in _TRANSIENT_CODES or status >= 500:
+            raise TransientError(f"{error.get('Code')}: {error.get('Message')}") from exc
+        raise
+    except BotoCoreError as exc:  # connection and read timeouts, after botocore's own retries
+        raise TransientError(str(exc)) from exc
     summary: dict[str, Any] = {"report": (state.get("dataset") or {}).get("report")}
     summary |= {k: state[k] for k in ("corpus_change", "result") if k in state}
     logger.info("step done", extra={k: v for k, v in summary.items() if v})

@@ -144,7 +144,7 @@ def test_continued_pretraining_from_the_corpus_ends_with_a_custom_model(world: W
     (job,) = world.jobs()
     assert job["status"] == "Completed"
     keys = [o["Key"] for o in world.s3.list_objects_v2(Bucket=PROCESSED, Prefix="finetune/")["Contents"]]
-    assert any(k.endswith("train.jsonl") for k in keys) and "finetune/models/latest.json" in keys
+    assert any(k.endswith("train.jsonl") for k in keys) and "finetune/models/sluice-corpus-cpt/latest.json" in keys
     train = world.s3.get_object(Bucket=PROCESSED, Key=next(k for k in keys if k.endswith("train.jsonl")))
     first = json.loads(train["Body"].read().splitlines()[0])
     assert set(first) == {"input"}  # Titan continued pre-training records
@@ -213,6 +213,20 @@ def test_an_error_step_functions_names_itself_still_reaches_the_fail_state(
     execution = world.run(_corpus_input())
     assert execution["status"] == "FAILED" and execution["error"] == "StepFailed"
     assert _cause(execution).startswith("States.") and "unreadable" in _cause(execution)
+    assert world.notified() == ["Sluice fine-tune failed"]
+
+
+def test_a_job_followed_for_too_long_is_left_running_and_the_user_told(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice.finetune import settings
+
+    monkeypatch.setattr(settings, "MAX_CHECKS", 3)
+    monkeypatch.setattr(moto_patches, "JOB_CHECKS_TO_COMPLETE", 100)
+    execution = world.run(_corpus_input())
+    assert execution["status"] == "FAILED" and execution["error"] == "JobStillRunning"
+    assert "still running after 3 checks" in _cause(execution)
+    assert world.states(execution).count("CheckJob") == 3 and world.jobs()[0]["status"] == "InProgress"
     assert world.notified() == ["Sluice fine-tune failed"]
 
 
@@ -285,3 +299,15 @@ def test_every_console_input_in_events_runs_to_a_custom_model(world: World, even
     keys = [o["Key"] for o in world.s3.list_objects_v2(Bucket=PROCESSED, Prefix="finetune/datasets/")["Contents"]]
     train = world.s3.get_object(Bucket=PROCESSED, Key=next(k for k in keys if k.endswith("train.jsonl")))
     assert set(json.loads(train["Body"].read().splitlines()[0])) == _SHAPES[event]
+
+
+def test_each_scheduled_run_names_its_model_and_throughput_apart() -> None:
+    from sluice.finetune.workflow import FineTuneSteps
+
+    steps = FineTuneSteps(documents=None, reader=None, writer=None, processed_bucket="b", readable_buckets=frozenset())  # type: ignore[arg-type]
+    scheduled = _corpus_input(custom_model_name="a" * 60 + "_", retrain_when_changed=0.2, provisioned_throughput=True)
+    first, second = (steps.validate(scheduled, name)["settings"] for name in ("weekly-1", "weekly-2"))
+    assert first["lineage"] == second["lineage"] == "a" * 60 + "_"  # both compare with the same last model
+    for name in ("custom_model_name", "throughput_name"):
+        assert first[name] != second[name] and len(first[name]) <= 63 and "_-" not in first[name]
+    assert first["throughput_client_token"] != first["client_token"]

@@ -69,6 +69,7 @@ def test_a_minimal_input_gets_the_family_defaults() -> None:
         "validation_split": 0.1,
         "dataset": {"source": "corpus", "prefix": "faq/", "filter": {"kinds": [], "attributes": {}}},
         "poll_seconds": 600,
+        "max_checks": 2000,
         "tags": [],
         "max_record_tokens": 4096,
         "min_records": 1,
@@ -117,12 +118,12 @@ def test_the_dataset_is_required() -> None:
     assert only_problem(event(dataset=None)).startswith("dataset is required")
 
 
-@pytest.mark.parametrize("name", ["my.model", "-bot", "bot--v2", "bot_v2", "b" * 64, "bot v2", "bot+"])
+@pytest.mark.parametrize("name", ["my.model", "-bot", "bot--v2", "bot__v2", "bot_-v2", "b" * 64, "bot v2", "bot+"])
 def test_custom_model_names_bedrock_would_refuse(name: str) -> None:
     assert only_problem(event(custom_model_name=name)).startswith(f"custom_model_name {name!r} must be 1 to 63")
 
 
-@pytest.mark.parametrize("name", ["bot", "Support-Bot-2", "a" * 63])
+@pytest.mark.parametrize("name", ["bot", "Support-Bot-2", "bot_v2", "a" * 63])
 def test_custom_model_names_bedrock_accepts(name: str) -> None:
     assert validate_input(event(custom_model_name=name), "run-1")["custom_model_name"] == name
 

@@ -32,6 +32,7 @@ from sluice.finetune.families import (
     PROMPT_COMPLETION,
     Family,
 )
+from sluice.finetune.settings import shorten
 from sluice.tokens import count_tokens, tokenizer
 
 MAX_LINES = 100_000
@@ -57,7 +58,7 @@ class DatasetInvalidError(ValueError):
         self.problems = list(problems)
         count = len(self.problems)
         shown = f" (the first {SHOWN} shown)" if count > SHOWN else ""
-        lines = "\n".join(f"- {p}" for p in self.problems[:SHOWN])
+        lines = "\n".join(f"- {shorten(p)}" for p in self.problems[:SHOWN])
         super().__init__(f"The dataset has {count} problem{'' if count == 1 else 's'}{shown}:\n{lines}")
 
 

@@ -58,6 +58,10 @@ DEFAULT_VALIDATION_SPLIT = 0.1
 MAX_VALIDATION_SPLIT = 0.5
 DEFAULT_POLL_SECONDS = 600
 MAX_POLL_SECONDS = 3600
+SHOWN_PROBLEMS = 20
+# Job checks one execution makes before it stops following (the job goes on): each check costs about
+# 11 history events, and a standard workflow holds 25,000.
+MAX_CHECKS = 2000
 KINDS = tuple(kind.value for kind in Kind)
 
 
@@ -67,8 +71,14 @@ class FineTuneInputError(ValueError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         count = len(self.problems)
-        lines = "\n".join(f"- {p}" for p in self.problems)
-        super().__init__(f"The fine-tune input has {count} problem{'' if count == 1 else 's'}:\n{lines}")
+        # The message becomes the execution's cause (at most 32,768 characters): bounded.
+        lines = "\n".join(f"- {shorten(p)}" for p in self.problems[:SHOWN_PROBLEMS])
+        more = f"\n(and {count - SHOWN_PROBLEMS} more)" if count > SHOWN_PROBLEMS else ""
+        super().__init__(f"The fine-tune input has {count} problem{'' if count == 1 else 's'}:\n{lines}{more}")
+
+
+def shorten(text: str, limit: int = 1000) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def job_name_for(execution_name: str) -> str:
@@ -160,11 +170,11 @@ class _Input:
 
     def custom_model_name(self) -> str | None:
         name = self.text("custom_model_name")
-        valid = name is None or (len(name) <= MAX_NAME and _JOB_NAME.fullmatch(name) and _MODEL_NAME.fullmatch(name))
+        valid = name is None or (len(name) <= MAX_NAME and _MODEL_NAME.fullmatch(name))
         if not valid:
             self.problems.append(
                 f"custom_model_name {name!r} must be 1 to {MAX_NAME} letters and digits, "
-                "with single hyphens between them"
+                "with single hyphens or underscores between them"
             )
         return name
 
@@ -402,6 +412,7 @@ def validate_input(
         "validation_split": validation_split,
         "dataset": dataset,
         "poll_seconds": poll_seconds,
+        "max_checks": MAX_CHECKS,
         "tags": tags,
         "max_record_tokens": family.max_record_tokens,
         "min_records": family.min_records,

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from sluice.finetune.dataset import CorpusDocument, corpus_records, matches_filter, parse_jsonl, prepare
 from sluice.finetune.families import family_for
-from sluice.finetune.settings import FineTuneInputError, validate_input
+from sluice.finetune.settings import FineTuneInputError, client_token_for, validate_input
 from sluice.layout import text_key
 from sluice.registry import DocumentRecord, Status
 from sluice.storage import ObjectHead, RawStore
@@ -38,6 +38,11 @@ class Documents(Protocol):
 
 class Writer(Protocol):
     def put(self, key: str, body: bytes, content_type: str) -> None: ...
+
+
+def _latest_key(settings: Mapping[str, Any]) -> str:
+    """Where the last model of this lineage (the input's custom_model_name) is recorded."""
+    return f"{PREFIX}models/{settings['lineage']}/latest.json"
 
 
 def _uri(bucket: str, key: str) -> str:
@@ -77,18 +82,24 @@ class FineTuneSteps:
 
     def validate(self, state: dict[str, Any], execution: str) -> dict[str, Any]:
         settings = validate_input(state, execution)
+        # The model's lineage: scheduled retrains of one input compare against its own last model.
+        settings["lineage"] = settings["custom_model_name"]
         if "retrain_when_changed" in settings:
-            # A scheduled run makes a new model each time it retrains; Bedrock wants unique names.
+            # A scheduled run makes a new model (and throughput) each time; Bedrock wants unique names.
             run = hashlib.sha256(execution.encode()).hexdigest()[:8]
-            settings["custom_model_name"] = f"{settings['custom_model_name'][:54]}-{run}"
-        return {"input": state, "settings": settings}
+            for name in ("custom_model_name", "throughput_name"):
+                if name in settings:
+                    settings[name] = f"{settings[name][:54].rstrip('-_')}-{run}"
+        if "throughput_name" in settings:
+            settings["throughput_client_token"] = client_token_for(f"{execution}/throughput")
+        return {"input": state, "settings": settings, "polls": {"count": 0}}
 
     # -- CheckCorpusChange ----------------------------------------------------------------------------
 
     def corpus_change(self, state: dict[str, Any]) -> dict[str, Any]:
         settings = state["settings"]
         now = self._fingerprint(settings["dataset"])
-        last = self._read_json(f"{PREFIX}models/latest.json")
+        last = self._read_json(_latest_key(settings))
         before: dict[str, str] = {}
         if last and last.get("corpus_key"):
             before = (self._read_json(last["corpus_key"]) or {}).get("documents", {})
@@ -205,7 +216,7 @@ class FineTuneSteps:
             "corpus_key": state["dataset"]["corpus_key"],
             "recorded_at": self.clock().isoformat(timespec="seconds"),
         }
-        self.writer.put(f"{PREFIX}models/latest.json", json.dumps(latest, indent=2).encode(), "application/json")
+        self.writer.put(_latest_key(state["settings"]), json.dumps(latest, indent=2).encode(), "application/json")
         result = {
             "custom_model_arn": model_arn,
             "custom_model_name": state["settings"]["custom_model_name"],
