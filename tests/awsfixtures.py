@@ -37,3 +37,16 @@ def create_documents_table(dynamodb: Any, name: str) -> None:
             },
         ],
     )
+
+
+def create_connector_state_table(dynamodb: Any, name: str) -> None:
+    """ConnectorStateTable: instance + item."""
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "instance", "AttributeType": "S"},
+            {"AttributeName": "item", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "instance", "KeyType": "HASH"}, {"AttributeName": "item", "KeyType": "RANGE"}],
+    )
