@@ -133,7 +133,9 @@ def _statements(statements: list[Any]) -> list[dict[str, Any]]:
 
 def test_no_inline_policy_grants_wildcard_actions(transformed: dict[str, Any]) -> None:
     for name, role in _of_type(transformed, "AWS::IAM::Role").items():
-        for policy in role["Properties"].get("Policies", []):
+        policies = role["Properties"].get("Policies", [])
+        policies = [p for policy in policies for p in (policy["Fn::If"][1:] if "Fn::If" in policy else [policy])]
+        for policy in (p for p in policies if isinstance(p, dict) and "PolicyDocument" in p):
             for statement in _statements(policy["PolicyDocument"]["Statement"]):
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 assert not [a for a in actions if a == "*" or a.endswith(":*")], f"{name}: {actions}"

@@ -1,0 +1,82 @@
+"""RunConnectorFunction: one scheduled sync of the configured connector instances.
+
+EventBridge Scheduler invokes it with ``{"connector": "web"}`` (every instance of that type) — one
+schedule per connector type, each visible in the console — and ``sluice connector run NAME`` with
+``{"instance": "docs-site"}``. The configuration is read from SSM Parameter Store, each instance's
+credentials from Secrets Manager (Powertools parameters, cached a minute). Instances run one after
+the other, each with the time the invocation has left; one that fails is recorded and the others
+still run. The reports are returned and logged; ``sluice status`` reads them from the state table.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from sluice.connectors import SourceError
+from sluice.connectors.config import parse_config
+from sluice.connectors.runner import run_instance, select
+from sluice.connectors.state_dynamodb import DynamoDBConnectorState
+from sluice.storage.s3 import S3ProcessedStore
+
+logger = Logger()
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
+MARGIN_SECONDS = 30  # left for saving the state and answering
+
+
+@cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+def _aws(service: str, role_arn: str | None = None) -> Any:
+    if role_arn is None:
+        return _session().client(service, config=_CLIENT_CONFIG)
+    keys = _session().client("sts").assume_role(RoleArn=role_arn, RoleSessionName="sluice-connector")["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=keys["AccessKeyId"],
+        aws_secret_access_key=keys["SecretAccessKey"],
+        aws_session_token=keys["SessionToken"],
+    ).client(service, config=_CLIENT_CONFIG)
+
+
+def _secret(name: str) -> dict[str, Any]:
+    try:
+        value = parameters.get_secret(name, transform="json", max_age=60)
+    except (parameters.exceptions.GetParameterError, parameters.exceptions.TransformParameterError) as exc:
+        raise SourceError(f"secret {name!r}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise SourceError(f"secret {name!r} must hold a JSON object")
+    return value
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    instances = parse_config(str(parameters.get_parameter(os.environ["CONNECTOR_CONFIG_PARAMETER"], max_age=60)))
+    wanted = select(instances, event)
+    if not wanted:
+        logger.warning("no instance matches", extra={"event": event, "configured": [i.name for i in instances]})
+    state = DynamoDBConnectorState(_aws("dynamodb"), os.environ["CONNECTOR_STATE_TABLE"])
+    landing = S3ProcessedStore(_aws("s3"), os.environ["RAW_BUCKET"])
+    reports = []
+    for instance in wanted:
+        seconds = max(1.0, context.get_remaining_time_in_millis() / 1000 - MARGIN_SECONDS)
+        report = run_instance(
+            instance,
+            secret=_secret,
+            aws=_aws,
+            state=state,
+            landing=landing,
+            seconds=seconds,
+            owner=context.aws_request_id,
+        )
+        reports.append(report.to_json())
+        (logger.error if report.stopped == "error" else logger.info)("connector run", extra={"run": report.to_json()})
+    return {"runs": reports}
