@@ -19,10 +19,11 @@ from sluice.registry import DocumentRecord, Status
 from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.sinks import SinkStatus
 from sluice.sinks.state_dynamodb import DynamoDBSinkStates
-from sluice_cli import finetune
+from sluice_cli import connectors, finetune
 from sluice_cli.local import emulators
 from sluice_cli.local.stack import DEFAULT_PORT, LocalStack, port_is_free
 from sluice_cli.search import render, search
+from sluice_cli.site import Site
 
 EDIT_KEY = "sluice-overview.md"
 EDIT_FROM = "Logs are structured JSON"
@@ -30,6 +31,7 @@ EDIT_TO = "Logs are structured JSON, one object per line,"
 UNCHANGED_KEY = "release-notes.txt"
 DELETE_KEY = "retrieval-guide.html"
 SEARCH = "structured JSON logs"  # finds the edited paragraph: the sinks hold the new text
+SITE_INSTANCE = "harbour-site"  # the web connector's instance, crawling samples/site/ served on 127.0.0.1
 FINETUNE_INPUT = "finetune_corpus.json"  # in events/: continued pre-training from the whole corpus
 # What the sinks' changes did, per call-log operation, for the report ("checks" are reported apart).
 SINK_CHANGES = {
@@ -196,6 +198,11 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
             removed = len(deleted[-1]["detail"]["chunks"]["removed"])
             logged, changes = sink_changes(stack, logged)
             steps.append(f"deleted {DELETE_KEY}: {removed} chunk{'s' if removed != 1 else ''} removed; {changes}")
+    site_dir = samples / "site"
+    if site_dir.is_dir() and "ConnectorConfigParameterName" in outputs:
+        logged, synced = _web_connector(stack, Site.from_directory(site_dir), registry, progress, logged, out)
+        steps += synced
+        result.settled &= bool(synced)
     result.steps = steps
     result.records = sorted(registry.records(), key=lambda r: r.key)
     paginator = s3.get_paginator("list_objects_v2")
@@ -211,6 +218,62 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
     result.hits = search(outputs, stack.client, SEARCH, top_k=2)
     result.finetune, result.notifications = _fine_tune(stack, samples.parent / "events" / FINETUNE_INPUT, out)
     return result
+
+
+def _web_connector(
+    stack: LocalStack, site: Site, registry: DynamoDBRegistry, progress: Progress, logged: int, out: TextIO
+) -> tuple[int, list[str]]:
+    """The web connector crawls a small site served here, twice: the pages it lands flow through the
+    pipeline to the sinks; then one page is edited and one removed, and only those change."""
+    outputs = stack.outputs()
+    raw, prefix = outputs["RawBucketName"], f"connectors/{SITE_INSTANCE}/"
+    s3 = stack.client("s3")
+    site.start()
+    try:
+        settings = {"start_urls": [site.url], "max_depth": 2, "allowed_networks": ["127.0.0.1/32"]}
+        config = {"instances": [{"name": SITE_INSTANCE, "type": "web", "settings": settings}]}
+        stack.client("ssm").put_parameter(
+            Name=outputs["ConnectorConfigParameterName"], Value=json.dumps(config), Type="String", Overwrite=True
+        )
+        out.write(f"Web connector: sluice connector run {SITE_INSTANCE} --local (the site at {site.url})\n")
+        steps = []
+        for label, change in (("first sync", None), ("after an edit and a removal", _edit_site)):
+            if change is not None:
+                change(site)
+            before = _landed(s3, raw, prefix)
+            (run,) = connectors.run_here(outputs, stack.client, SITE_INSTANCE)
+            after = _landed(s3, raw, prefix)
+            versions = {key: version for key, version in after.items() if before.get(key) != version}
+            versions |= dict.fromkeys(before.keys() - after.keys())
+            if run.stopped != "done":
+                out.write(f"  the web connector stopped ({run.stopped}): {'; '.join(run.errors)}\n")
+                return logged, []
+            if not _wait(stack, registry, versions, progress, f"web connector, {label}"):
+                return logged, []
+            logged, changes = sink_changes(stack, logged)
+            steps.append(
+                f"web connector {SITE_INSTANCE}, {label}: {run.landed} page{'s' if run.landed != 1 else ''} landed, "
+                f"{run.unchanged} unchanged, "
+                f"{run.deleted + run.swept} deleted; {changes}"
+            )
+        return logged, steps
+    finally:
+        site.stop()
+
+
+def _edit_site(site: Site) -> None:
+    site.put("/tides.html", site.pages["/tides.html"].replace(b"14:20", b"15:05"))
+    site.remove("/harbour-rules.html")
+
+
+def _landed(s3: Any, bucket: str, prefix: str) -> dict[str, str | None]:
+    """The documents under ``prefix`` (not their sidecars) and their versions."""
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    return {
+        key: s3.head_object(Bucket=bucket, Key=key).get("VersionId")
+        for key in keys
+        if not key.endswith(".metadata.json")
+    }
 
 
 def _fine_tune(stack: LocalStack, path: Path, out: TextIO) -> tuple[finetune.FineTuneRun | None, list[str]]:

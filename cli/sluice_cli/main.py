@@ -8,6 +8,7 @@ sluice status [--local | --stack NAME] [--json]
 sluice search QUERY [--local | --stack NAME] [--top-k N] [--json]
 sluice redrive [--sink ingest|kb|kendra] [--local | --stack NAME]
 sluice resync [--sink kb|kendra] [--local | --stack NAME]
+sluice connector run NAME [--local | --stack NAME] [--json]
 sluice finetune INPUT.json [--local | --stack NAME] [--name NAME] [--poll-seconds N] [--no-wait]
 """
 
@@ -178,6 +179,26 @@ def _finetune(args: argparse.Namespace, outputs: dict[str, str], client: Clients
         return 1
 
 
+def _connector_run(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
+    from sluice_cli import connectors
+
+    if "ConnectorStateTableName" not in outputs:
+        sys.stderr.write("sluice connector: this stack has no connectors (ConnectorStateTableName output)\n")
+        return 1
+    if args.local:
+        runs = [r.to_json() for r in connectors.run_here(outputs, client, args.name)]
+    else:
+        runs = connectors.run_deployed(outputs, client, args.name)
+    if not runs:
+        sys.stderr.write(f"sluice connector: no instance or type named {args.name!r} in the configuration\n")
+        return 1
+    if args.json:
+        print(json.dumps(runs))
+    else:
+        connectors.render_runs(runs, sys.stdout)
+    return 1 if any(r["stopped"] in ("error", "busy") for r in runs) else 0
+
+
 def _where(command: argparse.ArgumentParser) -> None:
     where = command.add_mutually_exclusive_group()
     where.add_argument("--local", action="store_true", help="the running local stack")
@@ -233,6 +254,14 @@ def parser() -> argparse.ArgumentParser:
     resync.add_argument("--sink", choices=["kb", "kendra"], help="one sink only (default: all)")
     _where(resync)
     resync.set_defaults(run=_on_stack("resync", _resync))
+
+    connector = commands.add_parser("connector", help="connector syncs")
+    connector_commands = connector.add_subparsers(dest="connector_command", required=True)
+    connector_run = connector_commands.add_parser("run", help="sync one instance (or every instance of a type) now")
+    connector_run.add_argument("name", help="an instance name from the configuration, or a connector type")
+    _where(connector_run)
+    connector_run.add_argument("--json", action="store_true")
+    connector_run.set_defaults(run=_on_stack("connector run", _connector_run))
 
     finetune = commands.add_parser("finetune", help="start the fine-tune workflow with an input and follow it")
     finetune.add_argument("input", metavar="INPUT.json", help="a console input, e.g. events/finetune_corpus.json")

@@ -12,6 +12,7 @@ from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.sinks import SinkStatus
 from sluice.sinks.knowledge_base import JOB_SINK
 from sluice.sinks.state_dynamodb import DynamoDBSinkStates
+from sluice_cli import connectors
 
 ClientFactory = Callable[[str], Any]
 MAX_FAILURES_SHOWN = 50
@@ -63,6 +64,7 @@ def collect(outputs: dict[str, str], client: ClientFactory) -> dict[str, Any]:
         "quarantined": sorted(quarantined, key=lambda q: q["key"]),
         "sinks": _sinks(outputs, client, registry),
         "queues": queues,
+        "connectors": connectors.status(outputs, client),
     }
 
 
@@ -120,6 +122,7 @@ def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
     failed = sum(s["failed"] for s in status.get("sinks", {}).values())
     if dead or failed:
         out.write("  Some work failed repeatedly: fix the cause, then `sluice redrive`.\n")
+    connectors.render_status(status.get("connectors") or {}, out)
     if status["quarantined"]:
         out.write("Quarantined\n")
         width = max(len(q["key"]) for q in status["quarantined"])

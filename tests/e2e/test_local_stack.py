@@ -273,3 +273,35 @@ def test_the_fine_tune_workflow_runs_on_the_local_stack_from_the_cli(stack: Loca
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert "execution e2e-2: FAILED" in refused.stdout and "DatasetInvalidError" in refused.stdout
         assert "line 2" in refused.stdout
+
+
+def test_a_web_connector_sync_flows_through_the_pipeline_and_status_reports_it(stack: LocalStack) -> None:
+    from sluice_cli.site import Site
+
+    site = Site({"/index.html": b"<title>Lighthouse</title><p>The lighthouse keeper logs the fog.</p>"}).start()
+    outputs = stack.outputs()
+    try:
+        settings = {"start_urls": [site.url], "allowed_networks": ["127.0.0.1/32"]}
+        config = {"instances": [{"name": "lighthouse", "type": "web", "settings": settings}]}
+        stack.client("ssm").put_parameter(
+            Name=outputs["ConnectorConfigParameterName"], Value=json.dumps(config), Type="String", Overwrite=True
+        )
+        with _cli(stack) as sluice:
+            synced = json.loads(sluice("connector", "run", "lighthouse", "--local", "--json").stdout)
+            assert [(r["instance"], r["stopped"], r["landed"]) for r in synced] == [("lighthouse", "done", 1)]
+            raw = outputs["RawBucketName"]
+            (key,) = [
+                o["Key"]
+                for o in stack.client("s3").list_objects_v2(Bucket=raw, Prefix="connectors/lighthouse/")["Contents"]
+                if not o["Key"].endswith(".metadata.json")
+            ]
+            item = _wait_for(stack, key, lambda i: i["status"]["S"] == "PROCESSED")
+            assert item["title"]["S"] == "Lighthouse"
+            again = json.loads(sluice("connector", "run", "web", "--local", "--json").stdout)
+            assert [(r["landed"], r["unchanged"]) for r in again] == [(0, 1)]
+            status = json.loads(sluice("status", "--local", "--json").stdout)["connectors"]["lighthouse"]
+            assert status["items"] == 1 and status["last_run"]["stopped"] == "done"
+            missing = sluice("connector", "run", "nothing-here", "--local", check=False)
+            assert missing.returncode == 1 and "no instance or type named" in missing.stderr
+    finally:
+        site.stop()

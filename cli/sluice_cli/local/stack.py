@@ -42,6 +42,7 @@ EMULATOR_DIR = "emulators"
 _EMULATED = {
     "AWS::Bedrock::DataSource",
     "AWS::SNS::Topic",
+    "AWS::SSM::Parameter",
     "AWS::Serverless::StateMachine",
     "AWS::SQS::Queue",
     "AWS::S3::Bucket",
@@ -290,6 +291,10 @@ class LocalStack:
         for topic in self._of_type("AWS::SNS::Topic"):
             sns.create_topic(Name=topic.physical_id)
             sns.subscribe(TopicArn=topic.ref, Protocol="sqs", Endpoint=self._notification_tap_arn())
+        ssm = self.client("ssm")
+        for parameter in self._of_type("AWS::SSM::Parameter"):
+            value = str(r.resolve(parameter.properties["Value"]))
+            ssm.put_parameter(Name=parameter.physical_id, Value=value, Type="String", Overwrite=True)
         stepfunctions = self.client("stepfunctions")
         for machine in self._of_type("AWS::Serverless::StateMachine"):
             stepfunctions.create_state_machine(
@@ -336,6 +341,9 @@ class LocalStack:
             res.physical_id = _physical_name(stack, lid, 256)
             res.ref = f"arn:aws:sns:{region}:{ACCOUNT}:{res.physical_id}"
             res.attributes.update(TopicArn=res.ref, TopicName=res.physical_id)
+        elif kind == "AWS::SSM::Parameter":
+            res.physical_id = res.ref = f"/{stack}/{lid}"
+            res.attributes.update(Type="String")
         elif kind == "AWS::Serverless::StateMachine":
             res.physical_id = _physical_name(stack, lid)
             res.ref = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{res.physical_id}"
