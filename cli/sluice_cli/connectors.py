@@ -13,21 +13,24 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from botocore.config import Config
+
 from sluice.connectors import SourceError
-from sluice.connectors.config import parse_config
+from sluice.connectors.config import read_config
 from sluice.connectors.runner import RunReport, run_instance, select
 from sluice.connectors.state_dynamodb import DynamoDBConnectorState
 from sluice.storage.s3 import S3ProcessedStore
 
-Clients = Callable[[str], Any]
+Clients = Callable[..., Any]
 LOCAL_SECONDS = 600.0
 
 
-def configured(outputs: dict[str, str], client: Clients) -> list[Any]:
+def configured(outputs: dict[str, str], client: Clients) -> tuple[list[Any], list[str]]:
+    """The valid instances and the configuration's problems."""
     name = outputs.get("ConnectorConfigParameterName")
     if not name:
-        return []
-    return parse_config(client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
+        return [], []
+    return read_config(client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
 
 
 def run_here(outputs: dict[str, str], client: Clients, name: str) -> list[RunReport]:
@@ -46,9 +49,8 @@ def run_here(outputs: dict[str, str], client: Clients, name: str) -> list[RunRep
 
     state = DynamoDBConnectorState(client("dynamodb"), outputs["ConnectorStateTableName"])
     landing = S3ProcessedStore(client("s3"), outputs["RawBucketName"])
-    wanted = select(configured(outputs, client), {"instance": name}) or select(
-        configured(outputs, client), {"connector": name}
-    )
+    instances, _ = configured(outputs, client)
+    wanted = select(instances, {"instance": name}) or select(instances, {"connector": name})
     return [
         run_instance(
             i, secret=secret, aws=aws, state=state, landing=landing, seconds=LOCAL_SECONDS, owner=f"cli-{time.time()}"
@@ -58,7 +60,9 @@ def run_here(outputs: dict[str, str], client: Clients, name: str) -> list[RunRep
 
 
 def run_deployed(outputs: dict[str, str], client: Clients, name: str) -> list[dict[str, Any]]:
-    response = client("lambda").invoke(
+    # One attempt, and as long as the function may run: a retried invoke would only find its lease busy.
+    config = Config(read_timeout=910, retries={"total_max_attempts": 1})
+    response = client("lambda", config=config).invoke(
         FunctionName=outputs["RunConnectorFunctionName"], Payload=json.dumps({"instance": name}).encode()
     )
     payload = json.loads(response["Payload"].read())
@@ -74,7 +78,10 @@ def status(outputs: dict[str, str], client: Clients) -> dict[str, Any]:
         return {}
     state = DynamoDBConnectorState(client("dynamodb"), outputs["ConnectorStateTableName"])
     found: dict[str, Any] = {}
-    for instance in configured(outputs, client):
+    instances, problems = configured(outputs, client)
+    if problems:
+        found["(configuration)"] = {"problems": problems}
+    for instance in instances:
         run = state.run_state(instance.name)
         items = sum(1 for _ in state.items(instance.name))
         found[instance.name] = {"type": instance.type, "items": items, "cursor": run.cursor, "last_run": run.last_run}
@@ -96,7 +103,11 @@ def render_status(connectors: dict[str, Any], out: TextIO) -> None:
     if not connectors:
         return
     out.write("Connectors\n")
+    for problem in connectors.get("(configuration)", {}).get("problems", []):
+        out.write(f"  configuration problem: {problem}\n")
     for name, c in connectors.items():
+        if name == "(configuration)":
+            continue
         last = c["last_run"]
         if not last:
             out.write(f"  {name:<20} {c['type']:<10} never run\n")

@@ -21,14 +21,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from sluice.connectors import SourceError
-from sluice.connectors.config import parse_config
-from sluice.connectors.runner import run_instance, select
+from sluice.connectors.config import read_config
+from sluice.connectors.runner import RunReport, run_instance, select
 from sluice.connectors.state_dynamodb import DynamoDBConnectorState
 from sluice.storage.s3 import S3ProcessedStore
 
 logger = Logger()
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
-MARGIN_SECONDS = 30  # left for saving the state and answering
+# Left for what the time budget cannot interrupt (one HTTP request with its retries, a query's
+# wait, the sweep) and for saving the state: a run stops taking new items this long before the end.
+MARGIN_SECONDS = 120
 
 
 @cache
@@ -59,24 +61,32 @@ def _secret(name: str) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    instances = parse_config(str(parameters.get_parameter(os.environ["CONNECTOR_CONFIG_PARAMETER"], max_age=60)))
+    text = str(parameters.get_parameter(os.environ["CONNECTOR_CONFIG_PARAMETER"], max_age=60))
+    instances, problems = read_config(text)
+    if problems:
+        logger.error("connector configuration problems; those instances are not run", extra={"problems": problems})
     wanted = select(instances, event)
     if not wanted:
         logger.warning("no instance matches", extra={"event": event, "configured": [i.name for i in instances]})
     state = DynamoDBConnectorState(_aws("dynamodb"), os.environ["CONNECTOR_STATE_TABLE"])
     landing = S3ProcessedStore(_aws("s3"), os.environ["RAW_BUCKET"])
     reports = []
-    for instance in wanted:
-        seconds = max(1.0, context.get_remaining_time_in_millis() / 1000 - MARGIN_SECONDS)
-        report = run_instance(
-            instance,
-            secret=_secret,
-            aws=_aws,
-            state=state,
-            landing=landing,
-            seconds=seconds,
-            owner=context.aws_request_id,
-        )
+    for index, instance in enumerate(wanted):
+        # Each instance its share of what is left, so a large first one cannot starve the rest.
+        left = context.get_remaining_time_in_millis() / 1000 - MARGIN_SECONDS
+        seconds = left / (len(wanted) - index)
+        if seconds < 10:
+            report = RunReport(instance.name, instance.type, "", stopped="time budget")
+            report.errors.append("no time left in this invocation; the next schedule runs it")
+        else:
+            try:
+                report = run_instance(
+                    instance, secret=_secret, aws=_aws, state=state, landing=landing, seconds=seconds,
+                    owner=context.aws_request_id,
+                )  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - one instance never stops the others
+                report = RunReport(instance.name, instance.type, "", stopped="error")
+                report.errors.append(f"{type(exc).__name__}: {exc}")
         reports.append(report.to_json())
         (logger.error if report.stopped == "error" else logger.info)("connector run", extra={"run": report.to_json()})
-    return {"runs": reports}
+    return {"runs": reports, "configuration_problems": problems}

@@ -14,9 +14,18 @@ import pytest
 from awsfixtures import create_connector_state_table
 from moto import mock_aws
 
-from sluice.connectors import Change, Checkpoint, ConnectorConfigError, Instance, Item, Tombstone, Unchanged
-from sluice.connectors.config import parse_config
-from sluice.connectors.runner import ConnectorRunner, run_instance, select
+from sluice.connectors import (
+    Change,
+    Checkpoint,
+    ConnectorConfigError,
+    Instance,
+    Item,
+    SourceError,
+    Tombstone,
+    Unchanged,
+)
+from sluice.connectors.config import parse_config, read_config
+from sluice.connectors.runner import ConnectorRunner, RunState, run_instance, select
 from sluice.connectors.state_dynamodb import DynamoDBConnectorState
 from sluice.metadata import parse_metadata
 from sluice.storage.s3 import S3ProcessedStore
@@ -162,8 +171,8 @@ def test_a_finished_pass_sweeps_what_it_did_not_see_but_never_too_much_at_once(a
     assert (report.pass_complete, report.swept) == (True, 1)  # page 9 vanished
     assert "connectors/docs/pages/p9.md" not in _keys(s3) and state.run_state("docs").cursor is None
     # Most of the site "vanished": an outage, not a deletion.
-    outage, _ = _run(s3, state, Scripted([pages[0], Checkpoint("")], complete_listing=True))
-    assert outage.swept == 0 and "did not see 8 of 9 items" in outage.errors[0] and len(_keys(s3)) == 18
+    outage, _ = _run(s3, state, Scripted([*pages[:2], Checkpoint("")], complete_listing=True))
+    assert outage.swept == 0 and "did not see 7 of 9 items" in outage.errors[0] and len(_keys(s3)) == 18
 
 
 def test_the_last_checkpoint_of_a_pass_can_carry_over_to_the_next(aws: Any) -> None:
@@ -223,3 +232,63 @@ def test_an_invocation_selects_its_instances() -> None:
     assert [i.name for i in select(instances, {"connector": "web"})] == ["a", "b"]
     assert [i.name for i in select(instances, {"instance": "c"})] == ["c"]
     assert len(select(instances, {})) == 3
+
+
+def test_an_item_the_runner_cannot_land_is_skipped_and_the_run_goes_on(aws: Any) -> None:
+    s3, state = aws
+    bad_id = Item("../escape", b"x", "md")
+    bad_ext = Item("pages/binary", b"\x00", "exe")
+    bad_principal = _page(3, allow=("everyone",))
+    report, _ = _run(s3, state, Scripted([bad_id, bad_ext, bad_principal, _page(4), Checkpoint("")]))
+    assert (report.stopped, report.landed, report.skipped) == ("done", 1, 3)
+    assert any("not a safe key part" in e for e in report.errors) and any("'exe'" in e for e in report.errors)
+    assert any("user:NAME or group:NAME" in e for e in report.errors)
+
+
+def test_a_state_that_forgot_items_the_source_calls_unchanged_gets_a_full_pass_next(aws: Any) -> None:
+    s3, state = aws
+    connector = Scripted([Unchanged("pages/p1"), _page(2), Checkpoint("", ends_pass=True)], complete_listing=True)
+    report, _ = _run(s3, state, connector)
+    assert report.pass_complete and state.run_state("docs").cursor is None  # not the carry-over
+    assert "1 items the source called unchanged were not in the state" in report.errors[0]
+
+
+def test_a_cursor_too_large_to_keep_stops_the_run_before_it_is_saved(aws: Any) -> None:
+    s3, state = aws
+
+    class Huge(Scripted):
+        def changes(self, cursor: str | None) -> Iterator[Change]:
+            yield _page(1)
+            yield Checkpoint("x" * 400_000)
+
+    report, _ = _run(s3, state, Huge([]))
+    assert report.stopped == "error" and "400000 bytes" in report.errors[0]
+    assert state.run_state("docs").cursor is None and state.run_state("docs").last_run["stopped"] == "error"
+
+
+def test_a_run_whose_state_cannot_be_saved_reports_it_instead_of_raising(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3, state = aws
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("DynamoDB is throttling")
+
+    monkeypatch.setattr(state, "save_run", refuse)
+    report, _ = _run(s3, state, Scripted([_page(1), Checkpoint("")]))
+    assert report.stopped == "error" and "DynamoDB is throttling" in report.errors[-1]
+    assert state.run_state("docs").last_run["stopped"] == "error"  # the report alone was still saved
+    assert state.acquire("docs", "next-run", until=4_000_000_000, now=2_000_000_000)  # the lease was released
+
+
+def test_a_run_that_lost_its_lease_saves_nothing_over_the_new_owner(aws: Any) -> None:
+    _, state = aws
+    assert state.acquire("docs", "new-owner", until=4_000_000_000, now=1_000)
+    with pytest.raises(SourceError, match="another run took the lease"):
+        state.save_run("docs", RunState(cursor="stale"), owner="old-owner", until=4_000_000_000)
+    assert state.run_state("docs").cursor is None
+
+
+def test_one_bad_instance_leaves_the_others_to_run() -> None:
+    instances, problems = read_config({"instances": [{"name": "ok", "type": "web"}, {"name": "Bad", "type": "web"}]})
+    assert [i.name for i in instances] == ["ok"] and len(problems) == 1

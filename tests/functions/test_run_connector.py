@@ -76,3 +76,15 @@ def test_credentials_come_from_secrets_manager_and_a_missing_secret_is_a_recorde
     table = boto3.client("dynamodb")
     record = table.get_item(TableName="connector-state", Key={"instance": {"S": "chat"}, "item": {"S": "#run"}})
     assert json.loads(record["Item"]["last_run"]["S"])["stopped"] == "error"
+
+
+def test_an_instance_with_a_configuration_problem_does_not_stop_the_others(world: Any) -> None:
+    s3, ssm = world
+    s3.put_object(Bucket=SOURCE, Key="guides/boarding.md", Body=b"# Boarding\n\nPilots board at the buoy.\n")
+    _configure(ssm, [
+        {"name": "Team Docs", "type": "s3", "settings": {"bucket": SOURCE}},
+        {"name": "team-docs", "type": "s3", "settings": {"bucket": SOURCE, "prefix": "guides/"}},
+    ])  # fmt: skip
+    result = load_handler("run_connector").lambda_handler({"connector": "s3"}, LambdaContext())
+    assert [(r["instance"], r["landed"]) for r in result["runs"]] == [("team-docs", 1)]
+    assert "name must be" in result["configuration_problems"][0]

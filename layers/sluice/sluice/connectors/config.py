@@ -27,6 +27,17 @@ FIELDS = ("name", "type", "settings", "secret", "max_items_per_run", "max_delete
 
 
 def parse_config(text: str | bytes | Mapping[str, Any]) -> list[Instance]:
+    """Every instance, or ConnectorConfigError naming every problem (for checking a configuration)."""
+    instances, problems = read_config(text)
+    if problems:
+        raise ConnectorConfigError(problems)
+    return instances
+
+
+def read_config(text: str | bytes | Mapping[str, Any]) -> tuple[list[Instance], list[str]]:
+    """The valid instances and the problems of the others: a scheduled run syncs what it can
+    rather than let one typo stop every instance. A document that is not a configuration at all
+    raises ConnectorConfigError."""
     try:
         document = json.loads(text) if isinstance(text, str | bytes) else text
     except ValueError as exc:
@@ -48,9 +59,8 @@ def parse_config(text: str | bytes | Mapping[str, Any]) -> list[Instance]:
         found = _instance(raw, where, problems)
         if found is not None:
             instances.append(found)
-    if problems:
-        raise ConnectorConfigError(problems)
-    return instances
+    names = [i.name for i in instances]
+    return [i for i in instances if names.count(i.name) == 1], problems
 
 
 def _instance(raw: Mapping[str, Any], where: str, problems: list[str]) -> Instance | None:

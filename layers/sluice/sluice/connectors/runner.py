@@ -17,6 +17,7 @@ Only one run per instance at a time: a lease on the instance's run record.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -27,6 +28,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sluice.connectors import (
+    EXTENSIONS,
+    ITEM_ID,
+    MAX_ITEM_ID,
     AttributeValue,
     Checkpoint,
     Connector,
@@ -55,6 +59,8 @@ CONTENT_TYPES = {
 }
 MAX_ERRORS = 20  # kept per run record
 SAVE_SECONDS = 5.0  # the cursor is saved at most this often during a run, and when it ends
+MAX_CURSOR_BYTES = 350_000  # with the last run's report, under DynamoDB's 400 KB item
+LEASE_GRACE = 60.0  # the lease outlives the time budget by this much
 
 
 @dataclass
@@ -82,7 +88,13 @@ class ConnectorState(Protocol):
 
     def run_state(self, instance: str) -> RunState: ...
 
-    def save_run(self, instance: str, run: RunState) -> None: ...
+    def save_run(self, instance: str, run: RunState, owner: str, until: float) -> None:
+        """Save while holding the lease (and extend it); SourceError when another run took it."""
+        ...
+
+    def save_report(self, instance: str, report: dict[str, Any]) -> None:
+        """Only the last run's report (a run that never started)."""
+        ...
 
     def item(self, instance: str, item_id: str) -> ItemState | None: ...
 
@@ -114,6 +126,7 @@ class RunReport:
     unchanged: int = 0
     deleted: int = 0
     swept: int = 0
+    skipped: int = 0  # items the runner refused (an unsafe id, an unreadable principal)
     pass_complete: bool = False
     cursor: str | None = None
     errors: list[str] = field(default_factory=list)
@@ -201,10 +214,13 @@ class ConnectorRunner:
         started = self.clock()
         name = self.instance.name
         report = RunReport(name, self.instance.type, _iso(started))
-        if not self.state.acquire(name, self.owner, until=started + self.seconds + 60, now=started):
-            report.stopped = "busy"
-            report.errors.append("another run of this instance holds the lease")
-            return report
+        try:
+            if not self.state.acquire(name, self.owner, until=started + self.seconds + LEASE_GRACE, now=started):
+                report.stopped = "busy"
+                report.errors.append("another run of this instance holds the lease")
+                return report
+        except Exception as exc:  # noqa: BLE001 - recorded; the other instances still run
+            return _failed(report, exc)
         try:
             run = self.state.run_state(name)
             if not run.pass_id:
@@ -213,25 +229,44 @@ class ConnectorRunner:
             report.cursor = run.cursor
             report.seconds = round(self.clock() - started, 3)
             run.last_run = report.to_json()
-            self.state.save_run(name, run)
+            self._save(run)
+        except Exception as exc:  # noqa: BLE001 - the state could not be read or saved: recorded below
+            _failed(report, exc)
+            self._record(report)
         finally:
-            self.state.release(name, self.owner)
+            try:
+                self.state.release(name, self.owner)
+            except Exception as exc:  # noqa: BLE001 - the lease expires on its own
+                report.errors.append(f"could not release the lease: {exc}")
         return report
+
+    def _save(self, run: RunState) -> None:
+        self.state.save_run(self.instance.name, run, owner=self.owner, until=self.clock() + self.seconds + LEASE_GRACE)
+
+    def _record(self, report: RunReport) -> None:
+        with contextlib.suppress(Exception):  # the report is also returned and logged
+            self.state.save_report(self.instance.name, report.to_json())
 
     def _sync(self, run: RunState, report: RunReport, started: float) -> None:
         complete = self.connector.complete_listing
         ended_with: str | None = None
         saved = started
+        forgotten = 0  # Unchanged for items the state does not hold (complete-listing sources)
         try:
             for change in self.connector.changes(run.cursor):
                 if isinstance(change, Checkpoint):
+                    if len(change.cursor.encode()) > MAX_CURSOR_BYTES:
+                        raise SourceError(
+                            f"the connector's cursor is {len(change.cursor.encode())} bytes; "
+                            f"the state keeps at most {MAX_CURSOR_BYTES}"
+                        )
                     # Kept in memory and saved at most every SAVE_SECONDS (a cursor may weigh
                     # 300 KB) and when the run ends: a crash in between only repeats work the
                     # fingerprints then skip.
                     run.cursor = change.cursor
                     ended_with = change.cursor if change.ends_pass else None
                     if self.clock() - saved >= SAVE_SECONDS:
-                        self.state.save_run(self.instance.name, run)
+                        self._save(run)
                         saved = self.clock()
                     continue
                 if report.landed + report.deleted >= self.instance.max_items_per_run:
@@ -240,40 +275,52 @@ class ConnectorRunner:
                 if self.clock() - started >= self.seconds:
                     report.stopped = "time budget"
                     return
-                self._apply(change, run.pass_id if complete else "", report)
+                try:
+                    forgotten += self._apply(change, run.pass_id if complete else "", report)
+                except SourceError as exc:  # this item only: the rest of the run goes on
+                    report.skipped += 1
+                    report.errors.append(f"{change.item_id} skipped: {exc}")
+            report.pass_complete = True
+            if complete:
+                self._sweep(run.pass_id, report)
+                run.last_complete_pass = run.pass_id
+                run.pass_id = ""
+                # The next pass lists everything again, from the connector's carry-over. Unless
+                # the connector called items unchanged that the state does not hold (state lost or
+                # rolled back): then its carry-over is wrong, and the next pass reads everything.
+                run.cursor = ended_with if not forgotten else None
+                if forgotten:
+                    report.errors.append(
+                        f"{forgotten} items the source called unchanged were not in the state; "
+                        "the next pass reads everything again"
+                    )
         except RateLimitedError as exc:
             report.stopped = "rate limited"
             report.errors.append(str(exc))
-            return
-        except (SourceError, HttpError) as exc:
-            report.stopped = "error"
-            report.errors.append(str(exc))
-            return
         except Exception as exc:  # noqa: BLE001 - one instance's failure never stops the others
-            report.stopped = "error"
-            report.errors.append(f"{type(exc).__name__}: {exc}")
-            return
-        report.pass_complete = True
-        if complete:
-            self._sweep(run.pass_id, report)
-            run.last_complete_pass = run.pass_id
-            run.pass_id = ""
-            run.cursor = ended_with  # the next pass lists everything again (from the connector's carry-over)
+            _failed(report, exc)
 
-    def _apply(self, change: Item | Tombstone | Unchanged, pass_id: str, report: RunReport) -> None:
+    def _apply(self, change: Item | Tombstone | Unchanged, pass_id: str, report: RunReport) -> int:
+        """Land, keep or delete one item; 1 when an Unchanged item is unknown to the state."""
         name = self.instance.name
+        if not (ITEM_ID.match(change.item_id) and len(change.item_id) <= MAX_ITEM_ID):
+            raise SourceError(f"item id {change.item_id[:100]!r} is not a safe key part")
         known = self.state.item(name, change.item_id)
         if isinstance(change, Unchanged):
-            if known is not None and pass_id:
-                self.state.mark_seen(name, change.item_id, pass_id)
             report.unchanged += 1
-            return
+            if known is None:
+                return 1 if pass_id else 0
+            if pass_id:
+                self.state.mark_seen(name, change.item_id, pass_id)
+            return 0
         if isinstance(change, Tombstone):
             if known is not None:
                 self.landing.delete([known.key, known.key + SIDECAR_SUFFIX])
                 self.state.delete_item(name, change.item_id)
                 report.deleted += 1
-            return
+            return 0
+        if change.ext not in EXTENSIONS:
+            raise SourceError(f"extension {change.ext!r} is not one the pipeline reads")
         metadata = sidecar(change, self.instance)
         printed = fingerprint(change.body, metadata)
         key = key_for(name, change)
@@ -281,7 +328,7 @@ class ConnectorRunner:
             if pass_id:
                 self.state.mark_seen(name, change.item_id, pass_id)
             report.unchanged += 1
-            return
+            return 0
         # The sidecar first: the document's own event then finds the metadata it belongs with.
         self.landing.put(key + SIDECAR_SUFFIX, json.dumps(metadata, ensure_ascii=False).encode(), "application/json")
         self.landing.put(key, change.body, CONTENT_TYPES.get(change.ext, "application/octet-stream"))
@@ -289,16 +336,20 @@ class ConnectorRunner:
             self.landing.delete([known.key, known.key + SIDECAR_SUFFIX])
         self.state.put_item(name, ItemState(change.item_id, key, printed, pass_id))
         report.landed += 1
+        return 0
 
     def _sweep(self, pass_id: str, report: RunReport) -> None:
         items = list(self.state.items(self.instance.name))
         unseen = [i for i in items if i.seen != pass_id]
         if not unseen:
             return
-        if len(unseen) > max(1, self.instance.max_delete_share * len(items)):
+        share = self.instance.max_delete_share
+        # One item may always go (a small site losing a page), unless the share is 0.
+        allowed = max(share * len(items), 1.0 if share > 0 else 0.0)
+        if len(unseen) > allowed:
             report.errors.append(
                 f"the pass did not see {len(unseen)} of {len(items)} items; deleting more than "
-                f"{self.instance.max_delete_share:.0%} at once looks like a source outage, so nothing was deleted "
+                f"{share:.0%} at once looks like a source outage, so nothing was deleted "
                 "(raise max_delete_share to allow it)"
             )
             return
@@ -306,6 +357,12 @@ class ConnectorRunner:
             self.landing.delete([item.key, item.key + SIDECAR_SUFFIX])
             self.state.delete_item(self.instance.name, item.item_id)
         report.swept = len(unseen)
+
+
+def _failed(report: RunReport, exc: Exception) -> RunReport:
+    report.stopped = "error"
+    report.errors.append(str(exc) if isinstance(exc, SourceError | HttpError) else f"{type(exc).__name__}: {exc}")
+    return report
 
 
 def _iso(epoch: float) -> str:
@@ -336,8 +393,6 @@ def run_instance(
     except (ConnectorConfigError, SourceError) as exc:
         report = RunReport(instance.name, instance.type, _iso(time.time()), stopped="error")
         report.errors.append(f"cannot start: {exc}")
-        run = state.run_state(instance.name)
-        run.last_run = report.to_json()
-        state.save_run(instance.name, run)
+        state.save_report(instance.name, report.to_json())  # the last run only: a running run's cursor stays
         return report
     return ConnectorRunner(instance, connector, state, landing, seconds=seconds, owner=owner).run()

@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from sluice.connectors import SourceError
 from sluice.connectors.runner import ItemState, RunState
 
 RUN = "#run"
@@ -73,30 +74,48 @@ class DynamoDBConnectorState:
             last_complete_pass=item.get("last_complete_pass", {}).get("S", ""),
         )
 
-    def save_run(self, instance: str, run: RunState) -> None:
+    def save_run(self, instance: str, run: RunState, owner: str, until: float) -> None:
         values: dict[str, Any] = {
             ":pass": {"S": run.pass_id},
             ":run": {"S": json.dumps(run.last_run)},
             ":complete": {"S": run.last_complete_pass},
+            ":owner": {"S": owner},
+            ":until": {"N": repr(until)},
         }
-        update = "SET pass_id = :pass, last_run = :run, last_complete_pass = :complete"
+        update = "SET pass_id = :pass, last_run = :run, last_complete_pass = :complete, lease_until = :until"
         if run.cursor is None:
             update += " REMOVE #cursor"
         else:
             update += ", #cursor = :cursor"
             values[":cursor"] = {"S": run.cursor}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._key(instance, RUN),
+                UpdateExpression=update,
+                ConditionExpression="lease_owner = :owner",
+                ExpressionAttributeNames={"#cursor": "cursor"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise SourceError(f"{instance}: another run took the lease; this run's progress was not saved") from exc
+            raise
+
+    def save_report(self, instance: str, report: dict[str, Any]) -> None:
         self.client.update_item(
             TableName=self.table,
             Key=self._key(instance, RUN),
-            UpdateExpression=update,
-            ExpressionAttributeNames={"#cursor": "cursor"},
-            ExpressionAttributeValues=values,
+            UpdateExpression="SET last_run = :run",
+            ExpressionAttributeValues={":run": {"S": json.dumps(report)}},
         )
 
     # -- items -----------------------------------------------------------------------------------
 
     def item(self, instance: str, item_id: str) -> ItemState | None:
-        found = self.client.get_item(TableName=self.table, Key=self._key(instance, item_id)).get("Item")
+        found = self.client.get_item(TableName=self.table, Key=self._key(instance, item_id), ConsistentRead=True).get(
+            "Item"
+        )
         return _item(found) if found else None
 
     def put_item(self, instance: str, item: ItemState) -> None:
@@ -127,6 +146,7 @@ class DynamoDBConnectorState:
         paginator = self.client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self.table,
+            ConsistentRead=True,  # the sweep must see the marks this pass just wrote
             KeyConditionExpression="#instance = :instance",
             ExpressionAttributeNames={"#instance": "instance"},
             ExpressionAttributeValues={":instance": {"S": instance}},
