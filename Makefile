@@ -37,7 +37,7 @@ run: install  ## the demo: local stack up, samples ingested, a report printed
 	$(BIN)/sluice local demo
 
 test: install lint  ## the whole suite: lint, types, unit, adapters, functions, template checks, end to end
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .
