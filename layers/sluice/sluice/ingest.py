@@ -346,7 +346,9 @@ class _Transition:
         new = record.evolve(
             status=Status.DELETED,
             sequencer=newest(record.sequencer, self.event.sequencer),
-            version_id=self.event.version_id,
+            # A delete notification names the delete marker; a put notification that found the
+            # object gone names a version that no longer exists (possibly older than one announced).
+            version_id=self.event.version_id if self.event.removed else None,
             updated_at=_now_iso(self.now),
             chunks=(),
             token_count=0,
