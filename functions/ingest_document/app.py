@@ -29,6 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from sluice.bus.eventbridge import EventBridgeBus
+from sluice.errors import Reason
 from sluice.ingest import Action, IngestService, ObjectEvent
 from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.s3events import parse_message
@@ -89,16 +90,30 @@ def _build_service() -> _Wiring:
     return _Wiring(service, settings, dynamodb)
 
 
+DOCUMENT_METRICS = {  # a count per outcome
+    Action.CHANGED: "DocumentsIngested",  # new or changed content: chunks written, sinks told
+    Action.UNCHANGED: "DocumentsUnchanged",
+    Action.DELETED: "DocumentsDeleted",
+    Action.QUARANTINED: "DocumentsQuarantined",
+    Action.STALE: "DocumentsStale",
+    Action.IGNORED: "DocumentsIgnored",
+}
+REASONS = frozenset(r.value for r in Reason)  # the only values of DocumentsQuarantined's reason dimension
+
+
 def _record_outcome(outcome: dict[str, Any]) -> None:
     action = Action(outcome["action"])
-    metrics.add_metric(name=f"Documents{action.value.capitalize()}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=DOCUMENT_METRICS[action], unit=MetricUnit.Count, value=1)
     if action is Action.CHANGED:
-        metrics.add_metric(name="ChunksWritten", unit=MetricUnit.Count, value=outcome["added"])
+        metrics.add_metric(name="Chunks", unit=MetricUnit.Count, value=outcome["added"])
         metrics.add_metric(name="ChunksRemoved", unit=MetricUnit.Count, value=outcome["removed"])
-        metrics.add_metric(name="TokensIngested", unit=MetricUnit.Count, value=outcome["tokens"])
+        metrics.add_metric(name="Tokens", unit=MetricUnit.Count, value=outcome["tokens"])
     elif action is Action.QUARANTINED:
-        with single_metric(name="Quarantined", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
-            metric.add_dimension(name="Reason", value=str(outcome["reason"]))
+        # Counted again by reason (a record of its own): the dimension's values are the closed set.
+        reason = outcome["reason"] if outcome["reason"] in REASONS else "other"
+        name = DOCUMENT_METRICS[action]
+        with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+            metric.add_dimension(name="reason", value=reason)
     log = logger.warning if action is Action.QUARANTINED else logger.info
     log("document %s", action.value, extra={k: v for k, v in outcome.items() if v not in (None, 0)})
 

@@ -15,7 +15,8 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
@@ -27,6 +28,7 @@ from sluice.connectors.state_dynamodb import DynamoDBConnectorState
 from sluice.storage.s3 import S3ProcessedStore
 
 logger = Logger()
+metrics = Metrics(namespace="Sluice")
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
 # Left for what the time budget cannot interrupt (one HTTP request with its retries, a query's
 # wait, the sweep) and for saving the state: a run stops taking new items this long before the end.
@@ -59,7 +61,22 @@ def _secret(name: str) -> dict[str, Any]:
     return value
 
 
+def _record_metrics(reports: list[RunReport]) -> None:
+    """Per connector type, items landed and deleted and runs that failed: one EMF record per type,
+    with the totals (dimension service) and the type's own (Connector, service)."""
+    for kind in dict.fromkeys(r.type for r in reports):
+        runs = [r for r in reports if r.type == kind]
+        metrics.add_dimensions(Connector=kind, **({"service": metrics.service} if metrics.service else {}))
+        metrics.add_metric(name="ConnectorItemsLanded", unit=MetricUnit.Count, value=sum(r.landed for r in runs))
+        deleted = sum(r.deleted + r.swept for r in runs)
+        metrics.add_metric(name="ConnectorItemsDeleted", unit=MetricUnit.Count, value=deleted)
+        errors = sum(r.stopped == "error" for r in runs)
+        metrics.add_metric(name="ConnectorRunErrors", unit=MetricUnit.Count, value=errors)
+        metrics.flush_metrics()
+
+
 @logger.inject_lambda_context
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     text = str(parameters.get_parameter(os.environ["CONNECTOR_CONFIG_PARAMETER"], max_age=60))
     instances, problems = read_config(text)
@@ -70,7 +87,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.warning("no instance matches", extra={"event": event, "configured": [i.name for i in instances]})
     state = DynamoDBConnectorState(_aws("dynamodb"), os.environ["CONNECTOR_STATE_TABLE"])
     landing = S3ProcessedStore(_aws("s3"), os.environ["RAW_BUCKET"])
-    reports = []
+    reports: list[RunReport] = []
     for index, instance in enumerate(wanted):
         # Each instance its share of what is left, so a large first one cannot starve the rest.
         left = context.get_remaining_time_in_millis() / 1000 - MARGIN_SECONDS
@@ -87,6 +104,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             except Exception as exc:  # noqa: BLE001 - one instance never stops the others
                 report = RunReport(instance.name, instance.type, "", stopped="error")
                 report.errors.append(f"{type(exc).__name__}: {exc}")
-        reports.append(report.to_json())
+        reports.append(report)
         (logger.error if report.stopped == "error" else logger.info)("connector run", extra={"run": report.to_json()})
-    return {"runs": reports, "configuration_problems": problems}
+    _record_metrics(reports)
+    return {"runs": [r.to_json() for r in reports], "configuration_problems": problems}

@@ -11,7 +11,7 @@ finds it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -23,6 +23,7 @@ from botocore.config import Config
 
 from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.settings import SinkFunctionSettings
+from sluice.sinks import CallCount
 from sluice.sinks.bedrock import BedrockKnowledgeBaseApi
 from sluice.sinks.diff import DiffSink
 from sluice.sinks.kendra import KendraApi, KendraSink
@@ -41,6 +42,7 @@ _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect
 class Wiring:
     sink: DiffSink
     queue: SqsQueue
+    calls: CallCount = field(default_factory=CallCount)  # the index API's, reported per invocation
 
 
 @cache
@@ -52,6 +54,7 @@ def _build() -> Wiring:
     registry = DynamoDBRegistry(dynamodb, settings.documents_table)
     states = DynamoDBSinkStates(dynamodb, settings.documents_table)
     sink: DiffSink
+    api: BedrockKnowledgeBaseApi | KendraApi
     if settings.sink == "knowledge-base":
         api = BedrockKnowledgeBaseApi(
             session.client("bedrock-agent", config=_CLIENT_CONFIG),
@@ -69,7 +72,7 @@ def _build() -> Wiring:
             first_check_seconds=settings.first_check_seconds,
         )
     else:
-        kendra = KendraApi(
+        api = KendraApi(
             session.client("kendra", config=_CLIENT_CONFIG),
             settings.kendra_index_id,
             role_arn=settings.kendra_role_arn,
@@ -77,7 +80,7 @@ def _build() -> Wiring:
             data_source_id=settings.kendra_data_source_id,
         )
         sink = KendraSink(
-            api=kendra,
+            api=api,
             registry=registry,
             states=states,
             processed=S3RawStore(session.client("s3", config=_CLIENT_CONFIG)),
@@ -85,7 +88,7 @@ def _build() -> Wiring:
             language_code=settings.language_code,
             first_check_seconds=settings.first_check_seconds,
         )
-    return Wiring(sink, queue)
+    return Wiring(sink, queue, api.calls)
 
 
 @logger.inject_lambda_context
@@ -94,7 +97,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext, wiring: Wiring
     wiring = wiring or _build()
     records = event.get("Records", [])
     metrics.add_dimension(name="Sink", value=wiring.sink.name)
-    report = run_batch(wiring.sink, [(r["messageId"], r["body"]) for r in records], wiring.queue)
+    try:
+        report = run_batch(wiring.sink, [(r["messageId"], r["body"]) for r in records], wiring.queue)
+    finally:
+        calls, failures = wiring.calls.take()
+        metrics.add_metric(name="SinkCalls", unit=MetricUnit.Count, value=calls)
+        metrics.add_metric(name="SinkFailures", unit=MetricUnit.Count, value=failures)
+    for lag in report.lags:  # documents the index confirmed: how long after the registry changed
+        metrics.add_metric(name="SyncLagSeconds", unit=MetricUnit.Seconds, value=round(lag, 3))
     retried = [r for r in report.results if r.retry]
     metrics.add_metric(name="SinkDocumentsSynced", unit=MetricUnit.Count, value=len(report.results) - len(retried))
     metrics.add_metric(name="SinkDocumentsRetried", unit=MetricUnit.Count, value=len(retried))

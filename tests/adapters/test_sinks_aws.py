@@ -153,8 +153,10 @@ def test_ingestion_jobs_start_with_a_client_token_and_report_their_statistics() 
 def test_throttling_and_server_errors_are_transient(code: str, status: int) -> None:
     client, stubber = _client("bedrock-agent")
     _error(stubber, "get_knowledge_base_documents", code, status)
+    api = BedrockKnowledgeBaseApi(client, KB, DS, per_second=1000)
     with stubber, pytest.raises(TransientError, match=code):
-        BedrockKnowledgeBaseApi(client, KB, DS, per_second=1000).statuses(["s3://b/k"])
+        api.statuses(["s3://b/k"])
+    assert api.calls.take() == (1, 1) and api.calls.take() == (0, 0)  # one call, failed (SinkFailures)
 
 
 def test_a_refused_request_is_not_retried() -> None:

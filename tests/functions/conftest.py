@@ -38,6 +38,35 @@ def load_handler(function: str) -> ModuleType:
     return module
 
 
+def emf_records(output: str) -> list[dict[str, Any]]:
+    """The CloudWatch embedded-metric-format records a handler printed (JSON lines with ``_aws``)."""
+    records = []
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            record = json.loads(line)
+            if isinstance(record, dict) and "_aws" in record:
+                records.append(record)
+    return records
+
+
+def metric_values(records: list[dict[str, Any]], name: str, **dimensions: str) -> list[float]:
+    """Every value CloudWatch would take for metric ``name`` with exactly these dimensions."""
+    values: list[float] = []
+    for record in records:
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            if name not in {m["Name"] for m in directive["Metrics"]}:
+                continue
+            for dimension_set in directive["Dimensions"]:
+                if set(dimension_set) == set(dimensions) and all(record[k] == v for k, v in dimensions.items()):
+                    value = record[name]
+                    values += value if isinstance(value, list) else [value]
+    return values
+
+
+def metric_units(records: list[dict[str, Any]]) -> dict[str, str]:
+    return {m["Name"]: m["Unit"] for r in records for d in r["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+
+
 class LambdaContext:
     function_name = "IngestDocumentFunction"
     function_version = "$LATEST"

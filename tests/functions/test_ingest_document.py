@@ -6,7 +6,20 @@ import copy
 import json
 from typing import Any
 
-from functions.conftest import PROCESSED, RAW, Aws, LambdaContext, load_event, load_handler
+import pytest
+
+from functions.conftest import (
+    PROCESSED,
+    RAW,
+    Aws,
+    LambdaContext,
+    emf_records,
+    load_event,
+    load_handler,
+    metric_units,
+    metric_values,
+)
+from sluice.ingest import Action
 
 GOOD_MD = b"# Getting started\n\nDrop a file into the raw bucket.\n\n## Next\n\nWatch it become chunks.\n"
 
@@ -37,12 +50,14 @@ def test_put_event_ingests_the_object(aws: Aws) -> None:
     assert len(event["detail"]["chunks"]["added"]) == len(chunks)
 
 
-def test_delete_event_removes_the_processed_files(aws: Aws) -> None:
+def test_delete_event_removes_the_processed_files(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
     aws.s3.put_object(Bucket=RAW, Key="guides/getting-started.md", Body=GOOD_MD)
     handler = load_handler("ingest_document")
     _invoke(load_event("s3_put.json"), handler)
     aws.s3.delete_object(Bucket=RAW, Key="guides/getting-started.md")
+    capsys.readouterr()
     assert _invoke(load_event("s3_delete.json"), handler) == {"batchItemFailures": []}
+    assert metric_values(emf_records(capsys.readouterr().out), "DocumentsDeleted", service="sluice") == [1.0]
     assert aws.registry()["guides/getting-started.md"]["status"]["S"] == "DELETED"
     assert _processed_keys(aws) == []
     assert [e["detail-type"] for e in aws.events()] == ["Document Changed", "Document Deleted"]
@@ -78,6 +93,29 @@ def test_a_poison_record_never_fails_the_batch(aws: Aws) -> None:
         "Document Changed",
         "Document Quarantined",
     ]
+
+
+def test_metrics_count_documents_chunks_tokens_and_quarantines_by_reason(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws.s3.put_object(Bucket=RAW, Key="guides/getting-started.md", Body=GOOD_MD)
+    aws.s3.put_object(Bucket=RAW, Key="scans/corrupt-upload.pdf", Body=b"%PDF-1.4\n1 0 obj << /Type /Cat")
+    aws.s3.put_object(Bucket=RAW, Key="notes/release-notes.txt", Body=b"Release notes\n\nFirst release.\n")
+    handler = load_handler("ingest_document")
+    capsys.readouterr()
+    _invoke(load_event("sqs_batch_with_poison.json"), handler)
+    records = emf_records(capsys.readouterr().out)
+    assert {r["_aws"]["CloudWatchMetrics"][0]["Namespace"] for r in records} == {"Sluice"}
+    service = {"service": "sluice"}
+    chunks = [k for k in _processed_keys(aws) if k.startswith("chunks/") and k.endswith(".txt")]
+    tokens = sum(int(i["token_count"]["N"]) for i in aws.registry().values() if i["status"]["S"] == "PROCESSED")
+    assert sum(metric_values(records, "DocumentsIngested", **service)) == 2
+    assert sum(metric_values(records, "Chunks", **service)) == len(chunks) > 0
+    assert sum(metric_values(records, "Tokens", **service)) == tokens > 0
+    assert metric_values(records, "DocumentsQuarantined", **service) == [1.0]
+    assert metric_values(records, "DocumentsQuarantined", reason="malformed", **service) == [1.0]
+    assert metric_units(records)["DocumentsIngested"] == "Count"
+    assert set(handler.DOCUMENT_METRICS) == set(Action)  # every outcome is counted
 
 
 def test_duplicate_delivery_has_one_side_effect(aws: Aws) -> None:

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities import parameters
 from awsfixtures import create_connector_state_table
 from moto import mock_aws
 
-from functions.conftest import LambdaContext, load_handler
+from functions.conftest import LambdaContext, emf_records, load_handler, metric_values
 
 RAW, SOURCE, PARAMETER = "sluice-raw-test", "team-docs", "/sluice/connectors"
 
@@ -28,6 +28,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
         create_connector_state_table(boto3.client("dynamodb"), "connector-state")
         for name, value in {
             "CONNECTOR_CONFIG_PARAMETER": PARAMETER, "CONNECTOR_STATE_TABLE": "connector-state", "RAW_BUCKET": RAW,
+            "POWERTOOLS_SERVICE_NAME": "sluice",
         }.items():  # fmt: skip
             monkeypatch.setenv(name, value)
         parameters.clear_caches()  # Powertools caches parameters and secrets for a minute, across tests
@@ -65,6 +66,33 @@ def test_a_scheduled_run_syncs_every_instance_of_its_type_and_the_next_one_only_
     again = handler.lambda_handler({"instance": "team-docs"}, LambdaContext())["runs"][0]
     assert (again["landed"], again["swept"]) == (0, 1)
     assert "connectors/team-docs/tides.txt" not in _landed(s3)
+
+
+def test_metrics_count_items_and_failed_runs_per_connector_type_and_in_total(
+    world: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3, ssm = world
+    s3.put_object(Bucket=SOURCE, Key="guides/boarding.md", Body=b"# Boarding\n\nPilots board at the buoy.\n")
+    s3.put_object(Bucket=SOURCE, Key="guides/tides.txt", Body=b"High water is at 14:20.\n")
+    _configure(ssm, [
+        {"name": "team-docs", "type": "s3", "settings": {"bucket": SOURCE, "prefix": "guides/"}},
+        {"name": "broken", "type": "s3", "settings": {"bucket": "no-such-bucket"}},
+        {"name": "chat", "type": "slack", "secret": "sluice/slack", "settings": {"channels": ["C1"]}},
+    ])  # fmt: skip
+    handler = load_handler("run_connector")
+    capsys.readouterr()
+    handler.lambda_handler({}, LambdaContext())
+    records = emf_records(capsys.readouterr().out)
+    s3_type, slack = {"Connector": "s3", "service": "sluice"}, {"Connector": "slack", "service": "sluice"}
+    assert metric_values(records, "ConnectorItemsLanded", **s3_type) == [2.0]
+    assert metric_values(records, "ConnectorRunErrors", **s3_type) == [1.0]  # the missing bucket
+    assert metric_values(records, "ConnectorRunErrors", **slack) == [1.0]  # the missing secret
+    assert sum(metric_values(records, "ConnectorRunErrors", service="sluice")) == 2  # every type's, for the alarm
+    s3.delete_object(Bucket=SOURCE, Key="guides/tides.txt")
+    handler.lambda_handler({"instance": "team-docs"}, LambdaContext())
+    records = emf_records(capsys.readouterr().out)
+    assert metric_values(records, "ConnectorItemsDeleted", **s3_type) == [1.0]
+    assert metric_values(records, "ConnectorItemsLanded", service="sluice") == [0.0]
 
 
 def test_credentials_come_from_secrets_manager_and_a_missing_secret_is_a_recorded_error(world: Any) -> None:

@@ -14,7 +14,17 @@ from typing import Any
 import boto3
 import pytest
 
-from functions.conftest import PROCESSED, RAW, Aws, LambdaContext, load_event, load_handler
+from functions.conftest import (
+    PROCESSED,
+    RAW,
+    Aws,
+    LambdaContext,
+    emf_records,
+    load_event,
+    load_handler,
+    metric_units,
+    metric_values,
+)
 from sluice.sinks import SinkStatus
 from sluice.sinks.state_dynamodb import DynamoDBSinkStates
 from sluice_cli.local import emulators
@@ -97,6 +107,45 @@ def test_the_knowledge_base_sink_ingests_confirms_and_answers(
     assert hits["retrievalResults"][0]["location"]["s3Location"]["uri"].startswith(f"s3://{PROCESSED}/chunks/{doc_id}/")
     operations = [c["operation"] for c in emulators.read_calls(emulated)]
     assert operations == ["IngestKnowledgeBaseDocuments", "GetKnowledgeBaseDocuments", "Retrieve"]
+
+
+def test_sink_metrics_count_calls_and_the_lag_until_the_index_confirms(
+    aws: Aws, emulated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sink = _sink(aws, monkeypatch, "knowledge-base")
+    events = _ingest(aws)
+    capsys.readouterr()
+    sink.invoke(events)
+    sink.drain()
+    records = emf_records(capsys.readouterr().out)
+    kb = {"Sink": "kb", "service": "sluice"}
+    calls = [c for c in emulators.read_calls(emulated) if c["operation"].endswith("KnowledgeBaseDocuments")]
+    assert sum(metric_values(records, "SinkCalls", **kb)) == len(calls) == 2  # ingest, then one status check
+    assert sum(metric_values(records, "SinkFailures", **kb)) == 0
+    (lag,) = metric_values(records, "SyncLagSeconds", **kb)  # the one document, when found INDEXED
+    assert 0 <= lag < 60
+    assert metric_units(records)["SyncLagSeconds"] == "Seconds"
+
+
+def test_a_failed_index_call_is_a_sink_failure(
+    aws: Aws, emulated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from botocore.exceptions import ClientError
+
+    sink = _sink(aws, monkeypatch, "kendra")
+    events = _ingest(aws)
+
+    def throttled(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "BatchPutDocument")
+
+    monkeypatch.setattr(sink.handler._build().sink.api._client, "batch_put_document", throttled)
+    capsys.readouterr()
+    assert sink.invoke(events)["batchItemFailures"]  # retried later
+    records = emf_records(capsys.readouterr().out)
+    kendra = {"Sink": "kendra", "service": "sluice"}
+    assert sum(metric_values(records, "SinkFailures", **kendra)) == 1
+    assert sum(metric_values(records, "SinkCalls", **kendra)) == 2  # DescribeIndex, then BatchPutDocument
+    assert metric_values(records, "SyncLagSeconds", **kendra) == []
 
 
 def test_the_kendra_sink_puts_whole_documents(aws: Aws, emulated: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,10 @@ the scanners miss (SECURITY.md §3.4)."""
 
 from __future__ import annotations
 
+import ast
+import itertools
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -238,3 +241,166 @@ def test_the_data_source_takes_our_chunks_as_they_are(source: dict[str, Any]) ->
     properties = source["Resources"]["KnowledgeBaseDataSource"]["Properties"]
     assert properties["DataSourceConfiguration"]["S3Configuration"]["InclusionPrefixes"] == [CHUNK_PREFIX]
     assert properties["VectorIngestionConfiguration"]["ChunkingConfiguration"] == {"ChunkingStrategy": "NONE"}
+
+
+# -- alarms and the dashboard ---------------------------------------------------------------------------
+
+SINK_CONDITIONS = ("HasKnowledgeBase", "HasKendra")
+AWS_METRICS = {
+    "AWS/SQS": {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"},
+    "AWS/Lambda": {"Errors", "Duration", "Invocations", "Throttles"},
+}
+_SUB = re.compile(r"\$\{([^}!]+)\}")
+
+
+def _service_name(source: dict[str, Any]) -> str:
+    return str(source["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"])
+
+
+def _emitted_metrics() -> set[str]:
+    """The metric names the handlers emit: the ``name=`` of their add_metric and single_metric calls,
+    and the names in their ``*_METRICS`` tables."""
+    names: set[str] = set()
+    for path in (ROOT / "functions").glob("*/app.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in (
+                "add_metric",
+                "single_metric",
+            ):
+                names |= {
+                    str(k.value.value) for k in node.keywords if k.arg == "name" and isinstance(k.value, ast.Constant)
+                }
+            elif isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id.endswith("_METRICS") for t in node.targets
+            ):
+                names |= {str(c.value) for c in ast.walk(node.value) if isinstance(c, ast.Constant)}
+    return {n for n in names if re.fullmatch(r"[A-Z][A-Za-z]+", n)}
+
+
+def _holds(resource: dict[str, Any], conditions: dict[str, bool]) -> bool:
+    return "Condition" not in resource or conditions[resource["Condition"]]
+
+
+def _render(value: Any, conditions: dict[str, bool]) -> Any:
+    """A value with Fn::If decided by ``conditions``, Fn::Join joined and Fn::Sub substituted; a
+    reference to a resource stands for itself (``${Queue.QueueName}`` becomes ``Queue.QueueName``)."""
+    if not (isinstance(value, dict) and len(value) == 1):
+        return value
+    ((function, argument),) = value.items()
+    if function == "Fn::If":
+        name, then, otherwise = argument
+        return _render(then if conditions[name] else otherwise, conditions)
+    if function == "Fn::Join":
+        delimiter, items = argument
+        return delimiter.join(_render(item, conditions) for item in items)
+    if function == "Fn::Sub":
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        rendered = {k: _render(v, conditions) for k, v in variables.items()}
+        return _SUB.sub(lambda m: str(rendered.get(m.group(1), m.group(1))), text)
+    raise AssertionError(f"unexpected {function} in the dashboard body")
+
+
+def _dead_letter_queues(source: dict[str, Any]) -> set[str]:
+    """Queues that are the dead-letter target of a queue's redrive policy or of a rule's target."""
+    targets = set()
+    for queue in _of_type(source, "AWS::SQS::Queue").values():
+        if "RedrivePolicy" in queue["Properties"]:
+            targets.add(queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0])
+    for rule in _of_type(source, "AWS::Events::Rule").values():
+        for target in rule["Properties"]["Targets"]:
+            if "DeadLetterConfig" in target:
+                targets.add(target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+    return targets
+
+
+def test_every_dead_letter_queue_has_an_alarm_on_its_depth_that_tells_someone(source: dict[str, Any]) -> None:
+    dead_letter_queues = _dead_letter_queues(source)
+    assert {"IngestDeadLetterQueue", "KnowledgeBaseDeadLetterQueue", "KendraDeadLetterQueue"} <= dead_letter_queues
+    alarms = _of_type(source, "AWS::CloudWatch::Alarm").values()
+    for queue in dead_letter_queues:
+        watching = [
+            alarm
+            for alarm in alarms
+            if alarm["Properties"].get("Namespace") == "AWS/SQS"
+            and alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            and alarm["Properties"]["Dimensions"]
+            == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+        ]
+        assert watching, f"no alarm on the depth of {queue}"
+        for alarm in watching:
+            properties = alarm["Properties"]
+            assert (properties["ComparisonOperator"], properties["Threshold"]) == ("GreaterThanThreshold", 0)
+            assert properties["AlarmActions"], f"the alarm on {queue} tells nobody"
+            assert alarm.get("Condition") == source["Resources"][queue].get("Condition"), queue
+
+
+def test_every_alarm_tells_the_encrypted_alarm_topic_and_watches_a_metric_that_exists(
+    source: dict[str, Any],
+) -> None:
+    from sluice.sinks.kendra import KendraSink
+    from sluice.sinks.knowledge_base import KnowledgeBaseSink
+
+    sinks = {KnowledgeBaseSink.name: "HasKnowledgeBase", KendraSink.name: "HasKendra"}
+    emitted = _emitted_metrics()
+    alarms = _of_type(source, "AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 7
+    for name, alarm in alarms.items():
+        properties = alarm["Properties"]
+        assert properties["TreatMissingData"] == "notBreaching", name
+        assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        namespace, metric = properties["Namespace"], properties["MetricName"]
+        if namespace == "Sluice":
+            dimensions = {d["Name"]: d["Value"] for d in properties["Dimensions"]}
+            assert metric in emitted, f"{name} watches {metric}, which no handler emits"
+            assert dimensions.pop("service") == _service_name(source), name
+            if "Sink" in dimensions:  # a sink's alarm exists with the sink
+                assert alarm["Condition"] == sinks[dimensions.pop("Sink")], name
+            assert not dimensions, f"{name}: dimensions no handler sets"
+        else:
+            assert metric in AWS_METRICS[namespace], name
+    resources = source["Resources"]
+    assert resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "DataKey"}
+    assert resources["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+    assert {"QuarantineAlarmThreshold", "SyncLagAlarmSeconds", "AlarmEmail"} <= set(source["Parameters"])
+    grants = [s for s in resources["DataKey"]["Properties"]["KeyPolicy"]["Statement"] if "Principal" in s]
+    assert any(s["Principal"] == {"Service": "cloudwatch.amazonaws.com"} for s in grants)  # or alarms go nowhere
+    assert {"AlarmTopicArn", "DashboardName"} <= set(source["Outputs"])
+
+
+@pytest.mark.parametrize(
+    "conditions", [dict(zip(SINK_CONDITIONS, v, strict=True)) for v in itertools.product([True, False], repeat=2)]
+)
+def test_the_dashboard_is_json_and_shows_what_exists_with_metrics_that_exist(
+    source: dict[str, Any], conditions: dict[str, bool]
+) -> None:
+    resources = source["Resources"]
+    body = json.loads(_render(resources["OperationsDashboard"]["Properties"]["DashboardBody"], conditions))
+    emitted, service = _emitted_metrics(), _service_name(source)
+    shown: dict[str, set[str]] = {"alarms": set(), "FunctionName": set(), "QueueName": set(), "Sink": set()}
+    for widget in body["widgets"]:
+        properties = widget["properties"]
+        shown["alarms"] |= {a.removesuffix(".Arn") for a in properties.get("alarms", [])}
+        for entry in properties.get("metrics", []):
+            if isinstance(entry[0], dict):  # a SEARCH expression
+                expression = entry[0]["expression"]
+                assert set(re.findall(r'MetricName="(\w+)"', expression)) <= emitted, expression
+                assert expression.startswith("SEARCH('{Sluice,"), expression
+                continue
+            namespace, metric, *rest = entry
+            pairs = rest[:-1] if rest and isinstance(rest[-1], dict) else rest
+            dimensions = dict(zip(pairs[::2], pairs[1::2], strict=True))
+            if namespace == "Sluice":
+                assert metric in emitted, f"the dashboard shows {metric}, which no handler emits"
+                assert dimensions.pop("service") == service
+                shown["Sink"] |= {dimensions.pop("Sink")} if "Sink" in dimensions else set()
+            else:
+                assert metric in AWS_METRICS[namespace], metric
+                for name in ("FunctionName", "QueueName"):
+                    shown[name] |= {dimensions.pop(name).removesuffix(".QueueName")} if name in dimensions else set()
+            assert not dimensions, entry
+    existing = {kind: {k for k, v in _of_type(source, kind).items() if _holds(v, conditions)}
+                for kind in ("AWS::CloudWatch::Alarm", "AWS::Serverless::Function", "AWS::SQS::Queue")}  # fmt: skip
+    assert shown["alarms"] == existing["AWS::CloudWatch::Alarm"]
+    assert shown["FunctionName"] == existing["AWS::Serverless::Function"]  # errors and durations of each
+    assert shown["QueueName"] == existing["AWS::SQS::Queue"]
+    assert shown["Sink"] == {s for s, c in (("kb", "HasKnowledgeBase"), ("kendra", "HasKendra")) if conditions[c]}

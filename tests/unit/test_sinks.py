@@ -616,3 +616,28 @@ def test_a_redrive_with_a_delete_in_the_same_batch_removes_the_refused_chunk() -
     event = json.dumps({"source": "sluice.ingest", "detail-type": "Document Deleted", "detail": {"doc_id": doc}})
     run_batch(w.kb, [("r", sync_message([doc], retry_failed=True)), ("e", event)], w.queue)
     assert w.kb_api.indexed == {} and w.states.get("kb", doc).status is SinkStatus.ABSENT
+
+
+def test_each_document_the_index_confirms_is_one_sync_lag_sample() -> None:
+    w = World()
+    now = [1_800_000_000.0 + 42]  # the ingestion's clock, 42 s later
+    kb = KnowledgeBaseSink(api=w.kb_api, registry=w.registry, states=w.states, processed_bucket="processed",  # type: ignore[arg-type]
+                           queue=w.queue, clock=lambda: now[0])  # fmt: skip
+    docs = [w.put(f"d{i}.md", _text(3, str(i))) for i in range(3)]
+    assert run_batch(kb, [("m", sync_message(docs))], w.queue).lags == []  # sent, not yet confirmed
+    assert run_batch(kb, w.queue.take(), w.queue).lags == [42.0] * 3  # the status check finds them INDEXED
+    assert run_batch(kb, [("again", sync_message(docs))], w.queue).lags == []  # nothing new confirmed
+    w.delete("d0.md")
+    assert run_batch(kb, [("gone", sync_message(docs[:1]))], w.queue).lags == [42.0]  # out of the index
+
+
+def test_a_job_that_ends_gives_a_lag_sample_per_document_it_indexed() -> None:
+    w = World(mode="ingestion-job")
+    now = [1_800_000_000.0]
+    kb = KnowledgeBaseSink(api=w.kb_api, registry=w.registry, states=w.states, processed_bucket="processed",  # type: ignore[arg-type]
+                           mode="ingestion-job", queue=w.queue, clock=lambda: now[0])  # fmt: skip
+    docs = [w.put(f"j{i}.txt", f"Text of document {i}.") for i in range(2)]
+    assert run_batch(kb, [("m", sync_message(docs))], w.queue).lags == []
+    now[0] += 300
+    w.kb_api.job_status = "COMPLETE"
+    assert run_batch(kb, w.queue.take(), w.queue).lags == [300.0, 300.0]

@@ -67,6 +67,21 @@ class SyncResult:
     version: int | None = None  # the state version the check is for
 
 
+@dataclass(slots=True)
+class CallCount:
+    """Calls made to an index's API (botocore's own retries inside one call not counted) and how many
+    of them failed; whoever reports them takes the counts."""
+
+    calls: int = 0
+    failures: int = 0
+
+    def take(self) -> tuple[int, int]:
+        """The counts so far (calls, failures), and zero again."""
+        taken = (self.calls, self.failures)
+        self.calls = self.failures = 0
+        return taken
+
+
 class Queue(Protocol):
     """The sink's own queue, for messages to itself: delayed status checks and job polls."""
 

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from sluice.aws import error_code, service_call
 from sluice.errors import RefusedError, TransientError
+from sluice.sinks import CallCount
 
 PER_CALL = 10  # documents per Ingest/Delete/GetKnowledgeBaseDocuments call (the service model's max)
 
@@ -67,21 +68,27 @@ class BedrockKnowledgeBaseApi:
         self.kb = knowledge_base_id
         self.ds = data_source_id
         self._limits = {op: RateLimit(per_second) for op in ("ingest", "delete", "get")}
+        self.calls = CallCount()
 
     def _call(self, limit: str | None, operation: str, **params: Any) -> dict[str, Any]:
         if limit:
             self._limits[limit].wait()
+        self.calls.calls += 1
         try:
             with service_call(operation):
                 call = getattr(self._client, operation)
                 response: dict[str, Any] = call(knowledgeBaseId=self.kb, dataSourceId=self.ds, **params)
                 return response
         except RefusedError as exc:
+            self.calls.failures += 1
             code = error_code(exc.__cause__) if isinstance(exc.__cause__, ClientError) else ""
             if code == "ConflictException":
                 raise JobConflictError(str(exc)) from exc
             if code == "ServiceQuotaExceededException":  # e.g. 10 concurrent Ingest+Delete requests per account
                 raise TransientError(str(exc)) from exc
+            raise
+        except TransientError:
+            self.calls.failures += 1
             raise
 
     @staticmethod

@@ -14,6 +14,7 @@ was scheduled for; a change starts a new chain and the old one finds its version
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -33,6 +34,10 @@ MAX_CHECKS = 12
 
 def now_iso(clock: Callable[[], float]) -> str:
     return datetime.fromtimestamp(clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass
@@ -73,6 +78,17 @@ class DiffSink(ABC):
         self.states = states
         self.clock = clock or time.time
         self.first_check_seconds = first_check_seconds
+        self._lags: list[float] = []
+
+    def confirmed(self, since: str) -> None:
+        """The index now holds what the registry said at ``since`` (ISO time): one sync-lag sample."""
+        with contextlib.suppress(ValueError):
+            self._lags.append(max(0.0, self.clock() - epoch(since)))
+
+    def take_lags(self) -> list[float]:
+        """Seconds from each change in the registry to the index confirming it, since the last take."""
+        lags, self._lags = self._lags, []
+        return lags
 
     def check_delay(self, checks: int) -> int:
         """Seconds before the next status check, after ``checks`` checks."""
@@ -146,6 +162,8 @@ class DiffSink(ABC):
             return SyncResult(w.doc_id, retry=str(exc))
         if w.failed is not None:
             return SyncResult(w.doc_id, retry=w.failed)  # the part that succeeded is recorded
+        if w.record is not None and self._reached_registry(w, state):
+            self.confirmed(w.record.updated_at)
         if self.wants_check(state):
             return SyncResult(w.doc_id, check_after=self.check_delay(state.checks), version=state.version)
         return SyncResult(w.doc_id)
@@ -167,6 +185,14 @@ class DiffSink(ABC):
             except StateConflictError:
                 continue
         log.error("%s state of %s kept changing; the calls just made may not be recorded", self.name, w.doc_id)
+
+    @staticmethod
+    def _reached_registry(w: Work, state: SinkState) -> bool:
+        """Does this new state confirm the registry's version: the index holds the document now
+        (INDEXED), or no longer (ABSENT, for one deleted or quarantined), and did not before?"""
+        done = SinkStatus.INDEXED if w.present else SinkStatus.ABSENT
+        before = (w.state.status, w.state.held) if w.state is not None else None
+        return state.status is done and before != (state.status, state.held)
 
     def wants_check(self, state: SinkState) -> bool:
         """Should a status check follow this state? (The sinks give up after MAX_CHECKS.)"""

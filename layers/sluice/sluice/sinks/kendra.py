@@ -25,7 +25,7 @@ from sluice.aws import error_code, service_call
 from sluice.errors import RefusedError, TransientError
 from sluice.layout import text_key
 from sluice.registry import DocumentRecord, Registry
-from sluice.sinks import SinkState, SinkStateStore, SinkStatus, chunks_of, send_in_batches
+from sluice.sinks import CallCount, SinkState, SinkStateStore, SinkStatus, chunks_of, send_in_batches
 from sluice.sinks.bedrock import RateLimit
 from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, settle
 from sluice.storage import RawStore
@@ -69,6 +69,7 @@ class KendraApi:
         self.role_arn = role_arn
         self.data_source_id = data_source_id  # a custom data source: Kendra's sync history shows our syncs
         self._limit = RateLimit(per_second)
+        self.calls = CallCount()
         self._fields: dict[str, str] | None = None
         self._execution: str | None = None
         self._sleep = sleep
@@ -121,9 +122,14 @@ class KendraApi:
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         self._limit.wait()
-        with service_call(operation):
-            response: dict[str, Any] = getattr(self._client, operation)(**params)
-            return response
+        self.calls.calls += 1
+        try:
+            with service_call(operation):
+                response: dict[str, Any] = getattr(self._client, operation)(**params)
+                return response
+        except (TransientError, RefusedError):
+            self.calls.failures += 1
+            raise
 
     def declared_fields(self) -> dict[str, str]:
         """Custom attribute name → Kendra type (STRING_VALUE, STRING_LIST_VALUE, LONG_VALUE, DATE_VALUE)."""

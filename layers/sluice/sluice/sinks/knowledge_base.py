@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from sluice.errors import RefusedError, TransientError
 from sluice.layout import chunk_key
@@ -34,7 +33,7 @@ from sluice.sinks.bedrock import (
     KbDocument,
     client_token,
 )
-from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, now_iso, settle
+from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, epoch, now_iso, settle
 
 DONE = frozenset({"INDEXED"})
 GONE = frozenset({"NOT_FOUND"})
@@ -237,7 +236,7 @@ class KnowledgeBaseSink(DiffSink):
         one dirty so that another follows it."""
         if lock is None or lock.status is not SinkStatus.PENDING:
             return self._start(lock)
-        if self.clock() - _epoch(lock.updated_at) > STALE_LOCK_SECONDS:
+        if self.clock() - epoch(lock.updated_at) > STALE_LOCK_SECONDS:
             # No news for an hour: its poll chain may be lost. A new chain replaces it.
             chain = uuid.uuid4().hex[:12]
             self._write_lock(lock, failures={**lock.failures, "dirty": "1", "chain": chain})
@@ -349,18 +348,20 @@ class KnowledgeBaseSink(DiffSink):
                 done = state.evolve(status=SinkStatus.FAILED, pending=(), failures={"job": failure})
             else:
                 done = state.evolve(status=SinkStatus.INDEXED if state.held else SinkStatus.ABSENT, pending=())
-            with suppress(StateConflictError):  # changed again meanwhile: a later job settles it
+            try:
                 self.states.put(done.evolve(version=state.version + 1, updated_at=now_iso(self.clock)),
                                 expected_version=state.version)  # fmt: skip
+            except StateConflictError:
+                continue  # changed again meanwhile: a later job settles it
+            if failure is None:
+                # Lag since the document was marked for a job (the registry is not read here: up to
+                # ``settle_limit`` documents a poll), which leaves out the event's way to this sink.
+                self.confirmed(state.updated_at)
         return False
 
 
 def _settle_entries(lock: SinkState | None) -> list[str]:
     return lock.failures.get("settle", "").split() if lock is not None else []
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _mark(pending: str) -> int:

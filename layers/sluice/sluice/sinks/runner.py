@@ -77,9 +77,11 @@ class BatchReport:
     results: list[SyncResult]
     malformed: list[str]
     job: dict[str, Any] = field(default_factory=dict)
+    lags: list[float] = field(default_factory=list)  # seconds from a registry change to the index confirming it
 
 
 def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) -> BatchReport:
+    sink.take_lags()  # what an earlier batch left (one that raised) is not this batch's
     messages, malformed = [], []
     for message_id, body in records:
         try:
@@ -121,4 +123,5 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
     report.failed_message_ids += [
         m.message_id for m in messages if retry & set(m.sync + m.retry + list(m.check))
     ] + malformed
+    report.lags = sink.take_lags()
     return report
