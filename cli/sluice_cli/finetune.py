@@ -42,18 +42,18 @@ def follow(client: Clients, arn: str, out: TextIO | None, timeout: float) -> Fin
     sfn = client("stepfunctions")
     run = FineTuneRun(arn)
     deadline = time.monotonic() + timeout
-    seen = 0
+    events: list[dict[str, Any]] = []
     while True:
-        events = _history(sfn, arn)
-        for event in events[seen:]:
+        # The status first, then the history: a run that ended in between still shows its last states.
+        execution = sfn.describe_execution(executionArn=arn)
+        for event in _new_events(sfn, arn, events[-1]["id"] if events else 0):
+            events.append(event)
             entered = event.get("stateEnteredEventDetails")
             if entered:
                 run.states.append(entered["name"])
                 if out is not None:
                     out.write(f"    {entered['name']}\n")
                     out.flush()
-        seen = len(events)
-        execution = sfn.describe_execution(executionArn=arn)
         if execution["status"] != "RUNNING" or time.monotonic() > deadline:
             break
         time.sleep(POLL)
@@ -64,11 +64,16 @@ def follow(client: Clients, arn: str, out: TextIO | None, timeout: float) -> Fin
     return run
 
 
-def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-        events.extend(page["events"])
-    return events
+def _new_events(sfn: Any, arn: str, after: int) -> list[dict[str, Any]]:
+    """The history's events after event ``after``, oldest first: read newest first and only as far
+    back as needed, so following a days-long job does not read its whole history at every look."""
+    new: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn, reverseOrder=True):
+        for event in page["events"]:
+            if event["id"] <= after:
+                return new[::-1]
+            new.append(event)
+    return new[::-1]
 
 
 def _report_uri(events: list[dict[str, Any]]) -> str:

@@ -11,6 +11,8 @@ stack exercises the same paths as a deployed one:
 - Bedrock's model-customization jobs take a job name or ARN; moto only a name. And a moto job stays
   ``InProgress`` forever: here it completes after JOB_CHECKS_TO_COMPLETE status checks (training,
   locally, is instant), unless something set another status (a test failing or stopping it).
+- moto's GetExecutionHistory ignores ``reverseOrder`` (newest first), which `sluice finetune` uses to
+  read only the events it has not seen; here it is honoured.
 - moto's Step Functions interpreter logs an ERROR with a traceback-like line whenever a Choice's
   ``IsPresent`` test finds the path absent, which is that test's documented use; silenced.
 
@@ -72,6 +74,7 @@ def apply() -> None:
     models.S3Backend.delete_object = delete_object  # type: ignore[method-assign]
     _patch_bedrock_jobs()
     _patch_sdk_integrations()
+    _patch_history_order()
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     _applied = True
 
@@ -99,6 +102,22 @@ def _patch_sdk_integrations() -> None:
     sdk._SERVICE_ERROR_NAMES.setdefault("bedrock", "Bedrock")  # errors are Bedrock.ThrottlingException, as in AWS
     sdk.StateTaskServiceAwsSdk._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
     sdk.StateTaskServiceAwsSdk._normalise_response = normalise_response  # type: ignore[method-assign]
+
+
+def _patch_history_order() -> None:
+    from moto.stepfunctions import responses
+
+    original = responses.StepFunctionResponse.get_execution_history
+
+    def get_execution_history(self: Any) -> Any:
+        result = original(self)
+        if self._get_param("reverseOrder"):
+            history: dict[str, Any] = dict(result.result)  # type: ignore[call-overload]
+            history["events"] = list(reversed(history["events"]))
+            result._result = history
+        return result
+
+    responses.StepFunctionResponse.get_execution_history = get_execution_history  # type: ignore[method-assign]
 
 
 def _job_name(identifier: str) -> str:
