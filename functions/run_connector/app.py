@@ -40,9 +40,16 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+@cache
+def _client(service: str) -> Any:
+    return _session().client(service, config=_CLIENT_CONFIG)
+
+
 def _aws(service: str, role_arn: str | None = None) -> Any:
+    """A client of the function's own role (one per service, kept across invocations), or of an
+    assumed role (fresh credentials each time)."""
     if role_arn is None:
-        return _session().client(service, config=_CLIENT_CONFIG)
+        return _client(service)
     keys = _session().client("sts").assume_role(RoleArn=role_arn, RoleSessionName="sluice-connector")["Credentials"]
     return boto3.session.Session(
         aws_access_key_id=keys["AccessKeyId"],

@@ -76,7 +76,6 @@ class RunState:
     cursor: str | None = None
     pass_id: str = ""  # the pass in progress (complete-listing sources)
     last_run: dict[str, Any] = field(default_factory=dict)
-    last_complete_pass: str = ""
 
 
 class ConnectorState(Protocol):
@@ -283,7 +282,6 @@ class ConnectorRunner:
             report.pass_complete = True
             if complete:
                 self._sweep(run.pass_id, report)
-                run.last_complete_pass = run.pass_id
                 run.pass_id = ""
                 # The next pass lists everything again, from the connector's carry-over. Unless
                 # the connector called items unchanged that the state does not hold (state lost or

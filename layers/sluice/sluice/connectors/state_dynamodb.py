@@ -71,18 +71,16 @@ class DynamoDBConnectorState:
             cursor=item["cursor"]["S"] if "cursor" in item else None,
             pass_id=item.get("pass_id", {}).get("S", ""),
             last_run=json.loads(item["last_run"]["S"]) if "last_run" in item else {},
-            last_complete_pass=item.get("last_complete_pass", {}).get("S", ""),
         )
 
     def save_run(self, instance: str, run: RunState, owner: str, until: float) -> None:
         values: dict[str, Any] = {
             ":pass": {"S": run.pass_id},
             ":run": {"S": json.dumps(run.last_run)},
-            ":complete": {"S": run.last_complete_pass},
             ":owner": {"S": owner},
             ":until": {"N": repr(until)},
         }
-        update = "SET pass_id = :pass, last_run = :run, last_complete_pass = :complete, lease_until = :until"
+        update = "SET pass_id = :pass, last_run = :run, lease_until = :until"
         if run.cursor is None:
             update += " REMOVE #cursor"
         else:
