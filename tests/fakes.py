@@ -66,6 +66,9 @@ class FakeProcessedStore:
         self.files[key] = body
         self.puts.append(key)
 
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.files if k.startswith(prefix))
+
     def delete(self, keys: Sequence[str]) -> None:
         for key in keys:
             self.files.pop(key, None)

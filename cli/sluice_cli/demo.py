@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sluice.layout import document_id, s3_uri
+from sluice.layout import chunk_key, document_id, s3_uri
+from sluice.reconcile import describe
 from sluice.registry import DocumentRecord, Status
 from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.sinks import SinkStatus
 from sluice.sinks.state_dynamodb import DynamoDBSinkStates
-from sluice_cli import connectors, finetune
+from sluice_cli import connectors, finetune, reconcile
 from sluice_cli.local import emulators
 from sluice_cli.local.stack import DEFAULT_PORT, LocalStack, port_is_free
 from sluice_cli.search import render, search
@@ -81,6 +82,7 @@ class DemoResult:
     hits: list[Any] = field(default_factory=list)
     finetune: finetune.FineTuneRun | None = None
     notifications: list[str] = field(default_factory=list)  # what the fine-tune topic sent
+    reconciled: list[str] = field(default_factory=list)  # the two reconciliation reports
 
 
 def drain_events(stack: LocalStack) -> list[dict[str, Any]]:
@@ -204,6 +206,7 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
         steps += synced
         result.settled &= bool(synced)
     result.steps = steps
+    result.reconciled = _reconcile(stack, registry, progress)
     result.records = sorted(registry.records(), key=lambda r: r.key)
     paginator = s3.get_paginator("list_objects_v2")
     result.processed_objects = sum(
@@ -218,6 +221,29 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
     result.hits = search(outputs, stack.client, SEARCH, top_k=2)
     result.finetune, result.notifications = _fine_tune(stack, samples.parent / "events" / FINETUNE_INPUT, out)
     return result
+
+
+def _reconcile(stack: LocalStack, registry: DynamoDBRegistry, progress: Progress) -> list[str]:
+    """Lose a chunk file and a Kendra document behind Sluice's back; reconcile finds and repairs both,
+    and the next pass finds nothing."""
+    outputs = stack.outputs()
+    victim = next((r for r in registry.records(Status.PROCESSED) if r.chunks), None)
+    if victim is None or "KendraIndexId" not in outputs:
+        return []
+    progress.update("reconciling a corrupted stack")
+    lost = chunk_key(victim.doc_id, victim.chunks[0])
+    stack.client("s3").delete_object(Bucket=outputs["ProcessedBucketName"], Key=lost)
+    stack.client("kendra").batch_delete_document(IndexId=outputs["KendraIndexId"], DocumentIdList=[victim.source_uri])
+    environment = stack.functions["ReconcileFunction"].environment
+    repaired = reconcile.run_here(environment, stack.client, dry_run=False)
+    stack.wait_idle(timeout=60)
+    again = reconcile.run_here(environment, stack.client, dry_run=False)
+    progress.done(f"reconciled: {repaired.drift} drift found and repaired, then {again.drift}")
+    return [
+        f"lost behind Sluice's back: s3://{outputs['ProcessedBucketName']}/{lost} and Kendra's {victim.source_uri}",
+        *describe(repaired),
+        *describe(again),
+    ]
 
 
 def _web_connector(
@@ -349,6 +375,10 @@ def report(stack: LocalStack, result: DemoResult, out: TextIO, max_tokens: int) 
         out.write(f"  HTTP {status}\n" if status != 200 else "\n")
     out.write(f"\nsluice search {SEARCH!r} --local --top-k 2\n")
     render(SEARCH, result.hits, out, as_json=False, width=96)
+    if result.reconciled:
+        out.write("\nsluice reconcile --local, twice\n")
+        for line in result.reconciled:
+            out.write(f"  {line}\n")
     if result.finetune is not None:
         out.write(f"\nsluice finetune events/{FINETUNE_INPUT} --local --poll-seconds 1\n")
         finetune.render(result.finetune, out)

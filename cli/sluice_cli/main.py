@@ -7,7 +7,7 @@ sluice local demo [--port N] [--serve]
 sluice status [--local | --stack NAME] [--json]
 sluice search QUERY [--local | --stack NAME] [--top-k N] [--json]
 sluice redrive [--sink ingest|kb|kendra] [--local | --stack NAME]
-sluice resync [--sink kb|kendra] [--local | --stack NAME]
+sluice reconcile [--local | --stack NAME] [--dry-run] [--json]
 sluice connector run NAME [--local | --stack NAME] [--json]
 sluice finetune INPUT.json [--local | --stack NAME] [--name NAME] [--poll-seconds N] [--no-wait]
 """
@@ -156,10 +156,26 @@ def _redrive(args: argparse.Namespace, outputs: dict[str, str], client: Clients)
     return redrive(outputs, client, args.sink, sys.stdout)
 
 
-def _resync(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
-    from sluice_cli.repair import resync
+def _reconcile(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
+    from sluice_cli import reconcile
 
-    return resync(outputs, client, args.sink, sys.stdout)
+    report: Any
+    try:
+        if args.local:
+            from sluice_cli.local.stack import StackState, find_root
+
+            environments = StackState.read(find_root() / ".sluice" / "local").environments
+            report = reconcile.run_here(environments["ReconcileFunction"], client, dry_run=args.dry_run)
+        else:
+            report = reconcile.run_deployed(outputs, client, dry_run=args.dry_run)
+    except (LookupError, KeyError) as exc:
+        sys.stderr.write(f"sluice reconcile: {exc}\n")
+        return 1
+    if args.json:
+        print(json.dumps(report if isinstance(report, dict) else report.to_json()))
+    else:
+        reconcile.render(report, sys.stdout)
+    return 0
 
 
 def _finetune(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
@@ -250,10 +266,13 @@ def parser() -> argparse.ArgumentParser:
     _where(redrive)
     redrive.set_defaults(run=_on_stack("redrive", _redrive))
 
-    resync = commands.add_parser("resync", help="every document compared with the sinks again (repairs drift)")
-    resync.add_argument("--sink", choices=["kb", "kendra"], help="one sink only (default: all)")
-    _where(resync)
-    resync.set_defaults(run=_on_stack("resync", _resync))
+    reconcile = commands.add_parser(
+        "reconcile", help="RawBucket vs registry vs processed files vs each index; repair the drift"
+    )
+    _where(reconcile)
+    reconcile.add_argument("--dry-run", action="store_true", help="find and report; change nothing")
+    reconcile.add_argument("--json", action="store_true", help="the report as JSON")
+    reconcile.set_defaults(run=_on_stack("reconcile", _reconcile))
 
     connector = commands.add_parser("connector", help="connector syncs")
     connector_commands = connector.add_subparsers(dest="connector_command", required=True)

@@ -5,10 +5,8 @@ For each chosen queue (ingest, kb, kendra) the messages in its dead-letter queue
 it, and for each sink every document it recorded as FAILED is queued again with ``retry_failed``,
 so the sink sends exactly what the index refused (or a failed job covered) once more.
 
-`sluice resync [--sink NAME]`: every document of the registry is queued for the sinks again. Each
-sink compares and sends only differences, so this costs registry reads and no index calls when the
-index is in step; it repairs drift (events lost beyond the dead-letter queues' retention, an index
-changed by hand) and fills a newly added sink.
+Drift (events lost beyond the dead-letter queues' retention, an index changed by hand, a newly added
+sink) is `sluice reconcile`'s (cli/sluice_cli/reconcile.py).
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.sinks import SinkStatus
 from sluice.sinks.runner import MAX_IDS_PER_MESSAGE, sync_message
 from sluice.sinks.state_dynamodb import DynamoDBSinkStates
@@ -68,19 +65,4 @@ def redrive(outputs: dict[str, str], client: ClientFactory, only: str | None, ou
             again = requeue_failed(states, sqs, name, queue)
             line += f", {again} failed document{'s' if again != 1 else ''} queued again"
         out.write(line + "\n")
-    return 0
-
-
-def resync(outputs: dict[str, str], client: ClientFactory, only: str | None, out: TextIO) -> int:
-    sqs = client("sqs")
-    names = [n for n in SINKS if (only is None or n == only) and SINKS[n][0] in outputs]
-    if not names:
-        out.write(f"this stack has no {only or 'sink'} queue\n")
-        return 1
-    doc_ids = [r.doc_id for r in DynamoDBRegistry(client("dynamodb"), outputs["DocumentsTableName"]).records()]
-    for name in names:
-        queue = outputs[SINKS[name][0]]
-        for i in range(0, len(doc_ids), MAX_IDS_PER_MESSAGE):
-            sqs.send_message(QueueUrl=queue, MessageBody=sync_message(doc_ids[i : i + MAX_IDS_PER_MESSAGE]))
-        out.write(f"{name}: {len(doc_ids)} documents queued for comparison\n")
     return 0

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from sluice.reconcile import PassStore
 from sluice.registry import Status
 from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.sinks import SinkStatus
@@ -65,7 +66,16 @@ def collect(outputs: dict[str, str], client: ClientFactory) -> dict[str, Any]:
         "sinks": _sinks(outputs, client, registry),
         "queues": queues,
         "connectors": connectors.status(outputs, client),
+        "reconciliation": _reconciliation(outputs, client),
     }
+
+
+def _reconciliation(outputs: dict[str, str], client: ClientFactory) -> dict[str, Any] | None:
+    """The last complete reconciliation pass, in brief."""
+    last = PassStore(client("dynamodb"), outputs["DocumentsTableName"]).last()
+    if last is None:
+        return None
+    return {"pass_id": last.pass_id, "finished_at": last.finished_at, "found": last.found, "repairs": last.repairs}
 
 
 def _sinks(outputs: dict[str, str], client: ClientFactory, registry: DynamoDBRegistry) -> dict[str, Any]:
@@ -123,6 +133,13 @@ def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
     if dead or failed:
         out.write("  Some work failed repeatedly: fix the cause, then `sluice redrive`.\n")
     connectors.render_status(status.get("connectors") or {}, out)
+    reconciled = status.get("reconciliation")
+    out.write("Reconciliation\n")
+    if reconciled is None:
+        out.write("  no pass completed yet (`sluice reconcile`)\n")
+    else:
+        found = ", ".join(f"{n} {kind}" for kind, n in sorted(reconciled["found"].items())) or "no drift"
+        out.write(f"  last pass finished {reconciled['finished_at']}: {found}\n")
     if status["quarantined"]:
         out.write("Quarantined\n")
         width = max(len(q["key"]) for q in status["quarantined"])

@@ -242,10 +242,11 @@ def test_cli_searches_and_redrives_the_running_stack(stack: LocalStack) -> None:
         )
         assert stack.wait_idle(timeout=30) and stack.queue_depth(dead) == 0
         start = len(emulators.read_calls(stack.emulator_dir))
-        again = sluice("resync", "--local")
-        assert "kb:" in again.stdout and "kendra:" in again.stdout
+        again = json.loads(sluice("reconcile", "--local", "--json").stdout)
+        assert again["found"] == {} and again["repairs"] == {}
         assert stack.wait_idle(timeout=60)
-        assert _calls_since(stack, start) == []  # everything was in step: compared, nothing sent
+        reads = {"GetKnowledgeBaseDocuments", "ListKnowledgeBaseDocuments", "BatchGetDocumentStatus"}
+        assert {op for op, _ in _calls_since(stack, start)} <= reads  # everything was in step: asked, nothing sent
         status = sluice("status", "--local", "--json")
         sinks = json.loads(status.stdout)["sinks"]
         assert sinks["kb"]["indexed"] >= 1 and sinks["kendra"]["indexed"] >= 1 and sinks["kendra"]["failed"] == 0
@@ -305,3 +306,38 @@ def test_a_web_connector_sync_flows_through_the_pipeline_and_status_reports_it(s
             assert missing.returncode == 1 and "no instance or type named" in missing.stderr
     finally:
         site.stop()
+
+
+def test_sluice_reconcile_repairs_a_deliberately_corrupted_stack(stack: LocalStack) -> None:
+    outputs = stack.outputs()
+    raw, processed, table = outputs["RawBucketName"], outputs["ProcessedBucketName"], outputs["DocumentsTableName"]
+    s3, ddb = stack.client("s3"), stack.client("dynamodb")
+    files = {f"reconcile/{n}.md": f"# Note {n}\n\nTide gauge {n} reads high water at noon.\n" for n in range(3)}
+    for key, body in files.items():
+        s3.put_object(Bucket=raw, Key=key, Body=body.encode())
+    for key in files:
+        _wait_for(stack, key, lambda i: i["status"]["S"] == "PROCESSED")
+    assert stack.wait_idle(timeout=60)
+    with _cli(stack) as sluice:
+        clean = json.loads(sluice("reconcile", "--local", "--json").stdout)
+        assert clean["complete"] and clean["found"] == {}, clean["examples"]
+        docs = [document_id(s3_uri(raw, k)) for k in files]
+        ddb.delete_item(TableName=table, Key={"doc_id": {"S": docs[0]}})  # the registry forgot a document
+        (first, *_) = _processed(stack, "reconcile/1.md")
+        s3.delete_object(Bucket=processed, Key=first)  # a processed file was lost
+        stack.client("kendra").batch_delete_document(  # the index lost a document
+            IndexId=outputs["KendraIndexId"], DocumentIdList=[s3_uri(raw, "reconcile/2.md")]
+        )
+        dry = sluice("reconcile", "--local", "--dry-run")
+        assert "dry run" in dry.stdout and "unrecorded" in dry.stdout and "index_lost" in dry.stdout, dry.stdout
+        repaired = json.loads(sluice("reconcile", "--local", "--json").stdout)
+        assert repaired["found"] == {"unrecorded": 1, "processed_missing": 1, "index_lost": 1}
+        assert _wait_for(stack, "reconcile/0.md", lambda i: i["status"]["S"] == "PROCESSED")
+        assert stack.wait_idle(timeout=60)
+        after = json.loads(sluice("reconcile", "--local", "--json").stdout)
+        assert after["found"] == {}, after["examples"]
+    assert first in _processed(stack, "reconcile/1.md")
+    statuses = stack.client("kendra").batch_get_document_status(
+        IndexId=outputs["KendraIndexId"], DocumentInfoList=[{"DocumentId": s3_uri(raw, "reconcile/2.md")}]
+    )["DocumentStatusList"]
+    assert statuses[0]["DocumentStatus"] == "INDEXED"

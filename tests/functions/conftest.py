@@ -21,6 +21,7 @@ from moto import mock_aws
 ROOT = Path(__file__).resolve().parents[2]
 RAW = "sluice-raw-example"  # the bucket the files in events/ name
 PROCESSED = "sluice-processed-test"
+KB, DS, INDEX = "LOCALKB001", "LOCALDS001", "10ca1000-0000-4000-8000-000000000001"
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -137,3 +138,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         }.items():
             monkeypatch.setenv(name, value)
         yield Aws(s3, ddb, sqs, tap)
+
+
+@pytest.fixture
+def emulated(aws: Aws, tmp_path: Path) -> Iterator[Path]:
+    """The local stack's Bedrock and Kendra emulators, reading chunks from moto's S3."""
+    from sluice_cli.local import emulators
+
+    emulator = emulators.install(tmp_path / "emulators", s3=aws.s3)
+    emulator.create_data_source(KB, DS, PROCESSED, "chunks/")
+    emulator.create_index(INDEX, emulators.LOCAL_KENDRA_FIELDS)
+    yield tmp_path / "emulators"
+    emulators.uninstall()

@@ -6,7 +6,6 @@ handler; the bus events it published are what the sink queues receive."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,6 +14,9 @@ import boto3
 import pytest
 
 from functions.conftest import (
+    DS,
+    INDEX,
+    KB,
     PROCESSED,
     RAW,
     Aws,
@@ -29,7 +31,6 @@ from sluice.sinks import SinkStatus
 from sluice.sinks.state_dynamodb import DynamoDBSinkStates
 from sluice_cli.local import emulators
 
-KB, DS, INDEX = "LOCALKB001", "LOCALDS001", "10ca1000-0000-4000-8000-000000000001"
 GUIDE = b"# Getting started\n\nDrop a file into the raw bucket.\n\n## Next\n\nWatch it become searchable chunks.\n"
 
 
@@ -61,15 +62,6 @@ def _record(body: str, message_id: str = "m1", receipt: str = "r1") -> dict[str,
         "body": body,
         "attributes": {"ApproximateReceiveCount": "1"},
     }
-
-
-@pytest.fixture
-def emulated(aws: Aws, tmp_path: Path) -> Iterator[Path]:
-    emulator = emulators.install(tmp_path / "emulators", s3=aws.s3)
-    emulator.create_data_source(KB, DS, PROCESSED, "chunks/")
-    emulator.create_index(INDEX, emulators.LOCAL_KENDRA_FIELDS)
-    yield tmp_path / "emulators"
-    emulators.uninstall()
 
 
 def _sink(aws: Aws, monkeypatch: pytest.MonkeyPatch, kind: str) -> Sink:

@@ -404,3 +404,21 @@ def test_the_dashboard_is_json_and_shows_what_exists_with_metrics_that_exist(
     assert shown["FunctionName"] == existing["AWS::Serverless::Function"]  # errors and durations of each
     assert shown["QueueName"] == existing["AWS::SQS::Queue"]
     assert shown["Sink"] == {s for s, c in (("kb", "HasKnowledgeBase"), ("kendra", "HasKendra")) if conditions[c]}
+
+
+def test_the_reconciler_reads_the_pipeline_settings_the_ingest_function_applies(source: dict[str, Any]) -> None:
+    """Otherwise every record would look made by another pipeline (or none would)."""
+    resources = source["Resources"]
+    ingest = resources["IngestDocumentFunction"]["Properties"]["Environment"]["Variables"]
+    reconcile = resources["ReconcileFunction"]["Properties"]["Environment"]["Variables"]
+    pipeline = {
+        "MAX_TOKENS",
+        "OVERLAP_TOKENS",
+        "MIN_TOKENS",
+        "BREADCRUMB",
+        "MAX_DOCUMENT_BYTES",
+        "MAX_PAGES",
+        "MAX_CHUNKS",
+    }
+    assert {k: v for k, v in ingest.items() if k in pipeline} == {k: v for k, v in reconcile.items() if k in pipeline}
+    assert resources["ReconcileFunction"]["Properties"]["EventInvokeConfig"]["MaximumRetryAttempts"] == 0

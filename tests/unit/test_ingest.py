@@ -295,3 +295,31 @@ def test_duplicated_and_reordered_events_end_in_the_latest_state(ops: list[str],
         announced |= set(event.detail["chunks"]["added"])
         announced -= set(event.detail["chunks"]["removed"])
     assert announced == set(record.chunks if record else ())
+
+
+def _rebuild(key: str, trigger: str = "reconcile:p1") -> ObjectEvent:
+    return ObjectEvent(BUCKET, key, removed=False, trigger=trigger, rebuild=True)
+
+
+def test_a_rebuild_rewrites_missing_files_and_deletes_strays_without_announcing(world: World) -> None:
+    world.service.handle(world.put("guide.md", "# Guide\n\n" + _paragraphs(12)))
+    record = world.record("guide.md")
+    files = dict(world.processed.files)
+    lost = sorted(world.chunk_files("guide.md"))[0]
+    del world.processed.files[lost]
+    stray = f"chunks/{record.doc_id}/{'f' * 20}.txt"
+    world.processed.files[stray] = world.processed.files[stray + ".metadata.json"] = b"stray"
+    announced = len(world.bus.events)
+    outcome = world.service.handle(_rebuild("guide.md"))
+    assert outcome.action is Action.UNCHANGED  # same chunks: nothing for the sinks
+    assert world.processed.files == files
+    assert len(world.bus.events) == announced
+
+
+def test_a_rebuild_of_a_deleted_document_removes_everything_left(world: World) -> None:
+    world.service.handle(world.put("guide.md", "# Guide\n\n" + _paragraphs(3)))
+    doc = world.record("guide.md").doc_id
+    world.service.handle(world.delete("guide.md"))
+    world.processed.files[f"chunks/{doc}/{'a' * 20}.txt"] = world.processed.files[f"documents/{doc}.txt"] = b"x"
+    assert world.service.handle(_rebuild("guide.md")).action is Action.IGNORED
+    assert not [k for k in world.processed.files if doc in k]

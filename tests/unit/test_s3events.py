@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sluice.ingest import ObjectEvent
-from sluice.s3events import MalformedMessageError, parse_message
+from sluice.s3events import MalformedMessageError, parse_message, recheck_message
 
 
 def _classic(name: str, key: str, **obj: str) -> str:
@@ -70,3 +70,16 @@ def test_idempotency_key_is_the_business_identity_not_the_message() -> None:
     a = ObjectEvent("raw", "k", removed=False, sequencer="01", version_id="v1")
     assert a.idempotency_key == "raw/k#created#01"
     assert ObjectEvent("raw", "k", removed=True, sequencer="02").idempotency_key == "raw/k#removed#02"
+
+
+def test_a_reconciler_recheck_is_an_event_named_by_its_pass() -> None:
+    (event,) = parse_message(recheck_message("raw", "a b+c.md", "reconcile:p1", rebuild=True))
+    assert event == ObjectEvent("raw", "a b+c.md", removed=False, trigger="reconcile:p1", rebuild=True)
+    assert event.idempotency_key == "raw/a b+c.md#rebuild#reconcile:p1"
+    (plain,) = parse_message(recheck_message("raw", "a.md", "reconcile:p2"))
+    assert not plain.rebuild and plain.idempotency_key == "raw/a.md#created#reconcile:p2"
+
+
+def test_a_recheck_without_its_fields_is_malformed() -> None:
+    with pytest.raises(MalformedMessageError, match="recheck without"):
+        parse_message(json.dumps({"sluice": "recheck", "bucket": "raw"}))

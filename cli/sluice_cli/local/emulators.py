@@ -278,6 +278,23 @@ class Emulator:
             details.append(self._detail(kb, ds, uri, *(row or ("NOT_FOUND", ""))))
         return {"documentDetails": details}
 
+    def _bedrock_agent__list_knowledge_base_documents(self, params: dict[str, Any]) -> dict[str, Any]:
+        kb, ds, _, _ = self._data_source(params)
+        limit = int(params.get("maxResults") or 1000)
+        after = params.get("nextToken") or ""
+        rows = (
+            self._db()
+            .execute(
+                "SELECT uri, status, reason FROM kb_chunks WHERE kb = ? AND ds = ? AND uri > ? ORDER BY uri LIMIT ?",
+                (kb, ds, after, limit + 1),
+            )
+            .fetchall()
+        )
+        response: dict[str, Any] = {"documentDetails": [self._detail(kb, ds, *row) for row in rows[:limit]]}
+        if len(rows) > limit:
+            response["nextToken"] = rows[limit - 1][0]
+        return response
+
     # -- Bedrock Agent: ingestion jobs -------------------------------------------------------------
 
     def _bedrock_agent__start_ingestion_job(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class StackState:
     tap_queue_url: str | None = None
     pid: int = 0
     emulator_dir: str = ""  # where the emulated Bedrock and Kendra keep their index and call log
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)  # each function's, resolved
 
     @classmethod
     def read(cls, state_dir: Path) -> StackState:
@@ -224,6 +225,7 @@ class LocalStack:
             tap_queue_url=self.tap_queue_url,
             pid=os.getpid(),
             emulator_dir=str(self.emulator_dir),
+            environments={name: spec.environment for name, spec in self.functions.items()},
         )
 
     # -- provisioning ----------------------------------------------------------------------------

@@ -23,7 +23,17 @@ from typing import Any
 
 from sluice.bus import DOCUMENT_CHANGED, DOCUMENT_DELETED, DOCUMENT_QUARANTINED, DocumentEvent, EventBus
 from sluice.errors import DocumentBusyError, QuarantineError, Reason, TransientError
-from sluice.layout import Source, chunk_files, chunk_key, document_id, s3_uri, sidecar_key, text_key
+from sluice.layout import (
+    Source,
+    chunk_files,
+    chunk_key,
+    chunk_prefix,
+    document_id,
+    processed_owner,
+    s3_uri,
+    sidecar_key,
+    text_key,
+)
 from sluice.metadata import document_of, parse_metadata, sidecar_of
 from sluice.process import Extractor, PipelineSettings, in_process, process_document
 from sluice.registry import DocumentRecord, Registry, Status
@@ -59,12 +69,17 @@ class ObjectEvent:
     sequencer: str | None = None
     version_id: str | None = None
     etag: str | None = None
+    # A recheck the reconciler asked for (its pass id): no S3 stamp, so this names the request.
+    trigger: str | None = None
+    rebuild: bool = False  # rewrite the document's processed files and delete strays (a repair)
 
     @property
     def idempotency_key(self) -> str:
-        """Business identity of the event: bucket, key, kind and sequencer (or version, or ETag)."""
-        stamp = self.sequencer or self.version_id or self.etag or ""
-        return f"{self.bucket}/{self.key}#{'removed' if self.removed else 'created'}#{stamp}"
+        """Business identity of the event: bucket, key, kind and sequencer (or version, or ETag, or
+        the reconciliation pass that asked for it)."""
+        stamp = self.sequencer or self.version_id or self.etag or self.trigger or ""
+        kind = "removed" if self.removed else "rebuild" if self.rebuild else "created"
+        return f"{self.bucket}/{self.key}#{kind}#{stamp}"
 
 
 class Action(StrEnum):
@@ -135,7 +150,7 @@ class IngestService:
         if parent is not None:
             # A document's .metadata.json changed: the document is re-read with it. (Its sequencer
             # orders the sidecar's writes, not the document's, so it is not carried over.)
-            event = ObjectEvent(event.bucket, parent, removed=False)
+            event = ObjectEvent(event.bucket, parent, removed=False, trigger=event.trigger, rebuild=event.rebuild)
         uri = s3_uri(event.bucket, event.key)
         doc_id = document_id(uri)
         owner = uuid.uuid4().hex
@@ -209,6 +224,7 @@ class _Transition:
         self.metadata_etag = meta_head.etag if meta_head is not None else None
         settled = (
             record is not None
+            and not self.event.rebuild
             and record.status is not Status.DELETED
             and record.fingerprint == fingerprint
             and record.metadata_etag == self.metadata_etag
@@ -244,13 +260,16 @@ class _Transition:
 
         hashes = tuple(files)
         old = set(record.chunks) if record is not None and record.status is Status.PROCESSED else set()
+        if self.event.rebuild:
+            self._sweep(keep=set(hashes) | old)
         for chunk_hash, f in files.items():
-            if chunk_hash not in old:
+            if chunk_hash not in old or self.event.rebuild:
                 key = chunk_key(self.doc_id, chunk_hash)
                 self.s.processed.put(key, f.text.encode("utf-8", "surrogatepass"), "text/plain; charset=utf-8")
                 self.s.processed.put(sidecar_key(key), f.sidecar, "application/json")
         text_sha = hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest()
-        if record is None or record.status is not Status.PROCESSED or record.text_sha256 != text_sha:
+        stale_text = record is None or record.status is not Status.PROCESSED or record.text_sha256 != text_sha
+        if stale_text or self.event.rebuild:
             self.s.processed.put(
                 text_key(self.doc_id), doc.text.encode("utf-8", "surrogatepass"), "text/plain; charset=utf-8"
             )
@@ -315,6 +334,8 @@ class _Transition:
     def _quarantine(self, head: ObjectHead, raw_sha: str | None, exc: QuarantineError) -> Outcome:
         record = self.record
         held = record.chunks if record is not None and record.status is Status.PROCESSED else ()
+        if self.event.rebuild:
+            self._sweep(keep=set(held))  # what it held goes with the announcement (see _finish)
         new = self._base(head, raw_sha).evolve(
             status=Status.QUARANTINED,
             kind=exc.kind,
@@ -332,6 +353,9 @@ class _Transition:
 
     def _delete(self) -> Outcome:
         record = self.record
+        if self.event.rebuild:
+            processed = record is not None and record.status is Status.PROCESSED
+            self._sweep(keep=set(record.chunks) if record is not None and processed else set(), text=not processed)
         if record is None or record.status is Status.DELETED:
             if record is None:
                 self.s.registry.release(self.doc_id, self.owner)
@@ -363,6 +387,20 @@ class _Transition:
         return Outcome(Action.DELETED, self.doc_id, self.uri, removed=len(held))
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _sweep(self, keep: set[str], *, text: bool = False) -> None:
+        """A repair, under the lease: delete the document's chunk files (and, with ``text``, its
+        cleaned text) that neither its record nor this transition names. Files the record names are
+        left to the transition, which deletes them only after announcing their removal."""
+        keys = [
+            k
+            for k in self.s.processed.keys(chunk_prefix(self.doc_id))
+            if (owner := processed_owner(k)) is None or owner[1] not in keep
+        ]
+        if text:
+            keys.append(text_key(self.doc_id))
+        if keys:
+            self.s.processed.delete(keys)
 
     def _base(self, head: ObjectHead, raw_sha: str | None) -> DocumentRecord:
         """The record's identity and version fields for the object as it is now."""
@@ -416,7 +454,7 @@ class _Transition:
             "processed": {
                 "bucket": self.s.processed.bucket,
                 "text_key": text_key(record.doc_id) if record.status is Status.PROCESSED else None,
-                "chunk_prefix": f"chunks/{record.doc_id}/",
+                "chunk_prefix": chunk_prefix(record.doc_id),
             },
             "chunks": {
                 "count": len(record.chunks),

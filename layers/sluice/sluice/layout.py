@@ -43,8 +43,25 @@ def text_key(doc_id: str) -> str:
     return f"{DOCUMENT_PREFIX}{doc_id}.txt"
 
 
+def chunk_prefix(doc_id: str) -> str:
+    return f"{CHUNK_PREFIX}{doc_id}/"
+
+
 def chunk_key(doc_id: str, chunk_hash: str) -> str:
-    return f"{CHUNK_PREFIX}{doc_id}/{chunk_hash}.txt"
+    return f"{chunk_prefix(doc_id)}{chunk_hash}.txt"
+
+
+def processed_owner(key: str) -> tuple[str, str | None] | None:
+    """Whose processed file ``key`` is: (doc_id, chunk hash) for a chunk or its sidecar, (doc_id,
+    None) for a cleaned text, None for anything else in the bucket."""
+    if key.startswith(CHUNK_PREFIX):
+        doc_id, _, name = key[len(CHUNK_PREFIX) :].partition("/")
+        chunk_hash = name.split(".", 1)[0]
+        return (doc_id, chunk_hash) if doc_id and chunk_hash and "/" not in name else None
+    if key.startswith(DOCUMENT_PREFIX) and key.endswith(".txt"):
+        doc_id = key[len(DOCUMENT_PREFIX) : -len(".txt")]
+        return (doc_id, None) if doc_id and "/" not in doc_id else None
+    return None
 
 
 def sidecar_key(key: str) -> str:

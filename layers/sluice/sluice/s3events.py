@@ -1,7 +1,8 @@
 """S3 notifications as they arrive on the ingest queue, decoded into ObjectEvents.
 
 Handles classic S3 notifications (keys URL-encoded), the same wrapped in SNS, and S3 events routed
-through EventBridge; recognises the s3:TestEvent S3 sends when notifications are configured.
+through EventBridge; recognises the s3:TestEvent S3 sends when notifications are configured, and the
+rechecks the reconciler queues (``recheck_message``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,25 @@ from urllib.parse import unquote_plus
 
 from sluice.ingest import ObjectEvent
 
+RECHECK = "recheck"
+
 
 class MalformedMessageError(ValueError):
     """An SQS message body that is not an S3 notification."""
+
+
+def recheck_message(bucket: str, key: str, trigger: str, *, rebuild: bool = False) -> str:
+    """Read this object again, whatever its record says (the reconciler's repair)."""
+    body = {"sluice": RECHECK, "bucket": bucket, "key": key, "trigger": trigger}
+    return json.dumps({**body, "rebuild": True} if rebuild else body)
+
+
+def _recheck(message: dict[str, Any]) -> ObjectEvent:
+    fields = [message.get(f) for f in ("bucket", "key", "trigger")]
+    if not all(isinstance(f, str) and f for f in fields):
+        raise MalformedMessageError("recheck without bucket, key and trigger")
+    bucket, key, trigger = (str(f) for f in fields)
+    return ObjectEvent(bucket, key, removed=False, trigger=trigger, rebuild=message.get("rebuild") is True)
 
 
 def parse_message(body: str) -> list[ObjectEvent]:
@@ -33,6 +50,8 @@ def parse_message(body: str) -> list[ObjectEvent]:
         return [_classic(record) for record in message["Records"]]
     if message.get("source") == "aws.s3" and "detail" in message:
         return [_eventbridge(message)]
+    if message.get("sluice") == RECHECK:
+        return [_recheck(message)]
     raise MalformedMessageError("message is not an S3 event notification")
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sluice.chunk import ChunkSettings
 from sluice.extract import ParseLimits
 from sluice.ingest import IngestSettings
 from sluice.process import PipelineSettings
 from sluice.sandbox import SandboxLimits
+
+if TYPE_CHECKING:  # the reconciler's modules stay out of the ingest function's cold start
+    from sluice.reconcile import ReconcileSettings
 
 
 class ConfigurationError(ValueError):
@@ -59,6 +63,30 @@ class _Env:
             raise ConfigurationError("; ".join(self.problems))
 
 
+def _pipeline(e: _Env) -> PipelineSettings:
+    """The pipeline's settings (MAX_TOKENS, OVERLAP_TOKENS, MIN_TOKENS, BREADCRUMB, MAX_DOCUMENT_BYTES,
+    MAX_PAGES, MAX_CHUNKS): the ingest function applies them, the reconciler compares fingerprints."""
+    defaults = PipelineSettings()
+    max_tokens = e.integer("MAX_TOKENS", defaults.chunking.max_tokens)
+    overlap_tokens = e.integer("OVERLAP_TOKENS", -1)  # -1: max_tokens / 8
+    min_tokens = e.integer("MIN_TOKENS", -1)  # -1: max_tokens / 4
+    breadcrumb = e.boolean("BREADCRUMB")
+    max_bytes = e.integer("MAX_DOCUMENT_BYTES", defaults.max_bytes)
+    max_pages = e.integer("MAX_PAGES", defaults.parse.max_pages)
+    max_chunks = e.integer("MAX_CHUNKS", defaults.max_chunks)
+    try:
+        chunking = ChunkSettings(max_tokens, overlap_tokens, min_tokens, breadcrumb)
+    except ValueError as exc:
+        e.problems.append(str(exc))
+        chunking = ChunkSettings()
+    return PipelineSettings(
+        chunking=chunking,
+        parse=ParseLimits(max_pages=max_pages, max_chars=defaults.parse.max_chars),
+        max_bytes=max_bytes,
+        max_chunks=max_chunks,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class IngestFunctionSettings:
     processed_bucket: str
@@ -75,34 +103,16 @@ class IngestFunctionSettings:
         processed = e.required("PROCESSED_BUCKET")
         table = e.required("DOCUMENTS_TABLE")
         bus = e.required("EVENT_BUS_NAME")
-        defaults = PipelineSettings()
-        max_tokens = e.integer("MAX_TOKENS", defaults.chunking.max_tokens)
-        overlap_tokens = e.integer("OVERLAP_TOKENS", -1)  # -1: max_tokens / 8
-        min_tokens = e.integer("MIN_TOKENS", -1)  # -1: max_tokens / 4
-        breadcrumb = e.boolean("BREADCRUMB")
-        require_acl = e.boolean("REQUIRE_ACL")
-        max_bytes = e.integer("MAX_DOCUMENT_BYTES", defaults.max_bytes)
-        max_pages = e.integer("MAX_PAGES", defaults.parse.max_pages)
-        max_chunks = e.integer("MAX_CHUNKS", defaults.max_chunks)
+        pipeline = _pipeline(e)
         lease = e.integer("LEASE_SECONDS", int(IngestSettings().lease_seconds))
+        require_acl = e.boolean("REQUIRE_ACL")
         sandbox_defaults = SandboxLimits()
         sandbox = SandboxLimits(
             memory_mb=e.integer("PARSER_MEMORY_MB", sandbox_defaults.memory_mb),
             cpu_seconds=e.integer("PARSER_CPU_SECONDS", sandbox_defaults.cpu_seconds),
             wall_seconds=float(e.integer("PARSER_WALL_SECONDS", int(sandbox_defaults.wall_seconds))),
         )
-        try:
-            chunking = ChunkSettings(max_tokens, overlap_tokens, min_tokens, breadcrumb)
-        except ValueError as exc:
-            e.problems.append(str(exc))
-            chunking = ChunkSettings()
         e.check()
-        pipeline = PipelineSettings(
-            chunking=chunking,
-            parse=ParseLimits(max_pages=max_pages, max_chars=defaults.parse.max_chars),
-            max_bytes=max_bytes,
-            max_chunks=max_chunks,
-        )
         return cls(
             processed_bucket=processed,
             documents_table=table,
@@ -163,3 +173,32 @@ class SinkFunctionSettings:
             }
         e.check()
         return cls(**common, **specific)  # type: ignore[arg-type]
+
+
+def reconcile_settings(env: Mapping[str, str]) -> ReconcileSettings:
+    """ReconcileFunction's settings: the stack's buckets, table and queues, the sinks that exist, and
+    the same pipeline settings as the ingest function (to tell records made by an older pipeline)."""
+    from sluice.reconcile import ReconcileSettings
+
+    e = _Env(env)
+    defaults = ReconcileSettings("", "", "", "", "")
+    queues = {n: e.optional(v) for n, v in (("kb", "KB_QUEUE_URL"), ("kendra", "KENDRA_QUEUE_URL"))}
+    settings = ReconcileSettings(
+        raw_bucket=e.required("RAW_BUCKET"),
+        processed_bucket=e.required("PROCESSED_BUCKET"),
+        documents_table=e.required("DOCUMENTS_TABLE"),
+        ingest_queue_url=e.required("INGEST_QUEUE_URL"),
+        pipeline_fingerprint=_pipeline(e).fingerprint(),
+        sink_queues={n: q for n, q in queues.items() if q},
+        kb_mode=e.choice("SYNC_MODE", ("direct", "ingestion-job")),
+        max_repairs=e.integer("RECONCILE_MAX_REPAIRS", defaults.max_repairs),
+        max_index_calls=e.integer("RECONCILE_MAX_INDEX_CALLS", defaults.max_index_calls),
+        reprocess=e.boolean("RECONCILE_REPROCESS"),
+    )
+    if settings.sink_queues.get("kb"):
+        e.required("KNOWLEDGE_BASE_ID")
+        e.required("DATA_SOURCE_ID")
+    if settings.sink_queues.get("kendra"):
+        e.required("KENDRA_INDEX_ID")
+    e.check()
+    return settings

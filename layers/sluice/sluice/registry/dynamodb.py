@@ -8,7 +8,8 @@ status without a scan.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from typing import Any
 
@@ -16,10 +17,11 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from sluice.aws import error_code
-from sluice.errors import DocumentBusyError, LeaseLostError
+from sluice.errors import DocumentBusyError, LeaseLostError, TransientError
 from sluice.registry import DocumentRecord, Status
 
 STATUS_INDEX = "status-index"
+BATCH_GET = 100  # keys per BatchGetItem call
 _LISTS = ("chunks", "pending_added", "pending_removed")
 _JSON = ("notes", "doc_metadata")
 _FIELDS = {f.name for f in fields(DocumentRecord)}
@@ -131,6 +133,26 @@ class DynamoDBRegistry:
     def get(self, doc_id: str) -> DocumentRecord | None:
         item = self._db.get_item(TableName=self.table, Key={"doc_id": {"S": doc_id}}, ConsistentRead=True).get("Item")
         return from_item(item) if item else None
+
+    def items(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The table's items under these keys, read consistently (BatchGetItem, 100 keys a call):
+        records, lease placeholders and sink states alike; absent keys are absent from the answer."""
+        wanted = list(dict.fromkeys(doc_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(wanted), BATCH_GET):
+            keys: list[dict[str, Any]] = [{"doc_id": {"S": d}} for d in wanted[i : i + BATCH_GET]]
+            for attempt in range(8):
+                if not keys:
+                    break
+                if attempt:
+                    time.sleep(min(2.0, 0.05 * 2**attempt))  # unprocessed keys: the table is throttling
+                resp = self._db.batch_get_item(RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
+                for item in resp.get("Responses", {}).get(self.table, []):
+                    found[item["doc_id"]["S"]] = item
+                keys = resp.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+            if keys:
+                raise TransientError(f"{self.table}: {len(keys)} keys stayed unprocessed by BatchGetItem")
+        return found
 
     def count(self, status: Status) -> int:
         """Documents in ``status``, counted on the status index (no items are read)."""

@@ -67,7 +67,7 @@ class BedrockKnowledgeBaseApi:
         self._client = client
         self.kb = knowledge_base_id
         self.ds = data_source_id
-        self._limits = {op: RateLimit(per_second) for op in ("ingest", "delete", "get")}
+        self._limits = {op: RateLimit(per_second) for op in ("ingest", "delete", "get", "list")}
         self.calls = CallCount()
 
     def _call(self, limit: str | None, operation: str, **params: Any) -> dict[str, Any]:
@@ -133,6 +133,12 @@ class BedrockKnowledgeBaseApi:
             documentIdentifiers=[{"dataSourceType": "S3", "s3": {"uri": u}} for u in uris],
         )
         return self._details(response)
+
+    def listed(self, next_token: str | None, max_results: int = 1000) -> tuple[dict[str, str], str | None]:
+        """One page of the data source's documents: S3 URI → status, and the next page's token."""
+        page = {"nextToken": next_token} if next_token else {}
+        response = self._call("list", "list_knowledge_base_documents", maxResults=max_results, **page)
+        return {u: s for u, (s, _) in self._details(response).items()}, response.get("nextToken")
 
     def start_job(self, token: str, description: str) -> str:
         response = self._call(None, "start_ingestion_job", clientToken=token, description=description[:200])

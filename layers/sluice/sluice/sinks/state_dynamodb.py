@@ -16,13 +16,13 @@ from sluice.sinks import SinkState, SinkStatus, StateConflictError
 SINK_INDEX = "sink-status-index"
 
 
-def _key(sink: str, doc_id: str) -> dict[str, Any]:
+def state_key(sink: str, doc_id: str) -> dict[str, Any]:
     return {"doc_id": {"S": f"{sink}#{doc_id}"}}
 
 
 def _item(state: SinkState) -> dict[str, Any]:
     item: dict[str, Any] = {
-        **_key(state.sink, state.doc_id),
+        **state_key(state.sink, state.doc_id),
         "sink": {"S": state.sink},
         "sink_doc": {"S": state.doc_id},
         "sink_status": {"S": state.status.value},
@@ -40,7 +40,7 @@ def _item(state: SinkState) -> dict[str, Any]:
     return item
 
 
-def _state(item: dict[str, Any]) -> SinkState:
+def state_from_item(item: dict[str, Any]) -> SinkState:
     return SinkState(
         sink=item["sink"]["S"],
         doc_id=item["sink_doc"]["S"],
@@ -60,8 +60,8 @@ class DynamoDBSinkStates:
         self.table = table
 
     def get(self, sink: str, doc_id: str) -> SinkState | None:
-        item = self._db.get_item(TableName=self.table, Key=_key(sink, doc_id), ConsistentRead=True).get("Item")
-        return _state(item) if item else None
+        item = self._db.get_item(TableName=self.table, Key=state_key(sink, doc_id), ConsistentRead=True).get("Item")
+        return state_from_item(item) if item else None
 
     def put(self, state: SinkState, *, expected_version: int | None) -> None:
         if expected_version is None:
@@ -94,4 +94,4 @@ class DynamoDBSinkStates:
     def states(self, sink: str, status: SinkStatus) -> Iterator[SinkState]:
         for page in self._query(sink, status):
             for item in page.get("Items", []):
-                yield _state(item)
+                yield state_from_item(item)

@@ -31,5 +31,8 @@ class ProcessedStore(Protocol):
 
     def put(self, key: str, body: bytes, content_type: str) -> None: ...
 
+    def keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``."""
+
     def delete(self, keys: Sequence[str]) -> None:
         """Delete every key; absent keys are not an error."""

@@ -1,0 +1,67 @@
+"""`sluice reconcile [--dry-run]`: does what is in RawBucket match the registry, the processed files
+and each index? Drift is repaired through the ordinary queues (see sluice.reconcile).
+
+On a deployed stack it invokes ReconcileFunction until the pass is complete (each invocation goes on
+from where the last stopped). On the local stack it runs here, against the stack's resources, with
+the settings the stack gave its ReconcileFunction; the stack's functions then carry out the repairs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from botocore.config import Config
+
+from sluice.reconcile import Reconciler, Report, describe
+from sluice.settings import reconcile_settings
+from sluice.sinks.bedrock import BedrockKnowledgeBaseApi
+from sluice.sinks.kendra import KendraApi
+
+Clients = Callable[..., Any]
+MAX_RUNS = 50  # invocations of one pass before giving up (each bounded by the function's budgets)
+
+
+def run_here(environment: dict[str, str], client: Clients, *, dry_run: bool) -> Report:
+    settings = reconcile_settings(environment)
+    kb = kendra = None
+    if "kb" in settings.sink_queues:
+        kb = BedrockKnowledgeBaseApi(
+            client("bedrock-agent"), environment["KNOWLEDGE_BASE_ID"], environment["DATA_SOURCE_ID"], per_second=20
+        )
+    if "kendra" in settings.sink_queues:
+        kendra = KendraApi(client("kendra"), environment["KENDRA_INDEX_ID"], per_second=20)
+    reconciler = Reconciler(
+        settings, s3=client("s3"), dynamodb=client("dynamodb"), sqs=client("sqs"), kb=kb, kendra=kendra
+    )
+    report = reconciler.run(dry_run=dry_run)
+    for _ in range(MAX_RUNS):
+        if report.complete:
+            break
+        report = reconciler.run(dry_run=dry_run)
+    return report
+
+
+def run_deployed(outputs: dict[str, str], client: Clients, *, dry_run: bool) -> dict[str, Any]:
+    name = outputs.get("ReconcileFunctionName")
+    if not name:
+        raise LookupError("this stack has no ReconcileFunction (ReconcileFunctionName output)")
+    lam = client("lambda", config=Config(read_timeout=910, retries={"max_attempts": 0}))
+    answer: dict[str, Any] = {}
+    for _ in range(MAX_RUNS):
+        response = lam.invoke(FunctionName=name, Payload=json.dumps({"dry_run": dry_run}).encode())
+        answer = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError"):
+            raise LookupError(f"{name} failed: {answer.get('errorMessage', answer)}")
+        if answer.get("complete") or answer.get("stopped") == "busy":
+            break
+    return answer
+
+
+def render(report: Report | dict[str, Any], out: TextIO) -> None:
+    if isinstance(report, dict) and report.get("stopped") == "busy":
+        out.write(f"another reconciliation run holds the pass: {report.get('reason')}\n")
+        return
+    for line in describe(report if isinstance(report, Report) else Report.from_json(report)):
+        out.write(line + "\n")
