@@ -83,7 +83,7 @@ def status(outputs: dict[str, str], client: Clients) -> dict[str, Any]:
         found["(configuration)"] = {"problems": problems}
     for instance in instances:
         run = state.run_state(instance.name)
-        items = sum(1 for _ in state.items(instance.name))
+        items = state.count(instance.name)
         found[instance.name] = {"type": instance.type, "items": items, "cursor": run.cursor, "last_run": run.last_run}
     return found
 

@@ -128,6 +128,7 @@ def test_a_change_relands_a_new_extension_replaces_the_old_key_and_a_tombstone_d
     assert report.deleted == 1
     assert _keys(s3) == {"connectors/docs/pages/p2.html", "connectors/docs/pages/p2.html.metadata.json"}
     assert state.item("docs", "pages/p1") is None
+    assert state.count("docs") == len(list(state.items("docs"))) == 1  # the run record is not an item
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_or_rewriting_anything(aws: Any) -> None:

@@ -140,6 +140,18 @@ class DynamoDBConnectorState:
     def delete_item(self, instance: str, item_id: str) -> None:
         self.client.delete_item(TableName=self.table, Key=self._key(instance, item_id))
 
+    def count(self, instance: str) -> int:
+        """The instance's items (its run record not counted), read as counts only."""
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table,
+            Select="COUNT",
+            KeyConditionExpression="#instance = :instance",
+            FilterExpression="#item <> :run",
+            ExpressionAttributeNames={"#instance": "instance", "#item": "item"},
+            ExpressionAttributeValues={":instance": {"S": instance}, ":run": {"S": RUN}},
+        )
+        return sum(int(page.get("Count", 0)) for page in pages)
+
     def items(self, instance: str) -> Iterator[ItemState]:
         paginator = self.client.get_paginator("query")
         pages = paginator.paginate(
