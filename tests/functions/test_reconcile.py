@@ -42,6 +42,7 @@ from sluice_cli.local import emulators
 DOCS = {f"notes/{n:02d}-{name}.md": f"# {name.title()}\n\nThe {name} tide table, page {n}.\n" for n, name in
         enumerate(["harbour", "estuary", "lock", "weir", "sluice", "mill", "race", "dyke", "polder", "quay"])}  # fmt: skip
 NOBODY = "0" * 32  # a document id no record has
+UNANNOUNCED = "notes/My+Report (2).md"  # a key S3 would URL-encode in a notification: the recheck does not
 
 
 def _sqs_records(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -164,7 +165,7 @@ def _corrupt(stack: Stack, emulated: Path) -> None:
     """One of every drift the reconciler knows, each made behind the pipeline's back."""
     aws, keys = stack.aws, list(DOCS)
     records = _records(aws)
-    stack.put("notes/unannounced.md", "# Unannounced\n\nNobody told Sluice.\n", notify=False)  # unrecorded
+    stack.put(UNANNOUNCED, "# Unannounced\n\nNobody told Sluice.\n", notify=False)  # unrecorded
     stack.put(keys[0], "# Harbour\n\nRewritten without a notification.\n", notify=False)  # stale
     stack.delete(keys[1], notify=False)  # source_gone
     lost_file = records[keys[2]]
@@ -255,7 +256,7 @@ def test_a_dry_run_finds_every_drift_and_changes_nothing(stack: Stack, emulated:
     again = stack.reconciler(hours_later=2).run(dry_run=True)
     assert again.found == EXPECTED
     text = "\n".join(describe(first))
-    assert "dry run" in text and "found 1 unrecorded → recheck" in text and "notes/unannounced.md" in text
+    assert "dry run" in text and "found 1 unrecorded → recheck" in text and UNANNOUNCED in text
 
 
 def test_a_run_repairs_a_corrupted_stack_and_the_next_pass_finds_nothing(stack: Stack, emulated: Path) -> None:
@@ -275,7 +276,7 @@ def test_a_run_repairs_a_corrupted_stack_and_the_next_pass_finds_nothing(stack: 
     assert after.complete and after.found == {}, after.found
     _agrees(stack, emulated)
     records = _records(stack.aws)
-    assert records["notes/unannounced.md"].status is Status.PROCESSED
+    assert records[UNANNOUNCED].status is Status.PROCESSED
     assert records[list(DOCS)[1]].status is Status.DELETED
     broken = records["data/broken.json"]
     assert broken.status is Status.QUARANTINED and broken.fingerprint != "0ld0ld0ld0ld0ld0"  # re-read, still bad
