@@ -323,3 +323,23 @@ def test_a_rebuild_of_a_deleted_document_removes_everything_left(world: World) -
     world.processed.files[f"chunks/{doc}/{'a' * 20}.txt"] = world.processed.files[f"documents/{doc}.txt"] = b"x"
     assert world.service.handle(_rebuild("guide.md")).action is Action.IGNORED
     assert not [k for k in world.processed.files if doc in k]
+
+
+def test_s3_failing_to_return_the_sidecar_is_a_retry_not_a_quarantine(world: World) -> None:
+    from botocore.exceptions import ClientError
+
+    world.raw.put(BUCKET, "guide.md.metadata.json", b'{"metadataAttributes": {"team": "ops"}}')
+    event = world.put("guide.md", "# Guide\n\n" + _paragraphs(3))
+    real_get = world.raw.get
+
+    def flaky(head):  # type: ignore[no-untyped-def]
+        if head.key.endswith(".metadata.json"):
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "busy"}}, "GetObject")
+        return real_get(head)
+
+    world.raw.get = flaky  # type: ignore[method-assign]
+    with pytest.raises(ClientError):
+        world.service.handle(event)
+    assert world.record("guide.md") is None  # nothing recorded: SQS delivers it again
+    world.raw.get = real_get  # type: ignore[method-assign]
+    assert world.service.handle(event).action is Action.CHANGED

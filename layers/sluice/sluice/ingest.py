@@ -240,8 +240,10 @@ class _Transition:
         raw_sha = hashlib.sha256(data).hexdigest()
         if settled and record is not None and record.raw_sha256 == raw_sha:
             return self._unchanged(record, head, raw_sha)
+        # Read before the try: S3 failing to answer is a retry, never a verdict on the document.
+        sidecar = self.s.raw.get(meta_head) if meta_head is not None else None
         try:
-            metadata = parse_metadata(self.s.raw.get(meta_head) if meta_head is not None else None, head.metadata)
+            metadata = parse_metadata(sidecar, head.metadata)
             if self.s.settings.require_acl and not metadata.acl:
                 raise QuarantineError(Reason.ACL_UNRESOLVED, f"no access list: add {sidecar_of(head.key)}")
             doc = process_document(
