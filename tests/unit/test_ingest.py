@@ -343,3 +343,31 @@ def test_s3_failing_to_return_the_sidecar_is_a_retry_not_a_quarantine(world: Wor
     assert world.record("guide.md") is None  # nothing recorded: SQS delivers it again
     world.raw.get = real_get  # type: ignore[method-assign]
     assert world.service.handle(event).action is Action.CHANGED
+
+
+def test_files_an_attempt_wrote_and_never_committed_are_swept_by_the_next(world: World) -> None:
+    from sluice.errors import LeaseLostError
+
+    event = world.put("guide.md", "# Guide\n\n" + _paragraphs(6))
+    real_commit = world.registry.commit
+
+    def lost(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise LeaseLostError("the commit did not happen")
+
+    world.registry.commit = lost  # type: ignore[method-assign]
+    with pytest.raises(LeaseLostError):
+        world.service.handle(event)
+    written = world.chunk_files("guide.md")
+    assert written  # the chunks were written before the commit failed
+    world.registry.commit = real_commit  # type: ignore[method-assign]
+    world.service.handle(world.put("guide.md", "# Guide\n\n" + _paragraphs(3, " (shorter)")))
+    assert world.chunk_files("guide.md") == {
+        f"chunks/{world.record('guide.md').doc_id}/{h}.txt" for h in world.record("guide.md").chunks
+    }
+    world.registry.commit = lost  # type: ignore[method-assign]
+    other = world.put("gone.md", "# Gone\n\n" + _paragraphs(3))
+    with pytest.raises(LeaseLostError):
+        world.service.handle(other)
+    world.registry.commit = real_commit  # type: ignore[method-assign]
+    world.service.handle(world.delete("gone.md"))  # never recorded, now deleted: nothing may be left
+    assert world.chunk_files("gone.md") == set()

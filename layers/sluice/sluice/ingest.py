@@ -262,8 +262,9 @@ class _Transition:
 
         hashes = tuple(files)
         old = set(record.chunks) if record is not None and record.status is Status.PROCESSED else set()
-        if self.event.rebuild:
-            self._sweep(keep=set(hashes) | old)
+        # Files an earlier attempt wrote and never committed (it failed or timed out after writing) are
+        # named by no record: one listing of the document's prefix finds them.
+        self._sweep(keep=set(hashes) | old)
         for chunk_hash, f in files.items():
             if chunk_hash not in old or self.event.rebuild:
                 key = chunk_key(self.doc_id, chunk_hash)
@@ -355,7 +356,7 @@ class _Transition:
 
     def _delete(self) -> Outcome:
         record = self.record
-        if self.event.rebuild:
+        if self.event.rebuild or record is None:  # None: an earlier attempt may have written files
             processed = record is not None and record.status is Status.PROCESSED
             self._sweep(keep=set(record.chunks) if record is not None and processed else set(), text=not processed)
         if record is None or record.status is Status.DELETED:
@@ -391,9 +392,9 @@ class _Transition:
     # -- helpers ---------------------------------------------------------------------------------
 
     def _sweep(self, keep: set[str], *, text: bool = False) -> None:
-        """A repair, under the lease: delete the document's chunk files (and, with ``text``, its
-        cleaned text) that neither its record nor this transition names. Files the record names are
-        left to the transition, which deletes them only after announcing their removal."""
+        """Under the lease: delete the document's chunk files (and, with ``text``, its cleaned text)
+        that neither its record nor this transition names. Files the record names are left to the
+        transition, which deletes them only after announcing their removal."""
         keys = [
             k
             for k in self.s.processed.keys(chunk_prefix(self.doc_id))
