@@ -7,7 +7,7 @@ PY313 ?= $(shell pyenv prefix 3.13.0 2>/dev/null || echo $(HOME)/.pyenv/versions
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 STACK ?= sluice
 
-.PHONY: install run test lint fmt build deploy bench clean
+.PHONY: install run test lint fmt build deploy bench faults load clean
 
 NODE_TOOLS := $(VENV)/tools/node/.installed
 
@@ -66,3 +66,9 @@ $(BENCH): requirements/bench.txt
 
 bench: install $(BENCH)  ## Sluice vs the tokenizer floor and peer chunkers, PDF libraries, memory, cold start
 	$(VENV)/tools/bench/bin/python bench/run.py
+
+faults: install  ## throttling, 5xx and timeouts at every AWS call of the local stack; everything converges (SLUICE_FAULT_*)
+	$(BIN)/pytest tests/soak/test_faults.py -s
+
+load: install  ## 5,000 documents through the local stack: throughput, memory, nothing lost (SLUICE_LOAD_DOCS)
+	$(BIN)/pytest tests/soak/test_load.py -s

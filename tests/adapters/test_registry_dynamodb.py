@@ -70,6 +70,17 @@ def test_a_new_document_gets_a_lease_and_no_record(registry: DynamoDBRegistry) -
     assert list(registry.records()) == []
 
 
+def test_a_retried_acquire_whose_first_answer_was_lost_gets_the_lease_it_took(registry: DynamoDBRegistry) -> None:
+    # botocore retries a call whose answer timed out; the first attempt may have taken the lease.
+    assert registry.acquire("d1", "me", now=100.0, lease_seconds=30) is None
+    assert registry.acquire("d1", "me", now=100.5, lease_seconds=30) is None
+    registry.commit(_record(), "me", keep_lease_until=None)
+    registry.acquire("d1", "me2", now=101.0, lease_seconds=30)
+    assert registry.acquire("d1", "me2", now=101.5, lease_seconds=30) == _record()
+    with pytest.raises(DocumentBusyError):
+        registry.acquire("d1", "you", now=102.0, lease_seconds=30)
+
+
 def test_an_expired_lease_can_be_taken_over_and_the_old_owner_cannot_commit(registry: DynamoDBRegistry) -> None:
     registry.acquire("d1", "me", now=100.0, lease_seconds=30)
     registry.acquire("d1", "you", now=131.0, lease_seconds=30)

@@ -15,6 +15,11 @@ stack exercises the same paths as a deployed one:
   read only the events it has not seen; here it is honoured.
 - moto's Step Functions interpreter logs an ERROR with a traceback-like line whenever a Choice's
   ``IsPresent`` test finds the path absent, which is that test's documented use; silenced.
+- Speed, with the same answers (``_speed_up``): the server lists moto's package directory on every
+  request, EventBridge builds a new JSONPath parser for every delivery, and an SQS receive costs
+  O(messages in the queue) several times over per message received (each computes every queue
+  attribute to read the retention period, and every visibility check builds datetimes). A queue
+  holding thousands of notifications (a bulk upload, `make load`) made each receive take seconds.
 
 Applied once, in the process that runs the moto server; dev-only, never in the Lambda layer.
 """
@@ -75,6 +80,7 @@ def apply() -> None:
     _patch_bedrock_jobs()
     _patch_sdk_integrations()
     _patch_history_order()
+    _speed_up()
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     _applied = True
 
@@ -118,6 +124,42 @@ def _patch_history_order() -> None:
         return result
 
     responses.StepFunctionResponse.get_execution_history = get_execution_history  # type: ignore[method-assign]
+
+
+def _speed_up() -> None:
+    import functools
+
+    import jsonpath_ng.ext
+    from moto import backends
+    from moto.sqs import models as sqs
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # the server asks on every request
+    cached = functools.lru_cache(maxsize=512)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
+    jsonpath_ng.ext.parse = cached  # type: ignore[attr-defined]  # moto's EventBridge imports it per delivery
+
+    # time.time() is the clock moto's unix_time_millis() reads, without the datetimes.
+    sqs.Message.visible = property(lambda self: time.time() * 1000 > self.visible_at)  # type: ignore[assignment]
+    sqs.Message.delayed = property(lambda self: time.time() * 1000 < self.delayed_until)  # type: ignore[assignment]
+
+    def retained(self: Any, queue_name: str, message: Any) -> bool:
+        period = int(self.get_queue(queue_name).message_retention_period)
+        return bool(period + message.sent_timestamp / 1000 > time.time())
+
+    original_attributes = sqs.SQSBackend.get_queue_attributes
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        queue = self.get_queue(queue_name)
+        valid = {"All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES}
+        if not attribute_names or any(name not in valid for name in attribute_names):
+            return dict(original_attributes(self, queue_name, attribute_names))  # its answer, or its error
+        everything: dict[str, Any] = queue.attributes  # computed once, not twice per name asked
+        if "All" in attribute_names:
+            return everything
+        return {name: everything[name] for name in attribute_names if everything.get(name) is not None}
+
+    sqs.SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
+    sqs.SQSBackend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
 
 
 def _job_name(identifier: str) -> str:

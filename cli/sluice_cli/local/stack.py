@@ -150,7 +150,12 @@ class LocalStack:
         stack_name: str = "sluice-local",
         parameters: Mapping[str, str] | None = None,
         state_dir: Path | None = None,
+        environment: Mapping[str, str] | None = None,
+        concurrency: int = 1,
     ) -> None:
+        """``environment``: more variables for every function worker (e.g. SLUICE_FAULTS);
+        ``concurrency``: worker processes per queue-fed function, as Lambda scales out (at most the
+        event source's ScalingConfig.MaximumConcurrency)."""
         self.root = root
         self.port = port
         self.stack_name = stack_name
@@ -161,6 +166,9 @@ class LocalStack:
         self.skipped: list[str] = []
         self.functions: dict[str, FunctionSpec] = {}
         self.workers: dict[str, FunctionWorker] = {}
+        self.replicas: list[FunctionWorker] = []  # the further instances of queue-fed functions (concurrency)
+        self.environment = dict(environment or {})
+        self.concurrency = max(1, concurrency)
         self.tap_queue_url: str | None = None
         self.notification_queue_url: str | None = None
         self._server: Any = None
@@ -194,7 +202,7 @@ class LocalStack:
     def stop(self) -> None:
         if self._pump is not None:
             self._pump.stop()
-        for worker in self.workers.values():
+        for worker in [*self.workers.values(), *self.replicas]:
             worker.stop()
         state = self.state_dir / STATE_FILE
         if state.is_file():
@@ -428,6 +436,7 @@ class LocalStack:
                     "batch_size": int(props.get("BatchSize", 10)),
                     "window": float(props.get("MaximumBatchingWindowInSeconds", 0)),
                     "report_failures": "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+                    "max_concurrency": int((props.get("ScalingConfig") or {}).get("MaximumConcurrency") or 1000),
                 }
             )
         return FunctionSpec(
@@ -478,6 +487,7 @@ class LocalStack:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "PYTHONUNBUFFERED": "1",
             "SLUICE_EMULATORS": str(self.emulator_dir),  # the workers answer Bedrock and Kendra in-process
+            **self.environment,
         }
         self._pump = EventPump(self.client("sqs"), self.region)
         for name, spec in self.functions.items():
@@ -485,6 +495,12 @@ class LocalStack:
             self.workers[name] = worker
             for source in spec.sqs_sources:
                 self._pump.add(worker, source)
+            instances = min([self.concurrency, *(int(s.get("max_concurrency", 1)) for s in spec.sqs_sources)])
+            for n in range(1, instances if spec.sqs_sources else 1):
+                replica = FunctionWorker(spec, base_env, self.state_dir / "logs" / f"{name}.{n}.log")
+                self.replicas.append(replica)
+                for source in spec.sqs_sources:
+                    self._pump.add(replica, source)
         from sluice_cli.local.emulators import install, route_lambda
 
         install(self.emulator_dir, s3=self.client("s3"))  # provisioned throughput, for the state machine

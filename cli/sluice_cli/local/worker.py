@@ -59,6 +59,13 @@ def main() -> None:
 
         install(Path(os.environ["SLUICE_EMULATORS"]))
 
+    if os.environ.get("SLUICE_FAULTS"):  # fault injection at every AWS call (sluice_cli.local.faults); off by default
+        from pathlib import Path
+
+        from sluice_cli.local import faults
+
+        faults.install(Path(os.environ[faults.ENV]))
+
     module_name, function_name = args.handler.rsplit(".", 1)
     sys.path.insert(0, args.code)
     spec = importlib.util.spec_from_file_location(module_name, os.path.join(args.code, f"{module_name}.py"))

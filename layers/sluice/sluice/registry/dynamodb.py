@@ -78,9 +78,15 @@ class DynamoDBRegistry:
                     ":now": {"N": repr(now)},
                 },
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
+                held = exc.response.get("Item") or {}
+                if held.get("lease_owner", {}).get("S") == owner:
+                    # botocore's retry of this very call, after an attempt that took the lease and whose
+                    # answer was lost (a read timeout): the lease is already ours.
+                    return from_item(held)
                 raise DocumentBusyError(f"document {doc_id} is being processed by another worker") from exc
             raise
         return from_item(resp["Attributes"])
