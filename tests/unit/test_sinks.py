@@ -641,3 +641,35 @@ def test_a_job_that_ends_gives_a_lag_sample_per_document_it_indexed() -> None:
     now[0] += 300
     w.kb_api.job_status = "COMPLETE"
     assert run_batch(kb, w.queue.take(), w.queue).lags == [300.0, 300.0]
+
+
+class _LostAnswer(FakeKendra):
+    """Kendra takes the put, and the answer is lost (a read timeout after botocore's retries)."""
+
+    def put(self, documents):  # type: ignore[no-untyped-def]
+        super().put(documents)
+        raise TransientError("batch_put_document: Read timeout on endpoint URL")
+
+
+def test_a_kendra_put_whose_answer_was_lost_is_removed_by_a_delete_that_comes_first() -> None:
+    w = World()
+    lossy = _LostAnswer()
+    w.kendra.api = lossy  # type: ignore[assignment]
+    doc = w.put("lost.md", _text(3))
+    assert w.deliver(w.kendra, [doc])  # failed: SQS would deliver it again
+    assert lossy.documents  # but Kendra has it
+    state = w.states.get("kendra", doc)
+    assert state.status is SinkStatus.PENDING and state.held == ("", "s3://raw/lost.md")
+    w.delete("lost.md")  # before the retry
+    assert w.deliver(w.kendra, [doc]) == []
+    assert not lossy.documents and w.states.get("kendra", doc).status is SinkStatus.ABSENT
+
+
+def test_a_kendra_put_whose_answer_was_lost_is_put_again_on_retry() -> None:
+    w = World()
+    doc = w.put("lost.md", _text(3))
+    w.kendra_api.fail_next["put"] = 1
+    assert w.deliver(w.kendra, [doc])
+    assert w.deliver(w.kendra, [doc]) == []
+    w.drain_checks(w.kendra)
+    assert w.states.get("kendra", doc).status is SinkStatus.INDEXED

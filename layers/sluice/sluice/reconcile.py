@@ -499,8 +499,8 @@ class Reconciler:
         held = state.held if state is not None else ()
         if state is not None and state.status is SinkStatus.FAILED:
             return Drift.SINK_FAILED
-        if state is not None and state.status is SinkStatus.PENDING:
-            return None  # sent; its status checks follow it
+        if state is not None and state.status is SinkStatus.PENDING and state.held[:1] != ("",):
+            return None  # sent; its status checks follow it (unless Kendra's answer was lost: see _maybe_held)
         wanted: tuple[str, ...]
         if sink == "kb":
             wanted = record.chunks if present else ()

@@ -292,6 +292,8 @@ class KendraSink(DiffSink):
         for batch, answer in send_in_batches(puts, PER_CALL, lambda b: self.api.put([d for _, d in b])):
             if isinstance(answer, TransientError):
                 self.fail([w for w, _ in batch], answer)
+                for w, document in batch:
+                    self._maybe_held(w, document["Id"])
                 continue
             for w, document in batch:
                 if isinstance(answer, RefusedError):
@@ -306,6 +308,14 @@ class KendraSink(DiffSink):
                 state = self.base_state(w).evolve(held=(fingerprint(w.record), document["Id"]), checks=0)
                 failures = {"document": f"{code}: {message}"} if code else {}
                 w.new_state = settle(state, () if code else (document["Id"],), failures, present=True)
+
+    def _maybe_held(self, w: Work, document_id: str) -> None:
+        """A put whose answer never came (a timeout) may still have reached Kendra. The state then
+        says Kendra may hold some version of it (no fingerprint): the retry puts it again, and a
+        delete that comes first removes it instead of finding nothing to remove."""
+        if w.held() != ("", document_id):
+            state = self.base_state(w).evolve(held=("", document_id), checks=0)
+            w.new_state = settle(state, (document_id,), {}, present=True)
 
     def _delete(self, deletes: list[tuple[Work, str]]) -> None:
         for group, answer in send_in_batches(deletes, PER_CALL, lambda b: self.api.delete([i for _, i in b])):
