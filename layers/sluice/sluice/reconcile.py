@@ -54,7 +54,7 @@ from sluice.layout import (
 )
 from sluice.metadata import document_of, sidecar_of
 from sluice.registry import DocumentRecord, Status
-from sluice.registry.dynamodb import DynamoDBRegistry, from_item
+from sluice.registry.dynamodb import DynamoDBRegistry, from_item, take_lease
 from sluice.s3events import recheck_message
 from sluice.sinks import SinkState, SinkStatus, StateConflictError, chunks_of
 from sluice.sinks.bedrock import PER_CALL, BedrockKnowledgeBaseApi
@@ -188,24 +188,9 @@ class PassStore:
         self.table = table
 
     def acquire(self, owner: str, now: float, lease_seconds: float) -> dict[str, Any]:
-        try:
-            resp = self._db.update_item(
-                TableName=self.table,
-                Key={"doc_id": {"S": STATE_KEY}},
-                UpdateExpression="SET lease_owner = :o, lease_expires = :e",
-                ConditionExpression="attribute_not_exists(lease_expires) OR lease_expires < :now",
-                ExpressionAttributeValues={
-                    ":o": {"S": owner},
-                    ":e": {"N": repr(now + lease_seconds)},
-                    ":now": {"N": repr(now)},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise PassBusyError("another reconciliation run is under way") from exc
-            raise
-        attributes = resp["Attributes"]
+        attributes = take_lease(self._db, self.table, STATE_KEY, owner, now, lease_seconds)
+        if attributes is None:
+            raise PassBusyError("another reconciliation run is under way")
         return {k: json.loads(attributes[k]["S"]) for k in ("current", "cursor", "last") if k in attributes}
 
     def save(self, owner: str, *, current: Report | None, cursor: Any, last: Report | None, release: bool) -> None:

@@ -60,36 +60,44 @@ def from_item(item: dict[str, Any]) -> DocumentRecord | None:
     return DocumentRecord(**plain)
 
 
+def take_lease(db: Any, table: str, key: str, owner: str, now: float, lease_seconds: float) -> dict[str, Any] | None:
+    """Take the lease on the item keyed ``key`` (created if absent) and return the item as it is
+    now; None while another owner's lease is live."""
+    try:
+        resp = db.update_item(
+            TableName=table,
+            Key={"doc_id": {"S": key}},
+            UpdateExpression="SET lease_owner = :owner, lease_expires = :expires",
+            ConditionExpression="attribute_not_exists(lease_expires) OR lease_expires < :now",
+            ExpressionAttributeValues={
+                ":owner": {"S": owner},
+                ":expires": {"N": repr(now + lease_seconds)},
+                ":now": {"N": repr(now)},
+            },
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        held: dict[str, Any] = exc.response.get("Item") or {}
+        # botocore's retry of this very call, after an attempt that took the lease and whose answer
+        # was lost (a read timeout): the lease is already ours.
+        return held if held.get("lease_owner", {}).get("S") == owner else None
+    attributes: dict[str, Any] = resp["Attributes"]
+    return attributes
+
+
 class DynamoDBRegistry:
     def __init__(self, client: Any, table: str) -> None:
         self._db = client
         self.table = table
 
     def acquire(self, doc_id: str, owner: str, now: float, lease_seconds: float) -> DocumentRecord | None:
-        try:
-            resp = self._db.update_item(
-                TableName=self.table,
-                Key={"doc_id": {"S": doc_id}},
-                UpdateExpression="SET lease_owner = :owner, lease_expires = :expires",
-                ConditionExpression="attribute_not_exists(lease_expires) OR lease_expires < :now",
-                ExpressionAttributeValues={
-                    ":owner": {"S": owner},
-                    ":expires": {"N": repr(now + lease_seconds)},
-                    ":now": {"N": repr(now)},
-                },
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                held = exc.response.get("Item") or {}
-                if held.get("lease_owner", {}).get("S") == owner:
-                    # botocore's retry of this very call, after an attempt that took the lease and whose
-                    # answer was lost (a read timeout): the lease is already ours.
-                    return from_item(held)
-                raise DocumentBusyError(f"document {doc_id} is being processed by another worker") from exc
-            raise
-        return from_item(resp["Attributes"])
+        item = take_lease(self._db, self.table, doc_id, owner, now, lease_seconds)
+        if item is None:
+            raise DocumentBusyError(f"document {doc_id} is being processed by another worker")
+        return from_item(item)
 
     def commit(self, record: DocumentRecord, owner: str, *, keep_lease_until: float | None) -> None:
         item = to_item(record)
