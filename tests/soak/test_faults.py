@@ -225,17 +225,11 @@ def report(
 LOST = ("IngestKnowledgeBaseDocuments", "BatchPutDocument")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the knowledge-base sink forgets what an ingest whose answer was lost may have done: the deleted "
-    "document's chunks stay indexed (Kendra's sink records such a put as possibly held and removes it)",
-)
 def test_an_index_call_whose_answer_is_lost_then_a_delete_leaves_nothing_indexed(tmp_path: Path) -> None:
     """Both sinks' writes take effect in the index, but every attempt's answer is lost (read timeouts
-    until botocore gives up), so each sink records nothing and retries later; before it does, the
-    document is deleted. The retry then sees nothing to remove (the sink holds nothing), and what the
-    lost calls put in the indexes stays there."""
+    until botocore gives up). Before the retry, the document is deleted. Each sink must have recorded
+    what it sent as possibly held, so that the retry deletes it rather than finding nothing to remove
+    (found by the fault run: the deleted document stayed searchable)."""
     plan_path = tmp_path / "faults" / "plan.json"
     faults.write_plan(plan_path, faults.FaultPlan(outage=1.0, kinds={"read-timeout": 1.0}, operations=LOST))
     with LocalStack(

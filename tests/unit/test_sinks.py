@@ -659,7 +659,7 @@ def test_a_kendra_put_whose_answer_was_lost_is_removed_by_a_delete_that_comes_fi
     assert w.deliver(w.kendra, [doc])  # failed: SQS would deliver it again
     assert lossy.documents  # but Kendra has it
     state = w.states.get("kendra", doc)
-    assert state.status is SinkStatus.PENDING and state.held == ("", "s3://raw/lost.md")
+    assert state.status is SinkStatus.PENDING and state.maybe == ("s3://raw/lost.md",) and not state.held
     w.delete("lost.md")  # before the retry
     assert w.deliver(w.kendra, [doc]) == []
     assert not lossy.documents and w.states.get("kendra", doc).status is SinkStatus.ABSENT
@@ -673,3 +673,67 @@ def test_a_kendra_put_whose_answer_was_lost_is_put_again_on_retry() -> None:
     assert w.deliver(w.kendra, [doc]) == []
     w.drain_checks(w.kendra)
     assert w.states.get("kendra", doc).status is SinkStatus.INDEXED
+
+
+class _LostIngest(FakeKnowledgeBase):
+    """The knowledge base takes the chunks, and the answer is lost (a read timeout after botocore's
+    retries)."""
+
+    lose: int = 1
+
+    def ingest(self, documents, token):  # type: ignore[no-untyped-def]
+        super().ingest(documents, token)
+        if self.lose:
+            self.lose -= 1
+            raise TransientError("ingest_knowledge_base_documents: Read timeout on endpoint URL")
+        return {d.uri: ("STARTING", "") for d in documents}
+
+
+def test_a_kb_ingest_whose_answer_was_lost_is_removed_by_a_delete_that_comes_first() -> None:
+    w = World()
+    lossy = _LostIngest()
+    w.kb.api = lossy  # type: ignore[assignment]
+    doc = w.put("lost.md", _text(3))
+    assert w.deliver(w.kb, [doc])  # failed: SQS would deliver it again
+    assert lossy.indexed  # but the knowledge base has its chunks
+    state = w.states.get("kb", doc)
+    assert state.status is SinkStatus.PENDING and set(state.maybe) == set(w.registry.get(doc).chunks)
+    assert not state.held and not w.queue.sent  # no status checks of what may not be there
+    w.delete("lost.md")  # before the retry
+    assert w.deliver(w.kb, [doc]) == []
+    assert not lossy.indexed
+    state = w.states.get("kb", doc)
+    assert state.status is SinkStatus.ABSENT and not state.maybe
+
+
+def test_a_kb_ingest_whose_answer_was_lost_is_sent_again_and_confirmed() -> None:
+    w = World()
+    lossy = _LostIngest()
+    w.kb.api = lossy  # type: ignore[assignment]
+    doc = w.put("lost.md", _text(3))
+    assert w.deliver(w.kb, [doc])
+    assert w.deliver(w.kb, [doc]) == []
+    w.drain_checks(w.kb)
+    state = w.states.get("kb", doc)
+    assert state.status is SinkStatus.INDEXED and not state.maybe
+    assert set(state.held) == set(w.registry.get(doc).chunks) == {u.rsplit("/", 1)[1][:-4] for u in lossy.indexed}
+
+
+def test_a_lost_answer_survives_a_conflicting_write() -> None:
+    """A worker whose ingest answer was lost, and whose state write then lost to another worker's,
+    folds what may be held into the winner's state."""
+    w = World()
+    doc = w.put("c.md", _text(3))
+    lossy = _LostIngest()
+    w.kb.api = lossy  # type: ignore[assignment]
+    real_put = w.states.put
+
+    def racing_put(state, *, expected_version):  # type: ignore[no-untyped-def]
+        if expected_version is None and w.states.get("kb", doc) is None:
+            real_put(state.evolve(status=SinkStatus.ABSENT, maybe=(), held=()), expected_version=None)
+        real_put(state, expected_version=expected_version)
+
+    w.states.put = racing_put  # type: ignore[method-assign]
+    assert w.deliver(w.kb, [doc])
+    w.states.put = real_put  # type: ignore[method-assign]
+    assert set(w.states.get("kb", doc).maybe) == set(w.registry.get(doc).chunks)

@@ -484,8 +484,10 @@ class Reconciler:
         held = state.held if state is not None else ()
         if state is not None and state.status is SinkStatus.FAILED:
             return Drift.SINK_FAILED
-        if state is not None and state.status is SinkStatus.PENDING and state.held[:1] != ("",):
-            return None  # sent; its status checks follow it (unless Kendra's answer was lost: see _maybe_held)
+        if state is not None and state.maybe:
+            return Drift.SINK_BEHIND  # an answer was lost: a sync sends it again or deletes it
+        if state is not None and state.status is SinkStatus.PENDING:
+            return None  # sent; its status checks follow it
         wanted: tuple[str, ...]
         if sink == "kb":
             wanted = record.chunks if present else ()

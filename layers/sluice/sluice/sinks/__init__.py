@@ -17,7 +17,7 @@ from sluice.errors import RefusedError, TransientError
 
 
 class SinkStatus(StrEnum):
-    PENDING = "PENDING"  # sent; the index has not confirmed it yet
+    PENDING = "PENDING"  # sent; the index has not confirmed it yet (or the answer was lost)
     INDEXED = "INDEXED"  # the index holds exactly the registry's version
     FAILED = "FAILED"  # the index refused it; the reason is recorded
     ABSENT = "ABSENT"  # the document is gone from the index (deleted, quarantined)
@@ -33,6 +33,7 @@ class SinkState:
     updated_at: str
     held: tuple[str, ...] = ()  # the knowledge base: chunk hashes sent; Kendra: the version fingerprint
     pending: tuple[str, ...] = ()  # sent, not yet confirmed by the index
+    maybe: tuple[str, ...] = ()  # sent, but the answer was lost: the index may hold them (resent or deleted)
     failures: dict[str, str] = field(default_factory=dict)  # chunk (or document) → the index's reason
     version: int = 0  # optimistic concurrency: bumped on every write
     checks: int = 0  # status checks made since the last change

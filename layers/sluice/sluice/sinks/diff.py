@@ -53,6 +53,7 @@ class Work:
     new_state: SinkState | None = None  # set by the sink when the document's state changes
     added: list[str] = field(default_factory=list)  # items this run put in the index
     removed: list[str] = field(default_factory=list)  # items this run took out of it
+    lost: list[str] = field(default_factory=list)  # items sent whose answer never came: maybe in the index
 
     @property
     def present(self) -> bool:
@@ -61,6 +62,10 @@ class Work:
 
     def held(self) -> tuple[str, ...]:
         return self.state.held if self.state is not None else ()
+
+    def maybe(self) -> tuple[str, ...]:
+        """Items sent earlier whose answer never came: the index may hold them."""
+        return self.state.maybe if self.state is not None else ()
 
 
 class DiffSink(ABC):
@@ -108,14 +113,16 @@ class DiffSink(ABC):
 
     def after_conflict(self, current: SinkState, w: Work) -> SinkState:
         """``current`` (written by another worker) corrected for the calls ``w`` made: what it
-        added counts as held and unconfirmed, what it removed does not count, so the next sync sends
-        the difference and a check confirms what was added."""
+        added counts as held and unconfirmed, what it removed does not count, what it lost the answer
+        of may be held, so the next sync sends the difference and a check confirms what was added."""
         removed = set(w.removed)
         held = [h for h in current.held if h not in removed] + [a for a in w.added if a not in current.held]
         pending = [p for p in dict.fromkeys([*current.pending, *w.added]) if p in set(held)]
-        if held == list(current.held) and pending == list(current.pending):
+        maybe = [m for m in dict.fromkeys([*current.maybe, *w.lost]) if m not in set(held) and m not in removed]
+        if (held, pending, maybe) == (list(current.held), list(current.pending), list(current.maybe)):
             return current
-        return settle(current.evolve(held=tuple(held), checks=0), tuple(pending), current.failures, present=bool(held))
+        state = current.evolve(held=tuple(held), maybe=tuple(maybe), checks=0)
+        return settle(state, tuple(pending), current.failures, present=bool(held))
 
     def sync(self, doc_ids: Sequence[str], *, retry_failed: bool = False) -> list[SyncResult]:
         """Send each document's difference. A failure the index reported is final until an operator
@@ -169,7 +176,7 @@ class DiffSink(ABC):
         return SyncResult(w.doc_id)
 
     def _fold_into_current(self, w: Work, attempts: int = 5) -> None:
-        if not (w.added or w.removed):
+        if not (w.added or w.removed or w.lost):
             return
         for _ in range(attempts):
             stored = self.states.get(self.name, w.doc_id)
@@ -195,8 +202,9 @@ class DiffSink(ABC):
         return state.status is done and before != (state.status, state.held)
 
     def wants_check(self, state: SinkState) -> bool:
-        """Should a status check follow this state? (The sinks give up after MAX_CHECKS.)"""
-        return state.status is SinkStatus.PENDING and state.checks < MAX_CHECKS
+        """Should a status check follow this state? (The sinks give up after MAX_CHECKS.) Items whose
+        answer was lost are not checked: the retry of the sync that lost it sends them again."""
+        return state.status is SinkStatus.PENDING and bool(state.pending) and state.checks < MAX_CHECKS
 
     def base_state(self, w: Work) -> SinkState:
         return w.state or SinkState(self.name, w.doc_id, SinkStatus.ABSENT, now_iso(self.clock))
@@ -208,10 +216,10 @@ class DiffSink(ABC):
 
 
 def settle(state: SinkState, pending: tuple[str, ...], failures: dict[str, str], *, present: bool) -> SinkState:
-    """The status that follows from what is still pending and what failed."""
+    """The status that follows from what is still pending (or may be in the index) and what failed."""
     if failures:
         status = SinkStatus.FAILED
-    elif pending:
+    elif pending or state.maybe:
         status = SinkStatus.PENDING
     else:
         status = SinkStatus.INDEXED if present else SinkStatus.ABSENT

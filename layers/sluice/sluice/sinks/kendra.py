@@ -258,12 +258,13 @@ class KendraSink(DiffSink):
         return document
 
     def after_conflict(self, current: SinkState, w: Work) -> SinkState:
-        """Another worker's put or delete may have reached Kendra before ours: forget the fingerprint,
-        so the retry puts the registry's version again (or deletes it again)."""
-        if current.held[:1] == ("",):
+        """Another worker's put or delete may have reached Kendra before ours: Kendra may hold some
+        version of the document, so the retry puts the registry's version again (or deletes it)."""
+        if current.maybe:
             return current
-        document_id = w.added[0] if w.added else w.removed[0]
-        return current.evolve(held=("", current.held[1] if len(current.held) > 1 else document_id))
+        document_id = (w.added or w.removed or w.lost)[0]
+        state = current.evolve(maybe=(document_id,), checks=0)
+        return settle(state, current.pending, current.failures, present=bool(current.held))
 
     def apply(self, work: list[Work]) -> None:
         puts: list[tuple[Work, dict[str, Any]]] = []
@@ -271,14 +272,14 @@ class KendraSink(DiffSink):
         for w in work:
             record = w.record
             if w.present and record is not None:
-                if w.held()[:1] != (fingerprint(record),) or w.resend:
+                if w.held()[:1] != (fingerprint(record),) or w.resend or w.maybe():
                     try:
                         puts.append((w, self._document(record)))
                     except TransientError as exc:
                         self.fail([w], exc)
-            elif w.held():
-                held = w.held()
-                deletes.append((w, held[1] if len(held) > 1 else kendra_id(record) if record else w.doc_id))
+            elif w.held() or w.maybe():
+                known = [*w.held()[1:2], *w.maybe()]
+                deletes.append((w, known[0] if known else kendra_id(record) if record else w.doc_id))
         if not (puts or deletes):
             return
         try:
@@ -305,17 +306,18 @@ class KendraSink(DiffSink):
                     continue
                 assert w.record is not None
                 w.added.append(document["Id"])
-                state = self.base_state(w).evolve(held=(fingerprint(w.record), document["Id"]), checks=0)
+                state = self.base_state(w).evolve(held=(fingerprint(w.record), document["Id"]), maybe=(), checks=0)
                 failures = {"document": f"{code}: {message}"} if code else {}
                 w.new_state = settle(state, () if code else (document["Id"],), failures, present=True)
 
     def _maybe_held(self, w: Work, document_id: str) -> None:
         """A put whose answer never came (a timeout) may still have reached Kendra. The state then
-        says Kendra may hold some version of it (no fingerprint): the retry puts it again, and a
-        delete that comes first removes it instead of finding nothing to remove."""
-        if w.held() != ("", document_id):
-            state = self.base_state(w).evolve(held=("", document_id), checks=0)
-            w.new_state = settle(state, (document_id,), {}, present=True)
+        says Kendra may hold some version of it: the retry puts it again, and a delete that comes
+        first removes it instead of finding nothing to remove."""
+        w.lost.append(document_id)
+        if w.maybe() != (document_id,):
+            state = self.base_state(w).evolve(maybe=(document_id,), checks=0)
+            w.new_state = settle(state, (), {}, present=bool(state.held))
 
     def _delete(self, deletes: list[tuple[Work, str]]) -> None:
         for group, answer in send_in_batches(deletes, PER_CALL, lambda b: self.api.delete([i for _, i in b])):
@@ -331,7 +333,8 @@ class KendraSink(DiffSink):
                     w.new_state = self.base_state(w).evolve(status=SinkStatus.FAILED, failures=failure, checks=0)
                 else:
                     w.removed.append(document_id)
-                    w.new_state = settle(self.base_state(w).evolve(held=(), checks=0), (), {}, present=False)
+                    state = self.base_state(w).evolve(held=(), maybe=(), checks=0)
+                    w.new_state = settle(state, (), {}, present=False)
 
     def confirm(self, work: list[Work]) -> None:
         asks = [w for w in work if w.state is not None and w.state.pending]

@@ -92,26 +92,27 @@ class KnowledgeBaseSink(DiffSink):
             desired, held = self._desired(w), w.held()
             desired_set, held_set = set(desired), set(held)
             adds += [(w, c) for c in desired if c not in held_set or c in w.resend]
-            removes += [(w, c) for c in held if c not in desired_set]
+            removes += [(w, c) for c in (*held, *w.maybe()) if c not in desired_set]
         refused: dict[str, dict[str, str]] = {}
         self._send(adds, removes, refused)
         for w in work:
             desired, before = self._desired(w), w.held()
-            if not (w.added or w.removed):
-                continue  # nothing was sent (or all of it failed and is retried)
+            if not (w.added or w.removed or set(w.lost) - set(w.maybe())):
+                continue  # nothing was sent (or all of it failed as before and is retried)
             # What the index now holds: a chunk the index refused counts as given (it is not resent
-            # until an operator redrives it), one that failed transiently does not.
+            # until an operator redrives it), one that failed transiently does not, one whose answer
+            # may have been lost may be there: it is sent again, or deleted if no longer wanted.
             added, removed, desired_set, before_set = set(w.added), set(w.removed), set(desired), set(before)
             now_held = [c for c in desired if c in before_set or c in added]
             now_held += [c for c in before if c not in desired_set and c not in removed]
             held_set = set(now_held)
             state = self.base_state(w)
+            maybe = [c for c in dict.fromkeys([*state.maybe, *w.lost]) if c not in held_set and c not in removed]
             kept = {c: r for c, r in state.failures.items() if c in held_set and c not in added}
             failures = kept | refused.get(w.doc_id, {})
             pending = [p for p in dict.fromkeys([*state.pending, *w.added]) if p in held_set and p not in failures]
-            w.new_state = settle(
-                state.evolve(held=tuple(now_held), checks=0), tuple(pending), failures, present=bool(now_held)
-            )
+            state = state.evolve(held=tuple(now_held), maybe=tuple(maybe), checks=0)
+            w.new_state = settle(state, tuple(pending), failures, present=bool(now_held))
 
     @staticmethod
     def _desired(w: Work) -> tuple[str, ...]:
@@ -127,6 +128,8 @@ class KnowledgeBaseSink(DiffSink):
         for batch, answer in send_in_batches(adds, PER_CALL, ingest):
             if isinstance(answer, TransientError):
                 self.fail([w for w, _ in batch], answer)
+                for w, c in batch:  # a timeout's request may have taken effect (no way to tell)
+                    w.lost.append(c)
                 continue
             for w, c in batch:
                 w.added.append(c)

@@ -35,6 +35,8 @@ def _item(state: SinkState) -> dict[str, Any]:
         item["held"] = {"S": json.dumps(state.held)}
     if state.pending:
         item["pending"] = {"S": json.dumps(state.pending)}
+    if state.maybe:
+        item["maybe"] = {"S": json.dumps(state.maybe)}
     if state.failures:
         item["failures"] = {"S": json.dumps(state.failures, sort_keys=True)}
     return item
@@ -48,6 +50,7 @@ def state_from_item(item: dict[str, Any]) -> SinkState:
         updated_at=item["updated_at"]["S"],
         held=tuple(json.loads(item["held"]["S"])) if "held" in item else (),
         pending=tuple(json.loads(item["pending"]["S"])) if "pending" in item else (),
+        maybe=tuple(json.loads(item["maybe"]["S"])) if "maybe" in item else (),
         failures=json.loads(item["failures"]["S"]) if "failures" in item else {},
         version=int(item["version"]["N"]),
         checks=int(item.get("checks", {}).get("N", "0")),
