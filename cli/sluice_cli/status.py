@@ -28,6 +28,8 @@ QUEUES = {
     "kb": ("KnowledgeBaseQueueUrl", "KnowledgeBaseDeadLetterQueueUrl"),
     "kendra": ("KendraQueueUrl", "KendraDeadLetterQueueUrl"),
 }
+QUEUE_DLQS = {f"{name}_dead_letters" for name in QUEUES}  # what `sluice redrive` moves back
+SCHEDULE_DEAD_LETTERS = "schedule_dead_letters"  # invocations a schedule could not make; not redriven
 
 
 def stack_outputs(stack_name: str, client: ClientFactory) -> dict[str, str]:
@@ -60,6 +62,8 @@ def collect(outputs: dict[str, str], client: ClientFactory) -> dict[str, Any]:
             queues[name] = _depth(sqs, outputs[queue])
         if dead_letters in outputs:
             queues[f"{name}_dead_letters"] = _depth(sqs, outputs[dead_letters])
+    if "ScheduleDeadLetterQueueUrl" in outputs:
+        queues[SCHEDULE_DEAD_LETTERS] = _depth(sqs, outputs["ScheduleDeadLetterQueueUrl"])
     return {
         "documents": counts,
         "quarantined": sorted(quarantined, key=lambda q: q["key"]),
@@ -128,10 +132,15 @@ def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
     out.write("Queues\n")
     for name, depth in status["queues"].items():
         out.write(f"  {name.replace('_', ' '):<22} {depth['waiting']:>5} waiting  {depth['in_flight']:>5} in flight\n")
-    dead = sum(d["waiting"] for n, d in status["queues"].items() if n.endswith("_dead_letters"))
+    dead = sum(d["waiting"] for n, d in status["queues"].items() if n.endswith("_dead_letters") and n in QUEUE_DLQS)
     failed = sum(s["failed"] for s in status.get("sinks", {}).values())
     if dead or failed:
         out.write("  Some work failed repeatedly: fix the cause, then `sluice redrive`.\n")
+    if status["queues"].get(SCHEDULE_DEAD_LETTERS, {}).get("waiting"):
+        out.write(
+            "  A schedule could not start its target: its events (ScheduleDeadLetterQueue) carry the error;\n"
+            "  fix it (the role, the target), and the next scheduled run does the work.\n"
+        )
     connectors.render_status(status.get("connectors") or {}, out)
     reconciled = status.get("reconciliation")
     out.write("Reconciliation\n")

@@ -174,6 +174,16 @@ def test_cli_reads_the_running_stack(stack: LocalStack) -> None:
         report = json.loads(sluice("status", "--local", "--json").stdout)
         assert report["documents"]["QUARANTINED"] >= 1
         assert {"key": "uploads/broken.pdf", "reason": "malformed"}.items() <= report["quarantined"][0].items()
+        # A schedule that could not invoke its target leaves an event: status says so, and not to redrive it.
+        sqs, url = stack.client("sqs"), stack.outputs()["ScheduleDeadLetterQueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody='{"connector": "web"}')
+        try:
+            assert json.loads(sluice("status", "--local", "--json").stdout)["queues"]["schedule_dead_letters"] == {
+                "waiting": 1, "in_flight": 0}  # fmt: skip
+            text = sluice("status", "--local").stdout
+            assert "A schedule could not start its target" in text
+        finally:
+            sqs.purge_queue(QueueUrl=url)
 
 
 def _calls_since(stack: LocalStack, start: int) -> list[tuple[str, int]]:

@@ -101,7 +101,8 @@ def test_every_queue_has_a_dead_letter_queue_that_outlives_it(transformed: dict[
     dead_letter_ids = {
         v["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for v in sources.values()
     }
-    assert set(queues) == set(sources) | dead_letter_ids  # every queue is a source or a dead-letter queue
+    # every queue is a source or a dead-letter queue (of a queue, a rule or a schedule)
+    assert set(queues) == set(sources) | dead_letter_ids | _dead_letter_queues(transformed)
     for source in sources.values():
         dlq = queues[source["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]
         assert dlq["Properties"]["MessageRetentionPeriod"] > source["Properties"]["MessageRetentionPeriod"]
@@ -301,7 +302,7 @@ def _render(value: Any, conditions: dict[str, bool]) -> Any:
 
 
 def _dead_letter_queues(source: dict[str, Any]) -> set[str]:
-    """Queues that are the dead-letter target of a queue's redrive policy or of a rule's target."""
+    """Queues that are the dead-letter target of a queue's redrive policy, a rule's target or a schedule."""
     targets = set()
     for queue in _of_type(source, "AWS::SQS::Queue").values():
         if "RedrivePolicy" in queue["Properties"]:
@@ -310,7 +311,26 @@ def _dead_letter_queues(source: dict[str, Any]) -> set[str]:
         for target in rule["Properties"]["Targets"]:
             if "DeadLetterConfig" in target:
                 targets.add(target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+    for schedule in _of_type(source, "AWS::Scheduler::Schedule").values():
+        targets.add(schedule["Properties"]["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
     return targets
+
+
+def test_every_schedule_leaves_what_it_could_not_start_in_a_dead_letter_queue_its_role_may_use(
+    source: dict[str, Any],
+) -> None:
+    schedules = _of_type(source, "AWS::Scheduler::Schedule")
+    assert len(schedules) == 8
+    policy = source["Resources"]["ScheduleDeadLetterPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert {"Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": ["ScheduleDeadLetterQueue", "Arn"]}}.items() <= (
+        policy[0].items()
+    )
+    assert policy[1]["Resource"] == {"Fn::GetAtt": ["DataKey", "Arn"]}  # the queue is encrypted with it
+    for name, schedule in schedules.items():
+        target = schedule["Properties"]["Target"]
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ScheduleDeadLetterQueue", "Arn"]}}, name
+        role = source["Resources"][target["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+        assert {"Ref": "ScheduleDeadLetterPolicy"} in role["ManagedPolicyArns"], name
 
 
 def test_every_dead_letter_queue_has_an_alarm_on_its_depth_that_tells_someone(source: dict[str, Any]) -> None:
