@@ -334,6 +334,38 @@ class Drain:
     seconds: float = 0.0
     verdict: Verdict | None = None
     history: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # what kept it from idling, when it never did
+
+
+def busy(stack: LocalStack) -> list[str]:
+    """What keeps a stack from being idle: each function queue's messages waiting, in flight and
+    delayed, invocations running, and the sink states still pending or failed (with their checks
+    and what may be held), so that a run that never drains says why."""
+    lines = []
+    sqs = stack.client("sqs")
+    names = (
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    )
+    for name, url in stack.outputs().items():
+        if name.endswith("QueueUrl"):
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(names))["Attributes"]
+            waiting, in_flight, delayed = (int(attrs.get(n, 0)) for n in names)
+            if waiting or in_flight or delayed:
+                lines.append(f"{name}: {waiting} waiting, {in_flight} in flight, {delayed} delayed")
+    pump = getattr(stack, "_pump", None)
+    if pump is not None and pump.busy:
+        lines.append(f"{pump.busy} invocations running")
+    store = DynamoDBSinkStates(stack.client("dynamodb"), stack.outputs()["DocumentsTableName"])
+    for sink in SINKS:
+        for status in (SinkStatus.PENDING, SinkStatus.FAILED):
+            for state in store.states(sink, status):
+                lines.append(
+                    f"{sink} {state.doc_id} {status.value}: checks {state.checks}, pending {len(state.pending)}, "
+                    f"maybe {len(state.maybe)}, failures {sorted(state.failures.values())[:2]}, since {state.updated_at}"
+                )
+    return lines
 
 
 REDRIVEN = re.compile(r"^(\w+): (\d+) messages? moved back[^,]*(?:, (\d+) failed documents? queued again)?")
@@ -402,6 +434,8 @@ def drain(
             break
         time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
     result.seconds = time.monotonic() - started
+    if not result.converged and not stack.idle():
+        result.busy = busy(stack)
     return result
 
 

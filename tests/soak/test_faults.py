@@ -152,7 +152,7 @@ def test_the_pipeline_converges_through_injected_faults(tmp_path: Path) -> None:
         + (", ".join(f"{n:,} {error}" for error, n in held_back.most_common()) or "none")
     )
     assert drained.converged, "did not converge:\n  " + "\n  ".join(
-        (drained.verdict.problems if drained.verdict else ["never idle"])[:40]
+        (drained.verdict.problems if drained.verdict else ["never idle:", *drained.busy])[:40]
     )
 
 
