@@ -242,6 +242,40 @@ def least_privilege_problems(template: Template) -> list[str]:
     return problems
 
 
+SQS_EXECUTION_ROLE = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+SQS_CONSUMER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+
+
+def sqs_consumer_problems(template: Template) -> list[str]:
+    """SAM gives every SQS-triggered function AWSLambdaSQSQueueExecutionRole, which receives from and
+    deletes in any queue of the account: its role must deny those actions on every queue but the ones
+    its event sources read."""
+    functions = _function_roles(template)
+    sources: dict[str, set[str]] = {}
+    for mapping in _of_type(template, "AWS::Lambda::EventSourceMapping").values():
+        for function in references(mapping["Properties"]["FunctionName"]):
+            if function in functions:
+                sources.setdefault(functions[function], set()).add(render(mapping["Properties"]["EventSourceArn"]))
+    problems = []
+    for name, role in _of_type(template, "AWS::IAM::Role").items():
+        if SQS_EXECUTION_ROLE not in map(render, _branches(role["Properties"].get("ManagedPolicyArns", []))):
+            continue
+        confined = [
+            {render(r) for r in _branches(statement["NotResource"])}
+            for policy in _branches(role["Properties"].get("Policies", []))
+            for statement in _branches(policy["PolicyDocument"]["Statement"])
+            if statement.get("Effect") == "Deny"
+            and "NotResource" in statement
+            and set(SQS_CONSUMER_ACTIONS) <= {str(a) for a in _branches(statement.get("Action", []))}
+        ]
+        if not any(queues == sources.get(name, set()) for queues in confined):
+            problems.append(
+                f"{name}: AWSLambdaSQSQueueExecutionRole reads every queue; deny {', '.join(SQS_CONSUMER_ACTIONS)} "
+                f"on all but {sorted(sources.get(name, set()))} (found {confined})"
+            )
+    return problems
+
+
 def _buckets_feeding(template: Template) -> dict[str, set[str]]:
     """Bucket -> the roles of the functions its notifications invoke (through a queue or directly)."""
     functions = _function_roles(template)
@@ -726,6 +760,7 @@ def resource_policy_problems(template: Template) -> list[str]:
 
 TEMPLATE_CHECKS = [
     least_privilege_problems,
+    sqs_consumer_problems,
     input_bucket_problems,
     encryption_problems,
     tls_problems,
@@ -860,6 +895,8 @@ CAUGHT = [
                  ("FineTuneFunctionRole", "AmazonS3FullAccess"), id="managed policy"),
     pytest.param(least_privilege_problems, granting("FineTuneFunctionRole", {"NotAction": "iam:*", "Resource": {"Fn::GetAtt": ["DataKey", "Arn"]}}),
                  ("FineTuneFunctionRole", "NotAction"), id="NotAction"),
+    pytest.param(sqs_consumer_problems, changing("SyncKendraFunctionRole", "OnlyItsOwnQueue", NotResource={"Fn::GetAtt": ["KnowledgeBaseQueue", "Arn"]}),
+                 ("SyncKendraFunctionRole", "AWSLambdaSQSQueueExecutionRole", "KendraQueue"), id="a sink may read another sink's queue"),
     pytest.param(input_bucket_problems, granting("IngestDocumentFunctionRole", {"Action": "s3:PutObject", "Resource": {"Fn::Sub": "${RawBucket.Arn}/derived/*"}}),
                  ("IngestDocumentFunctionRole", "RawBucket", "a loop"), id="ingestion writes to its own input"),
     pytest.param(input_bucket_problems, changing("RunConnectorFunctionRole", "LandInRawBucket", Resource=RAW_OBJECTS),
