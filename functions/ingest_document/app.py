@@ -1,7 +1,9 @@
 """IngestDocumentFunction: S3 notifications from the ingest queue → the ingestion service.
 
 Glue only: decode each SQS message into object events, run each through the service under
-Powertools idempotency (keyed on bucket + key + sequencer, never the SQS message id), report
+Powertools idempotency (keyed on bucket + key + sequencer, never the SQS message id; a shortcut
+for duplicates, not what makes ingestion correct: an event whose record is in progress runs
+anyway, under the document's lease), report
 partial batch failures, and emit metrics. Poison documents are quarantined by the service and
 acknowledged; only transient failures fail their record, which SQS retries and finally dead-letters.
 """
@@ -25,6 +27,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
@@ -54,6 +57,7 @@ class _Wiring:
         self.deadline: float | None = None  # this invocation's, on the monotonic clock
         self.raw_bucket = settings.raw_bucket if settings else None
         self.idempotency: IdempotencyConfig | None = None
+        self.store: DynamoDBPersistenceLayer | None = None
         self.executed = False  # set when the service ran; False after a call means a replayed duplicate
         self.ingest: Callable[..., dict[str, Any]] = self._ingest
         if settings and settings.idempotency_table:
@@ -62,9 +66,9 @@ class _Wiring:
                 raise_on_no_idempotency_key=True,
                 expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
             )
-            store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
+            self.store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
             self.ingest = idempotent_function(
-                data_keyword_argument="event", persistence_store=store, config=self.idempotency
+                data_keyword_argument="event", persistence_store=self.store, config=self.idempotency
             )(self._ingest)
 
     def _ingest(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +131,16 @@ def _record_handler(wiring: _Wiring) -> Callable[[SQSRecord], None]:
             logger.append_keys(source=f"s3://{event.bucket}/{event.key}")
             payload = {**asdict(event), "idempotency_key": event.idempotency_key}
             wiring.executed = False
-            outcome = wiring.ingest(event=payload)
+            try:
+                outcome = wiring.ingest(event=payload)
+            except IdempotencyAlreadyInProgressError:
+                # The event's in-progress record is held: by a live attempt (the document's lease makes
+                # this one wait: DocumentBusyError, retried), or by one that died or whose answer was
+                # lost (a retried PutItem finds its own record), which would refuse the event for the
+                # rest of that invocation's time. The service is idempotent by itself (it re-reads the
+                # object and compares sequencers under the lease), so it runs without the shortcut.
+                logger.info("event in progress elsewhere; running it under the document lease")
+                outcome = wiring._ingest(event=payload)
             if wiring.executed:
                 _record_outcome(outcome)
             else:

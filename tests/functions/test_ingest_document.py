@@ -133,6 +133,38 @@ def test_duplicate_delivery_has_one_side_effect(aws: Aws) -> None:
     assert record["status"]["S"] == "COMPLETED"
 
 
+def test_an_in_progress_record_left_by_a_failed_attempt_does_not_hold_the_event_back(
+    aws: Aws, monkeypatch: Any
+) -> None:
+    """An attempt fails and its in-progress record stays (the DeleteItem that should clear it failed,
+    as when its answer is lost): the retry runs the event anyway instead of being refused until
+    that record expires with the attempt's invocation time."""
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
+
+    aws.s3.put_object(Bucket=RAW, Key="guides/getting-started.md", Body=GOOD_MD)
+    handler = load_handler("ingest_document")
+    wiring = handler._build_service()
+
+    def publish_fails(events: Any) -> None:
+        raise RuntimeError("the invocation died here")
+
+    def delete_lost(*args: Any, **kwargs: Any) -> None:
+        raise IdempotencyPersistenceLayerError("DeleteItem: read timeout")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(wiring.service.bus, "publish", publish_fails)
+        patch.setattr(wiring.store, "delete_record", delete_lost)
+        with pytest.raises(BatchProcessingError):  # its only record failed: the whole batch fails
+            _invoke(load_event("s3_put.json"), handler)
+    (record,) = aws.dynamodb.scan(TableName="idempotency")["Items"]
+    assert record["status"]["S"] == "INPROGRESS"  # left behind, good for the rest of its invocation time
+    assert _invoke(load_event("s3_put.json"), handler) == {"batchItemFailures": []}
+    assert aws.registry()["guides/getting-started.md"]["status"]["S"] == "PROCESSED"
+    assert "pending_event" not in aws.registry()["guides/getting-started.md"]
+    assert len(aws.events()) == 1
+
+
 def test_a_transient_failure_fails_only_its_record(aws: Aws, monkeypatch: Any) -> None:
     aws.s3.put_object(Bucket=RAW, Key="guides/getting-started.md", Body=GOOD_MD)
     aws.s3.put_object(Bucket=RAW, Key="notes/release-notes.txt", Body=b"Release notes\n\nFirst release.\n")
