@@ -132,7 +132,7 @@ def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
     out.write("Queues\n")
     for name, depth in status["queues"].items():
         out.write(f"  {name.replace('_', ' '):<22} {depth['waiting']:>5} waiting  {depth['in_flight']:>5} in flight\n")
-    dead = sum(d["waiting"] for n, d in status["queues"].items() if n.endswith("_dead_letters") and n in QUEUE_DLQS)
+    dead = sum(d["waiting"] for n, d in status["queues"].items() if n in QUEUE_DLQS)
     failed = sum(s["failed"] for s in status.get("sinks", {}).values())
     if dead or failed:
         out.write("  Some work failed repeatedly: fix the cause, then `sluice redrive`.\n")
