@@ -161,6 +161,50 @@ def _speed_up() -> None:
     sqs.SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
     sqs.SQSBackend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
     _speed_up_prefix_listing()
+    _serialise_sqs_queues()
+
+
+def _serialise_sqs_queues() -> None:
+    """moto's server is threaded, but a queue's DeleteMessage rebuilds its message list without the
+    lock its SendMessage takes, and ReceiveMessage moves messages to the dead-letter queue unlocked.
+    Two deletes at once could put a deleted message back, received, so in flight for the queue's
+    whole visibility timeout (1,810 s; 3,610 s for the sinks), and a send racing a delete could lose
+    a message. Each queue's changes now hold that queue's own lock; a long poll waits outside it."""
+    from moto.sqs import models as sqs
+
+    original_delete = sqs.Queue.delete_message
+    original_receive = sqs.SQSBackend.receive_message
+    original_purge = sqs.SQSBackend.purge_queue
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        with self._messages_lock:
+            original_delete(self, receipt_handle)
+
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> Any:
+        queue = self.get_queue(queue_name)
+        deadline = time.time() + (wait_seconds_timeout or 0)
+        while True:
+            with queue._messages_lock:
+                result = original_receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            remaining = deadline - time.time()
+            if result or remaining <= 0:
+                return result
+            queue.wait_for_messages(min(1.0, remaining))
+
+    def purge_queue(self: Any, queue_name: str) -> None:
+        with self.get_queue(queue_name)._messages_lock:
+            original_purge(self, queue_name)
+
+    sqs.Queue.delete_message = delete_message  # type: ignore[method-assign]
+    sqs.SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+    sqs.SQSBackend.purge_queue = purge_queue  # type: ignore[method-assign]
 
 
 def _speed_up_prefix_listing() -> None:
