@@ -35,6 +35,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SINKS = ("kb", "kendra")
 
 
+def say(text: str) -> None:
+    """A line of a soak run's report, shown at once (pytest -s)."""
+    print(text, flush=True)
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A plain text table, numbers right-aligned."""
     body = [
@@ -342,22 +347,15 @@ def busy(stack: LocalStack) -> list[str]:
     delayed, invocations running, and the sink states still pending or failed (with their checks
     and what may be held), so that a run that never drains says why."""
     lines = []
-    sqs = stack.client("sqs")
-    names = (
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-        "ApproximateNumberOfMessagesDelayed",
-    )
-    for name, url in stack.outputs().items():
+    outputs = stack.outputs()
+    for name, url in outputs.items():
         if name.endswith("QueueUrl"):
-            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(names))["Attributes"]
-            waiting, in_flight, delayed = (int(attrs.get(n, 0)) for n in names)
-            if waiting or in_flight or delayed:
-                lines.append(f"{name}: {waiting} waiting, {in_flight} in flight, {delayed} delayed")
-    pump = getattr(stack, "_pump", None)
-    if pump is not None and pump.busy:
-        lines.append(f"{pump.busy} invocations running")
-    store = DynamoDBSinkStates(stack.client("dynamodb"), stack.outputs()["DocumentsTableName"])
+            counts = stack.queue_counts(url)
+            if any(counts.values()):
+                lines.append(f"{name}: " + ", ".join(f"{n} {label}" for label, n in counts.items()))
+    if stack.running:
+        lines.append(f"{stack.running} invocations running")
+    store = DynamoDBSinkStates(stack.client("dynamodb"), outputs["DocumentsTableName"])
     for sink in SINKS:
         for status in (SinkStatus.PENDING, SinkStatus.FAILED):
             for state in store.states(sink, status):

@@ -29,6 +29,7 @@ from sluice_cli.local import faults
 from sluice_cli.local.stack import LocalStack
 from soak import corpus, harness
 from soak.corpus import Doc
+from soak.harness import say
 
 pytestmark = pytest.mark.soak
 
@@ -38,10 +39,6 @@ DOCS = int(os.environ.get("SLUICE_FAULT_DOCS", "300"))
 SEED = int(os.environ.get("SLUICE_FAULT_SEED", "20261128"))
 CONCURRENCY = int(os.environ.get("SLUICE_FAULT_CONCURRENCY", "2"))
 CONVERGE_SECONDS = float(os.environ.get("SLUICE_FAULT_CONVERGE_SECONDS", "1200"))
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 class Corpus:

@@ -28,6 +28,7 @@ from sluice.sinks.state_dynamodb import DynamoDBSinkStates
 from sluice_cli.local import emulators
 from sluice_cli.local.stack import LocalStack
 from soak import corpus, harness
+from soak.harness import say
 
 pytestmark = pytest.mark.soak
 
@@ -36,10 +37,6 @@ SEED = int(os.environ.get("SLUICE_LOAD_SEED", "5000"))
 CONCURRENCY = int(os.environ.get("SLUICE_LOAD_CONCURRENCY", "3"))
 TIMEOUT = float(os.environ.get("SLUICE_LOAD_TIMEOUT_SECONDS", "3600"))
 PROGRESS_SECONDS = 15.0
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 def test_thousands_of_documents_reach_both_indexes_and_nothing_is_lost(tmp_path: Path) -> None:

@@ -246,16 +246,23 @@ SQS_EXECUTION_ROLE = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExec
 SQS_CONSUMER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
 
+def _event_sources(template: Template) -> Iterator[tuple[str, Any]]:
+    """(role, EventSourceArn) of every event source mapping: the role of the function it invokes and
+    the queue it reads."""
+    functions = _function_roles(template)
+    for mapping in _of_type(template, "AWS::Lambda::EventSourceMapping").values():
+        for function in references(mapping["Properties"]["FunctionName"]):
+            if function in functions:
+                yield functions[function], mapping["Properties"]["EventSourceArn"]
+
+
 def sqs_consumer_problems(template: Template) -> list[str]:
     """SAM gives every SQS-triggered function AWSLambdaSQSQueueExecutionRole, which receives from and
     deletes in any queue of the account: its role must deny those actions on every queue but the ones
     its event sources read."""
-    functions = _function_roles(template)
     sources: dict[str, set[str]] = {}
-    for mapping in _of_type(template, "AWS::Lambda::EventSourceMapping").values():
-        for function in references(mapping["Properties"]["FunctionName"]):
-            if function in functions:
-                sources.setdefault(functions[function], set()).add(render(mapping["Properties"]["EventSourceArn"]))
+    for role_name, queue_arn in _event_sources(template):
+        sources.setdefault(role_name, set()).add(render(queue_arn))
     problems = []
     for name, role in _of_type(template, "AWS::IAM::Role").items():
         if SQS_EXECUTION_ROLE not in map(render, _branches(role["Properties"].get("ManagedPolicyArns", []))):
@@ -280,11 +287,9 @@ def _buckets_feeding(template: Template) -> dict[str, set[str]]:
     """Bucket -> the roles of the functions its notifications invoke (through a queue or directly)."""
     functions = _function_roles(template)
     consumers: dict[str, set[str]] = {}
-    for mapping in _of_type(template, "AWS::Lambda::EventSourceMapping").values():
-        for queue in references(mapping["Properties"]["EventSourceArn"]):
-            consumers.setdefault(queue, set()).update(
-                functions[f] for f in references(mapping["Properties"]["FunctionName"]) if f in functions
-            )
+    for role_name, queue_arn in _event_sources(template):
+        for queue in references(queue_arn):
+            consumers.setdefault(queue, set()).add(role_name)
     feeding: dict[str, set[str]] = {}
     for bucket, resource in _of_type(template, "AWS::S3::Bucket").items():
         notifications = resource["Properties"].get("NotificationConfiguration", {})

@@ -521,20 +521,29 @@ class LocalStack:
         outputs = (r.template.get("Outputs") or {}).items()
         return {name: str(r.resolve(body["Value"])) for name, body in outputs if r.holds(body)}
 
+    def queue_counts(self, url: str) -> dict[str, int]:
+        """A queue's messages: waiting, in flight, and delayed (a sink's scheduled status checks)."""
+        names = {
+            "waiting": "ApproximateNumberOfMessages",
+            "in flight": "ApproximateNumberOfMessagesNotVisible",
+            "delayed": "ApproximateNumberOfMessagesDelayed",
+        }
+        attrs = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=list(names.values()))
+        return {label: int(attrs["Attributes"].get(name, 0)) for label, name in names.items()}
+
     def queue_depth(self, url: str) -> int:
-        """Messages waiting, in flight or delayed (a sink's scheduled status checks)."""
-        names = [
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ]
-        attrs = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-        return sum(int(attrs.get(name, 0)) for name in names)
+        """Messages waiting, in flight or delayed."""
+        return sum(self.queue_counts(url).values())
+
+    @property
+    def running(self) -> int:
+        """Invocations the event pump has under way."""
+        return 0 if self._pump is None else self._pump.busy
 
     def idle(self) -> bool:
         """No message waiting or in flight on any function's queue, and no invocation running."""
         urls = [s["queue_url"] for spec in self.functions.values() for s in spec.sqs_sources]
-        return (self._pump is None or self._pump.busy == 0) and all(self.queue_depth(u) == 0 for u in urls)
+        return self.running == 0 and all(self.queue_depth(u) == 0 for u in urls)
 
     def wait_idle(self, timeout: float = 60.0, settle: float = 1.5) -> bool:
         """True once the pipeline has been idle for ``settle`` seconds, False at the timeout."""

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 
@@ -53,15 +54,11 @@ def main() -> None:
     sys.stdout = sys.stderr  # the handler's prints and EMF metrics go to the log, not the protocol
 
     if os.environ.get("SLUICE_EMULATORS"):  # Bedrock and Kendra, answered in-process (see emulators)
-        from pathlib import Path
-
         from sluice_cli.local.emulators import install
 
         install(Path(os.environ["SLUICE_EMULATORS"]))
 
     if os.environ.get("SLUICE_FAULTS"):  # fault injection at every AWS call (sluice_cli.local.faults); off by default
-        from pathlib import Path
-
         from sluice_cli.local import faults
 
         faults.install(Path(os.environ[faults.ENV]))
