@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT / "layers" / "sluice"), str(ROOT / "cli")]
 def _offline_tiktoken() -> None:
     """Peers call tiktoken.get_encoding("cl100k_base"), which downloads; give it the layer's verified
     copy in a cache directory instead (named as tiktoken names its cache entries)."""
-    from sluice.tokens import encoding_file_bytes, parse_ranks
+    from sluice.pipeline.tokens import encoding_file_bytes, parse_ranks
 
     data = encoding_file_bytes()
     parse_ranks(data)  # verifies the hash
@@ -46,12 +46,12 @@ _offline_tiktoken()
 import tiktoken  # noqa: E402
 from sinks import bench_sinks, sink_report  # noqa: E402
 
-from sluice.chunk import ChunkSettings, _lay_out, chunk_blocks  # noqa: E402
-from sluice.clean import clean_blocks  # noqa: E402
-from sluice.detect import detect  # noqa: E402
-from sluice.extract import ParseLimits, extract  # noqa: E402
-from sluice.process import PipelineSettings  # noqa: E402
-from sluice.tokens import tokenizer  # noqa: E402
+from sluice.pipeline.chunk import ChunkSettings, _lay_out, chunk_blocks  # noqa: E402
+from sluice.pipeline.clean import clean_blocks  # noqa: E402
+from sluice.pipeline.detect import detect  # noqa: E402
+from sluice.pipeline.extract import ParseLimits, extract  # noqa: E402
+from sluice.pipeline.process import PipelineSettings  # noqa: E402
+from sluice.pipeline.tokens import tokenizer  # noqa: E402
 
 SETTINGS = [(512, 50), (300, 60)]
 
@@ -94,7 +94,7 @@ def pdf_corpus() -> list[tuple[str, bytes]]:
     any PDF documentation installed on the machine."""
     from pydoc_data.topics import topics
 
-    from sluice_cli.pdfwriter import document, make_pdf
+    from support.pdfwriter import document, make_pdf
 
     sections = [(name, [p for p in text.split("\n\n") if p.strip()][:12]) for name, text in sorted(topics.items())]
     pdfs = [("built/python-topics.pdf", make_pdf(document(sections, title="Python topics", lines_per_page=45)))]
@@ -198,7 +198,7 @@ def bench_chunkers(corpus: list[tuple[str, str]], repeat: int) -> list[dict[str,
 
 
 def bench_pipeline(corpus: list[tuple[str, str]], repeat: int) -> dict[str, float]:
-    from sluice.process import process_document
+    from sluice.pipeline.process import process_document
 
     enc = tokenizer().encoding
     raw = [(name, text.encode()) for name, text in corpus]
@@ -245,7 +245,7 @@ def _agreement(a: str, b: str) -> float:
 
 
 def bench_pdf(pdfs: list[tuple[str, bytes]], repeat: int) -> dict[str, Any]:
-    from sluice.extract.pdf import extract_pdf
+    from sluice.pipeline.extract.pdf import extract_pdf
 
     usable = []
     for name, data in pdfs:
@@ -294,8 +294,8 @@ def bench_pdf(pdfs: list[tuple[str, bytes]], repeat: int) -> dict[str, Any]:
 MEMORY_PROBE = """
 import json, resource, sys, time
 sys.path[:0] = {paths!r}
-from sluice.process import PipelineSettings, process_document
-from sluice.sandbox import Sandbox
+from sluice.pipeline.process import PipelineSettings, process_document
+from sluice.pipeline.sandbox import Sandbox
 data = open({path!r}, "rb").read()
 box = Sandbox()
 start = time.perf_counter()
@@ -313,7 +313,7 @@ def bench_memory() -> dict[str, Any]:
     function's process and of the parsing worker."""
     from pydoc_data.topics import topics
 
-    from sluice_cli.pdfwriter import document, make_pdf
+    from support.pdfwriter import document, make_pdf
 
     text = [p for t in topics.values() for p in t.split("\n\n") if p.strip()]
     sections = [(f"Part {i}", text[(i * 7) % len(text) : (i * 7) % len(text) + 7]) for i in range(1200)]
@@ -339,10 +339,10 @@ import app
 t1 = time.perf_counter()
 wiring = app._build_service()
 t2 = time.perf_counter()
-from sluice.tokens import tokenizer
+from sluice.pipeline.tokens import tokenizer
 tokenizer()
 t3 = time.perf_counter()
-from sluice.extract import ParseLimits
+from sluice.pipeline.extract import ParseLimits
 from sluice.model import Kind
 wiring.service.extractor(b"# warm", Kind.MARKDOWN, ParseLimits())
 t4 = time.perf_counter()

@@ -35,13 +35,17 @@ if str(ROOT / "layers" / "sluice") not in sys.path:
 from sluice.bus import SOURCE, DocumentEvent  # noqa: E402
 from sluice.errors import DocumentBusyError, LeaseLostError, TransientError  # noqa: E402
 from sluice.ingest import IngestService, IngestSettings, ObjectEvent  # noqa: E402
-from sluice.layout import chunk_key, document_id, s3_uri  # noqa: E402
+from sluice.pipeline.files import chunk_key, document_id, s3_uri  # noqa: E402
 from sluice.registry import DocumentRecord, Status  # noqa: E402
 from sluice.sinks import SinkState, SinkStatus, StateConflictError  # noqa: E402
-from sluice.sinks.bedrock import IngestionJob, JobConflictError, KbDocument  # noqa: E402
 from sluice.sinks.diff import DiffSink  # noqa: E402
 from sluice.sinks.kendra import KendraSink  # noqa: E402
-from sluice.sinks.knowledge_base import KnowledgeBaseSink  # noqa: E402
+from sluice.sinks.knowledge_base import (  # noqa: E402
+    IngestionJob,
+    JobConflictError,
+    KbDocument,
+    KnowledgeBaseSink,
+)
 from sluice.sinks.runner import run_batch  # noqa: E402
 from sluice.storage import ObjectHead  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Shared fixtures. Every file a test uses is created by the test (see sluice_cli.pdfwriter)."""
+"""Shared fixtures. Every file a test uses is created by the test (see support.pdfwriter)."""
 
 from __future__ import annotations
 

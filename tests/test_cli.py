@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sluice.tokens import encoding
-from sluice_cli import samples
-from sluice_cli.pdfwriter import document, make_pdf
+from sluice.pipeline.tokens import encoding
+from support import samples
+from support.pdfwriter import document, make_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
 SLUICE = [sys.executable, "-m", "sluice_cli.main"]
@@ -70,4 +70,4 @@ def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
 
 def test_committed_samples_are_what_the_generator_makes() -> None:
     for name, build in samples.GENERATED.items():
-        assert (ROOT / "samples" / name).read_bytes() == build(), "regenerate with python -m sluice_cli.samples"
+        assert (ROOT / "samples" / name).read_bytes() == build(), "regenerate with python -m support.samples"

@@ -15,11 +15,11 @@ from typing import Any, TextIO
 
 from botocore.config import Config
 
+from sluice.adapters.aws.connector_state import DynamoDBConnectorState
+from sluice.adapters.aws.s3 import S3BucketWriter
 from sluice.connectors import SourceError
 from sluice.connectors.config import read_config
 from sluice.connectors.runner import RunReport, run_instance, select
-from sluice.connectors.state_dynamodb import DynamoDBConnectorState
-from sluice.storage.s3 import S3ProcessedStore
 
 Clients = Callable[..., Any]
 LOCAL_SECONDS = 600.0
@@ -48,7 +48,7 @@ def run_here(outputs: dict[str, str], client: Clients, name: str) -> list[RunRep
         return client(service)  # the local stack has no roles to assume
 
     state = DynamoDBConnectorState(client("dynamodb"), outputs["ConnectorStateTableName"])
-    landing = S3ProcessedStore(client("s3"), outputs["RawBucketName"])
+    landing = S3BucketWriter(client("s3"), outputs["RawBucketName"])
     instances, _ = configured(outputs, client)
     wanted = select(instances, {"instance": name}) or select(instances, {"connector": name})
     return [

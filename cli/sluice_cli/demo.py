@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sluice.layout import chunk_key, document_id, s3_uri
+from sluice.adapters.aws.registry import DynamoDBRegistry
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates
+from sluice.pipeline.files import chunk_key, document_id, s3_uri
 from sluice.reconcile import describe
 from sluice.registry import DocumentRecord, Status
-from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.sinks import SinkStatus
-from sluice.sinks.state_dynamodb import DynamoDBSinkStates
 from sluice_cli import connectors, finetune, reconcile
-from sluice_cli.local import emulators
-from sluice_cli.local.stack import DEFAULT_PORT, LocalStack, port_is_free
 from sluice_cli.search import render, search
-from sluice_cli.site import Site
+from sluice_local import emulators
+from sluice_local.site import Site
+from sluice_local.stack import DEFAULT_PORT, LocalStack, port_is_free
 
 EDIT_KEY = "sluice-overview.md"
 EDIT_FROM = "Logs are structured JSON"

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sluice.chunk import ChunkSettings
-from sluice.process import PipelineSettings
+from sluice.pipeline.chunk import ChunkSettings
+from sluice.pipeline.process import PipelineSettings
 
 
 def _preview(args: argparse.Namespace) -> int:
@@ -51,7 +51,7 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _local_up(args: argparse.Namespace) -> int:
-    from sluice_cli.local.stack import LocalStack, find_root, port_is_free
+    from sluice_local.stack import LocalStack, find_root, port_is_free
 
     if not port_is_free(args.port):
         sys.stderr.write(f"sluice local up: port {args.port} is taken (is a stack already running?)\n")
@@ -80,7 +80,7 @@ def _local_up(args: argparse.Namespace) -> int:
 
 
 def _local_outputs(args: argparse.Namespace) -> int:
-    from sluice_cli.local.stack import StackState, find_root
+    from sluice_local.stack import StackState, find_root
 
     try:
         state = StackState.read(find_root() / ".sluice" / "local")
@@ -97,7 +97,7 @@ def _local_outputs(args: argparse.Namespace) -> int:
 
 def _local_demo(args: argparse.Namespace) -> int:
     from sluice_cli.demo import main as demo_main
-    from sluice_cli.local.stack import find_root
+    from sluice_local.stack import find_root
 
     return demo_main(find_root(), port=args.port, serve=args.serve)
 
@@ -117,8 +117,8 @@ def _on_stack(command: str, run: Callable[[argparse.Namespace, dict[str, str], C
 
             client = boto3.session.Session().client
             return run(args, stack_outputs(args.stack, client), client)
-        from sluice_cli.local.emulators import install
-        from sluice_cli.local.stack import EMULATOR_DIR, StackState, find_root
+        from sluice_local.emulators import install
+        from sluice_local.stack import EMULATOR_DIR, StackState, find_root
 
         state_dir = find_root() / ".sluice" / "local"
         try:
@@ -162,7 +162,7 @@ def _reconcile(args: argparse.Namespace, outputs: dict[str, str], client: Client
     report: Any
     try:
         if args.local:
-            from sluice_cli.local.stack import StackState, find_root
+            from sluice_local.stack import StackState, find_root
 
             environments = StackState.read(find_root() / ".sluice" / "local").environments
             report = reconcile.run_here(environments["ReconcileFunction"], client, dry_run=args.dry_run)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sluice.errors import QuarantineError
-from sluice.layout import Source, chunk_files, document_id
-from sluice.process import Extractor, PipelineSettings, in_process, process_document
-from sluice.sandbox import Sandbox
+from sluice.pipeline.files import Source, chunk_files, document_id
+from sluice.pipeline.process import Extractor, PipelineSettings, in_process, process_document
+from sluice.pipeline.sandbox import Sandbox
 
 
 def preview_one(path: Path, settings: PipelineSettings, extractor: Extractor = in_process) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from typing import Any, TextIO
 
 from botocore.config import Config
 
+from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
+from sluice.adapters.aws.kendra import KendraApi
 from sluice.reconcile import Reconciler, Report, describe
 from sluice.settings import reconcile_settings
-from sluice.sinks.bedrock import BedrockKnowledgeBaseApi
-from sluice.sinks.kendra import KendraApi
 
 Clients = Callable[..., Any]
 MAX_RUNS = 50  # invocations of one pass before giving up (each bounded by the function's budgets)

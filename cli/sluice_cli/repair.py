@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.sinks import SinkStatus
 from sluice.sinks.runner import MAX_IDS_PER_MESSAGE, sync_message
-from sluice.sinks.state_dynamodb import DynamoDBSinkStates
 from sluice_cli.status import QUEUES, SINKS
 
 ClientFactory = Callable[[str], Any]

@@ -7,12 +7,12 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from sluice.adapters.aws.registry import DynamoDBRegistry
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.reconcile import PassStore
 from sluice.registry import Status
-from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.sinks import SinkStatus
 from sluice.sinks.knowledge_base import JOB_SINK
-from sluice.sinks.state_dynamodb import DynamoDBSinkStates
 from sluice_cli import connectors
 
 ClientFactory = Callable[[str], Any]

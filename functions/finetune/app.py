@@ -19,9 +19,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sluice.adapters.aws.registry import DynamoDBRegistry
+from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
 from sluice.finetune.workflow import FineTuneSteps
-from sluice.registry.dynamodb import DynamoDBRegistry
-from sluice.storage.s3 import S3ProcessedStore, S3RawStore
 
 logger = Logger()
 _TRANSIENT_CODES = frozenset(
@@ -44,8 +44,8 @@ def _steps() -> FineTuneSteps:
     processed = os.environ["PROCESSED_BUCKET"]
     return FineTuneSteps(
         documents=DynamoDBRegistry(session.client("dynamodb", config=_CLIENT_CONFIG), os.environ["DOCUMENTS_TABLE"]),
-        reader=S3RawStore(s3),
-        writer=S3ProcessedStore(s3, processed),
+        reader=S3ObjectReader(s3),
+        writer=S3BucketWriter(s3, processed),
         processed_bucket=processed,
         readable_buckets=frozenset(filter(None, (processed, os.environ.get("RAW_BUCKET")))),
     )

@@ -31,14 +31,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from sluice.bus.eventbridge import EventBridgeBus
+from sluice.adapters.aws.eventbridge import EventBridgeBus
+from sluice.adapters.aws.registry import DynamoDBRegistry
+from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
 from sluice.errors import Reason
 from sluice.ingest import Action, IngestService, ObjectEvent
-from sluice.registry.dynamodb import DynamoDBRegistry
+from sluice.pipeline.sandbox import Sandbox
 from sluice.s3events import parse_message
-from sluice.sandbox import Sandbox
 from sluice.settings import IngestFunctionSettings
-from sluice.storage.s3 import S3ProcessedStore, S3RawStore
 
 logger = Logger()
 NAMESPACE = "Sluice"
@@ -84,8 +84,8 @@ def _build_service() -> _Wiring:
     s3 = session.client("s3", config=_CLIENT_CONFIG)
     dynamodb = session.client("dynamodb", config=_CLIENT_CONFIG)
     service = IngestService(
-        raw=S3RawStore(s3),
-        processed=S3ProcessedStore(s3, settings.processed_bucket),
+        raw=S3ObjectReader(s3),
+        processed=S3BucketWriter(s3, settings.processed_bucket),
         registry=DynamoDBRegistry(dynamodb, settings.documents_table),
         bus=EventBridgeBus(session.client("events", config=_CLIENT_CONFIG), settings.event_bus_name),
         settings=settings.ingest,

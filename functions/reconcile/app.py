@@ -20,10 +20,10 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
+from sluice.adapters.aws.kendra import KendraApi
 from sluice.reconcile import PassBusyError, Reconciler, Report
 from sluice.settings import reconcile_settings
-from sluice.sinks.bedrock import BedrockKnowledgeBaseApi
-from sluice.sinks.kendra import KendraApi
 
 logger = Logger()
 NAMESPACE = "Sluice"

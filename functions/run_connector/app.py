@@ -21,11 +21,11 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
+from sluice.adapters.aws.connector_state import DynamoDBConnectorState
+from sluice.adapters.aws.s3 import S3BucketWriter
 from sluice.connectors import SourceError
 from sluice.connectors.config import read_config
 from sluice.connectors.runner import RunReport, run_instance, select
-from sluice.connectors.state_dynamodb import DynamoDBConnectorState
-from sluice.storage.s3 import S3ProcessedStore
 
 logger = Logger()
 metrics = Metrics(namespace="Sluice")
@@ -93,7 +93,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if not wanted:
         logger.warning("no instance matches", extra={"event": event, "configured": [i.name for i in instances]})
     state = DynamoDBConnectorState(_aws("dynamodb"), os.environ["CONNECTOR_STATE_TABLE"])
-    landing = S3ProcessedStore(_aws("s3"), os.environ["RAW_BUCKET"])
+    landing = S3BucketWriter(_aws("s3"), os.environ["RAW_BUCKET"])
     reports: list[RunReport] = []
     for index, instance in enumerate(wanted):
         # Each instance its share of what is left, so a large first one cannot starve the rest.

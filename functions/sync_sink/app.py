@@ -21,17 +21,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from sluice.registry.dynamodb import DynamoDBRegistry
+from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
+from sluice.adapters.aws.kendra import KendraApi
+from sluice.adapters.aws.registry import DynamoDBRegistry
+from sluice.adapters.aws.s3 import S3ObjectReader
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates
+from sluice.adapters.aws.sqs import SqsQueue
 from sluice.settings import SinkFunctionSettings
 from sluice.sinks import CallCount
-from sluice.sinks.bedrock import BedrockKnowledgeBaseApi
 from sluice.sinks.diff import DiffSink
-from sluice.sinks.kendra import KendraApi, KendraSink
+from sluice.sinks.kendra import KendraSink
 from sluice.sinks.knowledge_base import KnowledgeBaseSink
 from sluice.sinks.runner import run_batch
-from sluice.sinks.sqs import SqsQueue
-from sluice.sinks.state_dynamodb import DynamoDBSinkStates
-from sluice.storage.s3 import S3RawStore
 
 logger = Logger()
 metrics = Metrics(namespace="Sluice")
@@ -83,7 +84,7 @@ def _build() -> Wiring:
             api=api,
             registry=registry,
             states=states,
-            processed=S3RawStore(session.client("s3", config=_CLIENT_CONFIG)),
+            processed=S3ObjectReader(session.client("s3", config=_CLIENT_CONFIG)),
             processed_bucket=settings.processed_bucket,
             language_code=settings.language_code,
             first_check_seconds=settings.first_check_seconds,

@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from sluice.adapters.aws.eventbridge import EventBridgeBus
 from sluice.bus import DOCUMENT_CHANGED, DocumentEvent
-from sluice.bus.eventbridge import EventBridgeBus
 from sluice.errors import TransientError
 
 

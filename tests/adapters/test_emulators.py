@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from moto import mock_aws
 
 from sluice.errors import TransientError
-from sluice_cli.local import emulators
+from sluice_local import emulators
 
 KB, DS, INDEX = "LOCALKB001", "LOCALDS001", "10ca1000-0000-4000-8000-000000000001"
 
@@ -171,7 +171,7 @@ def test_every_call_is_logged(world: dict[str, Any]) -> None:
 
 
 def test_kendra_custom_data_source_syncs_run_one_at_a_time(world: dict[str, Any]) -> None:
-    from sluice.sinks.kendra import KendraApi
+    from sluice.adapters.aws.kendra import KendraApi
 
     kendra, waits = world["kendra"], []
     api = KendraApi(kendra, INDEX, data_source_id="sluice-ds", sleep=waits.append)
@@ -193,7 +193,7 @@ def test_kendra_custom_data_source_syncs_run_one_at_a_time(world: dict[str, Any]
 def test_a_sync_job_orphaned_by_a_lost_worker_is_stopped(world: dict[str, Any]) -> None:
     import sqlite3
 
-    from sluice.sinks.kendra import KendraApi
+    from sluice.adapters.aws.kendra import KendraApi
 
     kendra = world["kendra"]
     kendra.start_data_source_sync_job(Id="sluice-ds", IndexId=INDEX)  # its worker died: never stopped

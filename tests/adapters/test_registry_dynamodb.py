@@ -7,12 +7,12 @@ from typing import Any
 
 import boto3
 import pytest
-from awsfixtures import create_documents_table
 from moto import mock_aws
 
+from sluice.adapters.aws.registry import DynamoDBRegistry, from_item, to_item
 from sluice.errors import DocumentBusyError, LeaseLostError
 from sluice.registry import DocumentRecord, Status
-from sluice.registry.dynamodb import DynamoDBRegistry, from_item, to_item
+from support.awsfixtures import create_documents_table
 
 
 @pytest.fixture

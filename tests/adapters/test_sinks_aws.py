@@ -11,21 +11,22 @@ from typing import Any
 
 import boto3
 import pytest
-from awsfixtures import create_documents_table
 from botocore.stub import ANY, Stubber
-from fakes import FakeSinkStates
 from moto import mock_aws
 
+from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
+from sluice.adapters.aws.kendra import KendraApi
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates
+from sluice.adapters.aws.sqs import SqsQueue
 from sluice.errors import RefusedError, TransientError
-from sluice.layout import text_key
+from sluice.pipeline.files import text_key
 from sluice.registry import DocumentRecord, Status
 from sluice.sinks import SinkState, SinkStatus, StateConflictError
-from sluice.sinks.bedrock import BedrockKnowledgeBaseApi, JobConflictError, KbDocument
-from sluice.sinks.kendra import KendraApi, KendraSink
-from sluice.sinks.knowledge_base import KnowledgeBaseSink
-from sluice.sinks.sqs import SqsQueue
-from sluice.sinks.state_dynamodb import DynamoDBSinkStates
+from sluice.sinks.kendra import KendraSink
+from sluice.sinks.knowledge_base import JobConflictError, KbDocument, KnowledgeBaseSink
 from sluice.storage import ObjectHead
+from support.awsfixtures import create_documents_table
+from support.fakes import FakeSinkStates
 
 KB, DS, INDEX = "KB12345678", "DS12345678", "0123456789abcdef0123456789abcdef0123"
 TOKEN = "t" * 64
@@ -400,7 +401,7 @@ def test_states_are_counted_and_listed_by_sink_and_status(states: DynamoDBSinkSt
 
 
 def test_sink_states_never_look_like_documents(states: DynamoDBSinkStates) -> None:
-    from sluice.registry.dynamodb import DynamoDBRegistry
+    from sluice.adapters.aws.registry import DynamoDBRegistry
 
     states.put(_state("d1", SinkStatus.INDEXED), expected_version=None)
     registry = DynamoDBRegistry(states._db, "docs")

@@ -10,8 +10,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
 from sluice.errors import TransientError
-from sluice.storage.s3 import S3ProcessedStore, S3RawStore
 
 
 @pytest.fixture
@@ -26,13 +26,13 @@ def s3() -> Iterator[Any]:
 
 def test_head_reads_version_size_and_metadata(s3: Any) -> None:
     put = s3.put_object(Bucket="raw", Key="a b.txt", Body=b"hello", Metadata={"source-url": "https://x"})
-    head = S3RawStore(s3).head("raw", "a b.txt")
+    head = S3ObjectReader(s3).head("raw", "a b.txt")
     assert head is not None
     assert (head.size, head.version_id, head.metadata) == (5, put["VersionId"], {"source-url": "https://x"})
 
 
 def test_head_of_a_missing_or_deleted_object_is_none(s3: Any) -> None:
-    store = S3RawStore(s3)
+    store = S3ObjectReader(s3)
     assert store.head("raw", "missing") is None
     s3.put_object(Bucket="raw", Key="k", Body=b"x")
     s3.delete_object(Bucket="raw", Key="k")  # a delete marker
@@ -40,7 +40,7 @@ def test_head_of_a_missing_or_deleted_object_is_none(s3: Any) -> None:
 
 
 def test_get_reads_exactly_the_version_headed(s3: Any) -> None:
-    store = S3RawStore(s3)
+    store = S3ObjectReader(s3)
     s3.put_object(Bucket="raw", Key="k", Body=b"first")
     head = store.head("raw", "k")
     s3.put_object(Bucket="raw", Key="k", Body=b"second")
@@ -48,7 +48,7 @@ def test_get_reads_exactly_the_version_headed(s3: Any) -> None:
 
 
 def test_get_of_a_vanished_version_is_transient(s3: Any) -> None:
-    store = S3RawStore(s3)
+    store = S3ObjectReader(s3)
     s3.put_object(Bucket="raw", Key="k", Body=b"x")
     head = store.head("raw", "k")
     assert head is not None
@@ -58,7 +58,7 @@ def test_get_of_a_vanished_version_is_transient(s3: Any) -> None:
 
 
 def test_delete_handles_more_keys_than_one_call_takes(s3: Any) -> None:
-    store = S3ProcessedStore(s3, "out")
+    store = S3BucketWriter(s3, "out")
     keys = [f"chunks/d/{i}.txt" for i in range(1500)]
     for key in keys[:3]:
         store.put(key, b"x", "text/plain")
@@ -78,4 +78,4 @@ def test_a_partial_delete_failure_is_not_swallowed() -> None:
         },
     )
     with stubber, pytest.raises(TransientError, match="1 of 2 deletes failed"):
-        S3ProcessedStore(client, "out").delete(["chunks/d/1.txt", "chunks/d/2.txt"])
+        S3BucketWriter(client, "out").delete(["chunks/d/1.txt", "chunks/d/2.txt"])

@@ -11,9 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
-from awsfixtures import create_connector_state_table
 from moto import mock_aws
 
+from sluice.adapters.aws.connector_state import DynamoDBConnectorState
+from sluice.adapters.aws.s3 import S3BucketWriter
 from sluice.connectors import (
     Change,
     Checkpoint,
@@ -26,9 +27,8 @@ from sluice.connectors import (
 )
 from sluice.connectors.config import parse_config, read_config
 from sluice.connectors.runner import ConnectorRunner, RunState, run_instance, select
-from sluice.connectors.state_dynamodb import DynamoDBConnectorState
-from sluice.metadata import parse_metadata
-from sluice.storage.s3 import S3ProcessedStore
+from sluice.pipeline.metadata import parse_metadata
+from support.awsfixtures import create_connector_state_table
 
 RAW = "raw-bucket"
 
@@ -55,7 +55,7 @@ class Scripted:
             yield Checkpoint(f"{self.tag}:{index}", change.ends_pass) if isinstance(change, Checkpoint) else change
 
 
-class Counting(S3ProcessedStore):
+class Counting(S3BucketWriter):
     def __init__(self, client: Any, bucket: str) -> None:
         super().__init__(client, bucket)
         self.puts: list[str] = []
@@ -202,7 +202,7 @@ def test_a_connector_that_cannot_be_built_is_a_recorded_run(aws: Any) -> None:
     s3, state = aws
     instance = Instance("docs", "s3", {"bucket": "Not A Bucket!", "bogus": 1})
     report = run_instance(
-        instance, secret=lambda name: {}, aws=boto3.client, state=state, landing=S3ProcessedStore(s3, RAW),
+        instance, secret=lambda name: {}, aws=boto3.client, state=state, landing=S3BucketWriter(s3, RAW),
         seconds=10, owner="t",
     )  # fmt: skip
     assert report.stopped == "error" and report.errors[0].startswith("cannot start:")

@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 from moto.sqs import models
 
-from sluice_cli.local import moto_patches
+from sluice_local import moto_patches
 
 
 def test_two_deletes_at_once_bring_no_message_back(monkeypatch: pytest.MonkeyPatch) -> None:

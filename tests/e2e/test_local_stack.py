@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from sluice.layout import document_id, s3_uri
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates
+from sluice.pipeline.files import document_id, s3_uri
 from sluice.sinks import SinkStatus
-from sluice.sinks.state_dynamodb import DynamoDBSinkStates
 from sluice_cli.demo import drain_events
-from sluice_cli.local import emulators
-from sluice_cli.local.stack import LocalStack
-from sluice_cli.pdfwriter import document, make_pdf
 from sluice_cli.search import Hit, search
+from sluice_local import emulators
+from sluice_local.stack import LocalStack
+from support.pdfwriter import document, make_pdf
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -287,7 +287,7 @@ def test_the_fine_tune_workflow_runs_on_the_local_stack_from_the_cli(stack: Loca
 
 
 def test_a_web_connector_sync_flows_through_the_pipeline_and_status_reports_it(stack: LocalStack) -> None:
-    from sluice_cli.site import Site
+    from sluice_local.site import Site
 
     site = Site({"/index.html": b"<title>Lighthouse</title><p>The lighthouse keeper logs the fog.</p>"}).start()
     outputs = stack.outputs()

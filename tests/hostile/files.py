@@ -6,8 +6,8 @@ import io
 import zipfile
 import zlib
 
-from sluice_cli.docxwriter import Docx
-from sluice_cli.pdfwriter import assemble, document, make_pdf
+from support.docxwriter import Docx
+from support.pdfwriter import assemble, document, make_pdf
 
 
 def _pdf(objects: list[bytes]) -> bytes:

@@ -1,4 +1,4 @@
-"""Misbehaving "parsers" the sandbox tests run in the worker in place of sluice.extract:extract.
+"""Misbehaving "parsers" the sandbox tests run in the worker in place of sluice.pipeline.extract:extract.
 Each stands for what an exploited or pathological parser does."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import os
 import tempfile
 import time
 
-from sluice.extract import ParseLimits
 from sluice.model import Block, BlockKind, ExtractedDocument, Kind
+from sluice.pipeline.extract import ParseLimits
 
 
 def _doc(text: str) -> ExtractedDocument:

@@ -15,8 +15,8 @@ import pytest
 
 from hostile import files
 from sluice.errors import QuarantineError
-from sluice.process import PipelineSettings, process_document
-from sluice.sandbox import Sandbox, SandboxLimits
+from sluice.pipeline.process import PipelineSettings, process_document
+from sluice.pipeline.sandbox import Sandbox, SandboxLimits
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET_SECONDS = 20.0

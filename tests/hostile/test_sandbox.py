@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 
 from sluice.errors import QuarantineError, Reason, TransientError
-from sluice.extract import ParseLimits
 from sluice.model import Kind
-from sluice.sandbox import Sandbox, SandboxLimits
+from sluice.pipeline.extract import ParseLimits
+from sluice.pipeline.sandbox import Sandbox, SandboxLimits
 
 LIMITS = SandboxLimits(memory_mb=512, cpu_seconds=2, wall_seconds=4, file_mb=8)
 

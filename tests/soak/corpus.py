@@ -8,8 +8,8 @@ import json
 import random
 from dataclasses import dataclass, replace
 
-from sluice_cli.docxwriter import Docx
-from sluice_cli.pdfwriter import document, make_pdf
+from support.docxwriter import Docx
+from support.pdfwriter import document, make_pdf
 
 _WORDS = (
     "the a of to and in for on with by from as at that this each every which when where while "

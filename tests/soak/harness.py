@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sluice.layout import chunk_key, document_id, s3_uri, sidecar_key, text_key
-from sluice.metadata import document_of
+from sluice.adapters.aws.registry import DynamoDBRegistry
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates
+from sluice.pipeline.files import chunk_key, document_id, s3_uri, sidecar_key, text_key
+from sluice.pipeline.metadata import document_of
 from sluice.registry import DocumentRecord, Status
-from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.sinks import SinkState, SinkStatus
 from sluice.sinks.kendra import fingerprint, kendra_id
-from sluice.sinks.state_dynamodb import DynamoDBSinkStates
-from sluice_cli.local.emulators import DB_FILE
-from sluice_cli.local.runtime import FunctionWorker
-from sluice_cli.local.stack import LocalStack
 from sluice_cli.repair import redrive
+from sluice_local.emulators import DB_FILE
+from sluice_local.runtime import FunctionWorker
+from sluice_local.stack import LocalStack
 from soak.corpus import Doc
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """`make faults`: the whole pipeline on the local stack while throttling, 5xx answers, timeouts (some
 after the request took effect) and per-entry failures are injected at every AWS call the functions
 make: S3, DynamoDB, EventBridge, SQS, the Bedrock knowledge base and Kendra (see
-sluice_cli.local.faults). A generated corpus is uploaded, then edited, re-described, deleted,
+sluice_local.faults). A generated corpus is uploaded, then edited, re-described, deleted,
 resurrected, broken and mended, interleaved with the ingestion of the first uploads. Then the faults
 stop, the stack drains (dead letters moved back with `sluice redrive`'s own function), and RawBucket,
 the registry, ProcessedBucket and both indexes must agree exactly.
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from sluice.layout import document_id, s3_uri
+from sluice.pipeline.files import document_id, s3_uri
 from sluice.registry import Status
-from sluice_cli.local import faults
-from sluice_cli.local.stack import LocalStack
+from sluice_local import faults
+from sluice_local.stack import LocalStack
 from soak import corpus, harness
 from soak.corpus import Doc
 from soak.harness import say

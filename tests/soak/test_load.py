@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from sluice.adapters.aws.registry import DynamoDBRegistry
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.registry import Status
-from sluice.registry.dynamodb import DynamoDBRegistry
 from sluice.sinks import SinkStatus
-from sluice.sinks.state_dynamodb import DynamoDBSinkStates
-from sluice_cli.local import emulators
-from sluice_cli.local.stack import LocalStack
+from sluice_local import emulators
+from sluice_local.stack import LocalStack
 from soak import corpus, harness
 from soak.harness import say
 

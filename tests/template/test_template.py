@@ -146,7 +146,7 @@ def test_no_inline_policy_grants_wildcard_actions(transformed: dict[str, Any]) -
 
 
 def test_idempotency_records_outlive_the_queue_retention(source: dict[str, Any]) -> None:
-    from functions.conftest import load_handler
+    from handlers.conftest import load_handler
 
     queue = source["Resources"]["IngestQueue"]["Properties"]
     assert queue["MessageRetentionPeriod"] <= load_handler("ingest_document").IDEMPOTENCY_TTL_SECONDS
@@ -237,7 +237,7 @@ def test_sink_permissions_name_the_index_not_a_wildcard(source: dict[str, Any]) 
 
 
 def test_the_data_source_takes_our_chunks_as_they_are(source: dict[str, Any]) -> None:
-    from sluice.layout import CHUNK_PREFIX
+    from sluice.pipeline.files import CHUNK_PREFIX
 
     properties = source["Resources"]["KnowledgeBaseDataSource"]["Properties"]
     assert properties["DataSourceConfiguration"]["S3Configuration"]["InclusionPrefixes"] == [CHUNK_PREFIX]

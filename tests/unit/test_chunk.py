@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sluice.chunk import ChunkSettings, chunk_blocks, render
 from sluice.model import Block, BlockKind, Chunk
-from sluice.tokens import count_tokens, encoding, tokenizer
+from sluice.pipeline.chunk import ChunkSettings, chunk_blocks, render
+from sluice.pipeline.tokens import count_tokens, encoding, tokenizer
 
 WORDS = [
     "the",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sluice.clean import clean_blocks
 from sluice.model import Block, BlockKind
+from sluice.pipeline.clean import clean_blocks
 
 
 def _one(text: str, kind: BlockKind = BlockKind.PARAGRAPH) -> str:
@@ -61,7 +61,7 @@ def test_the_format_character_table_covers_this_pythons_unicode() -> None:
     import sys
     import unicodedata
 
-    from sluice.clean import FORMAT_RANGES
+    from sluice.pipeline.clean import FORMAT_RANGES
 
     covered = {c for a, b in FORMAT_RANGES for c in range(a, b + 1)}
     cf = {c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"}

@@ -7,7 +7,7 @@ import codecs
 import pytest
 
 from sluice.errors import QuarantineError, Reason
-from sluice.extract.decode import decode
+from sluice.pipeline.extract.decode import decode
 
 
 def test_utf8_bom_is_removed() -> None:

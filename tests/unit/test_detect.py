@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.detect import detect
 from sluice.errors import QuarantineError, Reason
 from sluice.model import Kind
+from sluice.pipeline.detect import detect
 
 
 @pytest.mark.parametrize(

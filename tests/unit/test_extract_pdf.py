@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 
 from sluice.errors import QuarantineError, Reason
-from sluice.extract import ParseLimits
-from sluice.extract import pdf as pdf_module
-from sluice.extract.pdf_layout import BackendError
 from sluice.model import BlockKind, ExtractedDocument
-from sluice_cli.pdfwriter import Line, document, encrypt_pdf, make_pdf
+from sluice.pipeline.extract import ParseLimits
+from sluice.pipeline.extract import pdf as pdf_module
+from sluice.pipeline.extract.pdf_layout import BackendError
+from support.pdfwriter import Line, document, encrypt_pdf, make_pdf
 
 BACKEND = ["pdfium", "pypdf"]
 

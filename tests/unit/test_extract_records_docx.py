@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from sluice.chunk import ChunkSettings
-from sluice.detect import detect
-from sluice.extract.docx import extract_docx
-from sluice.extract.records import extract_csv, extract_json, extract_jsonl
 from sluice.model import BlockKind, Kind
-from sluice.process import PipelineSettings, process_document
-from sluice.tokens import count_tokens
-from sluice_cli.docxwriter import Docx
+from sluice.pipeline.chunk import ChunkSettings
+from sluice.pipeline.detect import detect
+from sluice.pipeline.extract.docx import extract_docx
+from sluice.pipeline.extract.records import extract_csv, extract_json, extract_jsonl
+from sluice.pipeline.process import PipelineSettings, process_document
+from sluice.pipeline.tokens import count_tokens
+from support.docxwriter import Docx
 
 
 def _kinds(doc):  # type: ignore[no-untyped-def]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from sluice.extract.html import extract_html
-from sluice.extract.markdown import extract_markdown
-from sluice.extract.text import extract_text
 from sluice.model import BlockKind
+from sluice.pipeline.extract.html import extract_html
+from sluice.pipeline.extract.markdown import extract_markdown
+from sluice.pipeline.extract.text import extract_text
 
 
 def _kinds(doc):  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ from sluice.finetune.dataset import (
 )
 from sluice.finetune.families import CONTINUED_PRE_TRAINING, FAMILIES, FINE_TUNING, Family, family_for
 from sluice.finetune.settings import validate_input
-from sluice.tokens import count_tokens
+from sluice.pipeline.tokens import count_tokens
 
 TITAN = "amazon.titan-text-express-v1:0:8k"
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0:200k"

@@ -4,17 +4,17 @@ duplicates and crash recovery."""
 from __future__ import annotations
 
 import pytest
-from fakes import FakeBus, FakeProcessedStore, FakeRawStore, FakeRegistry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.bus import DOCUMENT_CHANGED, DOCUMENT_DELETED, DOCUMENT_QUARANTINED
-from sluice.chunk import ChunkSettings
 from sluice.errors import DocumentBusyError, TransientError
 from sluice.ingest import Action, IngestService, IngestSettings, ObjectEvent, is_older, newest
-from sluice.layout import document_id, s3_uri
-from sluice.process import PipelineSettings
+from sluice.pipeline.chunk import ChunkSettings
+from sluice.pipeline.files import document_id, s3_uri
+from sluice.pipeline.process import PipelineSettings
 from sluice.registry import Status
+from support.fakes import FakeBucketWriter, FakeBus, FakeObjectReader, FakeRegistry
 
 BUCKET = "raw"
 
@@ -29,8 +29,8 @@ def _paragraphs(n: int, tag: str = "") -> str:
 
 class World:
     def __init__(self, clock: list[float], **ingest: object) -> None:
-        self.raw = FakeRawStore()
-        self.processed = FakeProcessedStore()
+        self.raw = FakeObjectReader()
+        self.processed = FakeBucketWriter()
         self.registry = FakeRegistry()
         self.bus = FakeBus()
         self.clock = clock

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from sluice.chunk import ChunkSettings
-from sluice.layout import MAX_SIDECAR_BYTES, Source, chunk_files, chunk_key, document_id, sidecar_key, text_key
 from sluice.model import Chunk, CleaningStats, Kind, ProcessedDocument
+from sluice.pipeline.chunk import ChunkSettings
+from sluice.pipeline.files import MAX_SIDECAR_BYTES, Source, chunk_files, chunk_key, document_id, sidecar_key, text_key
 
 SOURCE = Source(uri="s3://raw/guide.pdf", doc_id=document_id("s3://raw/guide.pdf"))
 

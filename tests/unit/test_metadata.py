@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes import FakeBus, FakeProcessedStore, FakeRawStore, FakeRegistry
 
 from sluice.errors import QuarantineError, Reason
 from sluice.ingest import Action, IngestService, IngestSettings, ObjectEvent
-from sluice.layout import document_id, s3_uri
-from sluice.metadata import Access, Principal, PrincipalType, document_of, parse_metadata, sidecar_of
+from sluice.pipeline.files import document_id, s3_uri
+from sluice.pipeline.metadata import Access, Principal, PrincipalType, document_of, parse_metadata, sidecar_of
 from sluice.registry import Status
+from support.fakes import FakeBucketWriter, FakeBus, FakeObjectReader, FakeRegistry
 
 SIDECAR = {
     "metadataAttributes": {
@@ -76,8 +76,8 @@ def test_invalid_sidecars_are_refused(sidecar: bytes, says: str) -> None:
 class World:
     def __init__(self, clock: list[float], **settings: object) -> None:
         self.raw, self.processed, self.registry, self.bus = (
-            FakeRawStore(),
-            FakeProcessedStore(),
+            FakeObjectReader(),
+            FakeBucketWriter(),
             FakeRegistry(),
             FakeBus(),
         )

@@ -14,19 +14,19 @@ import itertools
 import json
 import sys
 
-from fakes import FakeBus, FakeProcessedStore, FakeRawStore, FakeRegistry
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from sluice.bus import DOCUMENT_CHANGED, DOCUMENT_DELETED, DOCUMENT_QUARANTINED, DocumentEvent
-from sluice.chunk import ChunkSettings
 from sluice.errors import TransientError
 from sluice.ingest import Action, IngestService, IngestSettings, ObjectEvent, is_older
-from sluice.layout import chunk_key, document_id, s3_uri, sidecar_key, text_key
-from sluice.metadata import document_of, sidecar_of
-from sluice.process import PipelineSettings
+from sluice.pipeline.chunk import ChunkSettings
+from sluice.pipeline.files import chunk_key, document_id, s3_uri, sidecar_key, text_key
+from sluice.pipeline.metadata import document_of, sidecar_of
+from sluice.pipeline.process import PipelineSettings
 from sluice.registry import DocumentRecord, Status
+from support.fakes import FakeBucketWriter, FakeBus, FakeObjectReader, FakeRegistry
 
 BUCKET = "raw"
 KEYS = ("guide.md", "notes.txt", "team/faq.md")
@@ -69,7 +69,7 @@ SIDECARS = {
 }
 
 
-def _service(raw: FakeRawStore, processed: FakeProcessedStore, registry: FakeRegistry, bus: FakeBus) -> IngestService:
+def _service(raw: FakeObjectReader, processed: FakeBucketWriter, registry: FakeRegistry, bus: FakeBus) -> IngestService:
     clock = [1_800_000_000.0]
     return IngestService(
         raw=raw,
@@ -88,11 +88,11 @@ _EXPECTED: dict[tuple[str, str, str | None], DocumentRecord] = {}
 def _expected(key: str, text: str, sidecar: str | None) -> DocumentRecord:
     """The oracle: what a fresh system records for ``text`` (and its sidecar) written once under ``key``."""
     if (key, text, sidecar) not in _EXPECTED:
-        raw, registry = FakeRawStore(), FakeRegistry()
+        raw, registry = FakeObjectReader(), FakeRegistry()
         if sidecar is not None:
             raw.put(BUCKET, sidecar_of(key), sidecar.encode())
         version = raw.put(BUCKET, key, text.encode())
-        _service(raw, FakeProcessedStore(), registry, FakeBus()).handle(
+        _service(raw, FakeBucketWriter(), registry, FakeBus()).handle(
             ObjectEvent(BUCKET, key, removed=False, sequencer="01", version_id=version)
         )
         record = registry.get(document_id(s3_uri(BUCKET, key)))
@@ -102,14 +102,14 @@ def _expected(key: str, text: str, sidecar: str | None) -> DocumentRecord:
 
 
 def _version_number(version_id: str) -> int:
-    return int(version_id.removeprefix("v"))  # FakeRawStore numbers versions v1, v2, ... bucket-wide
+    return int(version_id.removeprefix("v"))  # FakeObjectReader numbers versions v1, v2, ... bucket-wide
 
 
 class IngestionMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.raw = FakeRawStore()
-        self.processed = FakeProcessedStore()
+        self.raw = FakeObjectReader()
+        self.processed = FakeBucketWriter()
         self.registry = FakeRegistry()
         self.bus = FakeBus()
         self.service = _service(self.raw, self.processed, self.registry, self.bus)

@@ -8,27 +8,27 @@ import math
 from collections.abc import Callable
 
 import pytest
-from fakes import FakeBus, FakeProcessedStore, FakeQueue, FakeRawStore, FakeRegistry, FakeSinkStates
-from sinkfakes import FakeKendra, FakeKnowledgeBase
 
-from sluice.chunk import ChunkSettings
 from sluice.errors import TransientError
 from sluice.ingest import IngestService, IngestSettings, ObjectEvent
-from sluice.layout import document_id, s3_uri
-from sluice.process import PipelineSettings
+from sluice.pipeline.chunk import ChunkSettings
+from sluice.pipeline.files import document_id, s3_uri
+from sluice.pipeline.process import PipelineSettings
 from sluice.sinks import SinkStatus
 from sluice.sinks.kendra import KendraSink
 from sluice.sinks.knowledge_base import KnowledgeBaseSink
 from sluice.sinks.runner import run_batch, sync_message
 from sluice.storage import ObjectHead
+from support.fakes import FakeBucketWriter, FakeBus, FakeObjectReader, FakeQueue, FakeRegistry, FakeSinkStates
+from support.sinkfakes import FakeKendra, FakeKnowledgeBase
 
 BUCKET = "raw"
 
 
 class ProcessedAsRaw:
-    """The processed store read back through the RawStore port (the Kendra sink reads text)."""
+    """The processed store read back through the ObjectReader port (the Kendra sink reads text)."""
 
-    def __init__(self, store: FakeProcessedStore) -> None:
+    def __init__(self, store: FakeBucketWriter) -> None:
         self.store = store
 
     def head(self, bucket: str, key: str) -> ObjectHead | None:
@@ -43,8 +43,8 @@ class World:
     def __init__(self, mode: str = "direct") -> None:
         clock = [1_800_000_000.0]
         self.raw, self.processed, self.registry, self.bus = (
-            FakeRawStore(),
-            FakeProcessedStore("processed"),
+            FakeObjectReader(),
+            FakeBucketWriter("processed"),
             FakeRegistry(),
             FakeBus(),
         )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from tiktoken_ext import openai_public
 
-from sluice import tokens
+from sluice.pipeline import tokens
 
 
 def test_the_expected_hash_is_the_one_tiktoken_publishes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from sluice.bus import DOCUMENT_CHANGED, DOCUMENT_DELETED, DOCUMENT_QUARANTINED, DocumentEvent, EventBus
 from sluice.errors import DocumentBusyError, QuarantineError, Reason, TransientError
-from sluice.layout import (
+from sluice.pipeline.files import (
     Source,
     chunk_files,
     chunk_key,
@@ -34,10 +34,10 @@ from sluice.layout import (
     sidecar_key,
     text_key,
 )
-from sluice.metadata import document_of, parse_metadata, sidecar_of
-from sluice.process import Extractor, PipelineSettings, in_process, process_document
+from sluice.pipeline.metadata import document_of, parse_metadata, sidecar_of
+from sluice.pipeline.process import Extractor, PipelineSettings, in_process, process_document
 from sluice.registry import DocumentRecord, Registry, Status
-from sluice.storage import ObjectHead, ProcessedStore, RawStore
+from sluice.storage import BucketWriter, ObjectHead, ObjectReader
 
 MAX_EVENT_DETAIL_BYTES = 200_000  # EventBridge entries are capped at 256 KB
 
@@ -123,8 +123,8 @@ class IngestService:
     def __init__(
         self,
         *,
-        raw: RawStore,
-        processed: ProcessedStore,
+        raw: ObjectReader,
+        processed: BucketWriter,
         registry: Registry,
         bus: EventBus,
         settings: IngestSettings,

@@ -39,9 +39,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sluice.aws import error_code
+from sluice.adapters.aws import error_code
+from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
+from sluice.adapters.aws.kendra import KendraApi
+from sluice.adapters.aws.registry import DynamoDBRegistry, from_item, take_lease
+from sluice.adapters.aws.s3 import S3ObjectReader
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates, state_from_item
 from sluice.errors import Reason, TransientError
-from sluice.layout import (
+from sluice.pipeline.files import (
     CHUNK_PREFIX,
     DOCUMENT_PREFIX,
     chunk_key,
@@ -52,17 +57,14 @@ from sluice.layout import (
     sidecar_key,
     text_key,
 )
-from sluice.metadata import document_of, sidecar_of
+from sluice.pipeline.metadata import document_of, sidecar_of
 from sluice.registry import DocumentRecord, Status
-from sluice.registry.dynamodb import DynamoDBRegistry, from_item, take_lease
 from sluice.s3events import recheck_message
 from sluice.sinks import SinkState, SinkStatus, StateConflictError, chunks_of
-from sluice.sinks.bedrock import PER_CALL, BedrockKnowledgeBaseApi
 from sluice.sinks.diff import epoch, settle
-from sluice.sinks.kendra import KendraApi, fingerprint, kendra_id
+from sluice.sinks.kendra import fingerprint, kendra_id
+from sluice.sinks.knowledge_base import PER_CALL
 from sluice.sinks.runner import MAX_IDS_PER_MESSAGE, sync_message
-from sluice.sinks.state_dynamodb import DynamoDBSinkStates, state_from_item
-from sluice.storage.s3 import S3RawStore
 
 PHASES = ("raw", "registry", "chunks", "texts", "kb-index")
 STATE_KEY = "reconcile#pass"  # the pass in progress and the last complete one, in DocumentsTable
@@ -264,7 +266,7 @@ class Reconciler:
         self.settings = settings
         self.s3 = s3
         self.sqs = sqs
-        self.raw = S3RawStore(s3)
+        self.raw = S3ObjectReader(s3)
         self.registry = DynamoDBRegistry(dynamodb, settings.documents_table)
         self.states = DynamoDBSinkStates(dynamodb, settings.documents_table)
         self.passes = PassStore(dynamodb, settings.documents_table)

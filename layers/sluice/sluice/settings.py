@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sluice.chunk import ChunkSettings
-from sluice.extract import ParseLimits
 from sluice.ingest import IngestSettings
-from sluice.process import PipelineSettings
-from sluice.sandbox import SandboxLimits
+from sluice.pipeline.chunk import ChunkSettings
+from sluice.pipeline.extract import ParseLimits
+from sluice.pipeline.process import PipelineSettings
+from sluice.pipeline.sandbox import SandboxLimits
 
 if TYPE_CHECKING:  # the reconciler's modules stay out of the ingest function's cold start
     from sluice.reconcile import ReconcileSettings

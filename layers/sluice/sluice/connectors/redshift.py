@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from sluice.aws import error_code, is_transient
+from sluice.adapters.aws import error_code, is_transient
 from sluice.connectors import (
     EXTENSIONS,
     Checkpoint,

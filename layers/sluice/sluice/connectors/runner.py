@@ -44,7 +44,7 @@ from sluice.connectors import (
     connector_class,
 )
 from sluice.connectors.http import HttpClient, HttpError, RateLimitedError
-from sluice.metadata import MAX_LIST, MAX_STRING, RESERVED, SIDECAR_SUFFIX
+from sluice.pipeline.metadata import MAX_LIST, MAX_STRING, RESERVED, SIDECAR_SUFFIX
 
 PREFIX = "connectors"
 CONTENT_TYPES = {
@@ -107,7 +107,7 @@ class ConnectorState(Protocol):
 
 
 class Landing(Protocol):
-    """RawBucket, seen by a connector run (sluice.storage.s3.S3ProcessedStore fits)."""
+    """RawBucket, seen by a connector run (sluice.adapters.aws.s3.S3BucketWriter fits)."""
 
     def put(self, key: str, body: bytes, content_type: str) -> None: ...
 
@@ -144,7 +144,7 @@ def key_for(instance: str, item: Item) -> str:
 
 
 def sidecar(item: Item, instance: Instance) -> dict[str, Any]:
-    """Bedrock's metadata convention (what sluice.metadata reads): attributes, access list, title,
+    """Bedrock's metadata convention (what sluice.pipeline.metadata reads): attributes, access list, title,
     source URL. Attributes a document may not carry are dropped here rather than quarantine it."""
     attributes: dict[str, Any] = {"connector": instance.type, "connector_instance": instance.name}
     for name, given in (("author", item.author), ("created_at", item.created_at), ("updated_at", item.updated_at)):

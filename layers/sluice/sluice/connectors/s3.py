@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from sluice.aws import error_code, is_transient
+from sluice.adapters.aws import error_code, is_transient
 from sluice.connectors import (
     EXTENSIONS,
     MAX_ITEM_ID,
@@ -50,7 +50,7 @@ from sluice.connectors import (
 )
 from sluice.connectors.settings import aws_factory, unknown_settings_listed
 from sluice.errors import QuarantineError
-from sluice.metadata import MAX_SIDECAR_BYTES, document_of, parse_metadata, sidecar_of
+from sluice.pipeline.metadata import MAX_SIDECAR_BYTES, document_of, parse_metadata, sidecar_of
 
 log = logging.getLogger(__name__)
 

@@ -76,8 +76,8 @@ from sluice.connectors import (
 )
 from sluice.connectors.http import Response
 from sluice.connectors.settings import allowed_networks, check_url, http_client, unknown_settings
-from sluice.extract.html import extract_html
 from sluice.model import BlockKind
+from sluice.pipeline.extract.html import extract_html
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from sluice.finetune.families import (
     Family,
 )
 from sluice.finetune.settings import shorten
-from sluice.tokens import count_tokens, tokenizer
+from sluice.pipeline.tokens import count_tokens, tokenizer
 
 MAX_LINES = 100_000
 MAX_LINE_BYTES = 1_000_000

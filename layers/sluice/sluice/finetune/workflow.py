@@ -19,9 +19,9 @@ from typing import Any, Protocol
 from sluice.finetune.dataset import CorpusDocument, corpus_records, matches_filter, parse_jsonl, prepare
 from sluice.finetune.families import family_for
 from sluice.finetune.settings import FineTuneInputError, client_token_for, validate_input
-from sluice.layout import text_key
+from sluice.pipeline.files import text_key
 from sluice.registry import DocumentRecord, Status
-from sluice.storage import ObjectHead, RawStore
+from sluice.storage import ObjectHead, ObjectReader
 
 PREFIX = "finetune/"
 MAX_DATASET_BYTES = 1024**3  # Bedrock's training-file limit for most families (1 GB)
@@ -54,7 +54,7 @@ class FineTuneSteps:
         self,
         *,
         documents: Documents,
-        reader: RawStore,
+        reader: ObjectReader,
         writer: Writer,
         processed_bucket: str,
         readable_buckets: frozenset[str],

@@ -15,25 +15,77 @@ treated the same way: wait for it, then sync.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from sluice.errors import RefusedError, TransientError
-from sluice.layout import chunk_key
+from sluice.pipeline.files import chunk_key
 from sluice.registry import Registry
-from sluice.sinks import Queue, SinkState, SinkStateStore, SinkStatus, StateConflictError, chunks_of, send_in_batches
-from sluice.sinks.bedrock import (
-    PER_CALL,
-    BedrockKnowledgeBaseApi,
-    IngestionJob,
-    JobConflictError,
-    KbDocument,
-    client_token,
+from sluice.sinks import (
+    CallCount,
+    Queue,
+    SinkState,
+    SinkStateStore,
+    SinkStatus,
+    StateConflictError,
+    chunks_of,
+    send_in_batches,
 )
 from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, epoch, now_iso, settle
+
+PER_CALL = 10  # documents per Ingest/Delete/GetKnowledgeBaseDocuments call (the service model's max)
+
+
+class JobConflictError(Exception):
+    """An ingestion job is already running on the data source."""
+
+
+@dataclass(frozen=True, slots=True)
+class KbDocument:
+    uri: str  # the chunk file, s3://bucket/chunks/{doc_id}/{hash}.txt
+    metadata_uri: str  # its .metadata.json sidecar
+
+
+@dataclass(frozen=True, slots=True)
+class IngestionJob:
+    job_id: str
+    status: str  # STARTING | IN_PROGRESS | COMPLETE | FAILED | STOPPING | STOPPED
+    statistics: dict[str, int]
+    failure_reasons: tuple[str, ...] = ()
+
+
+def client_token(*parts: object) -> str:
+    """A request's idempotency token: the same request retried is ignored; a new one is not."""
+    return hashlib.sha256("\x00".join(map(str, parts)).encode()).hexdigest()  # 64 characters
+
+
+class KnowledgeBaseIndex(Protocol):
+    """One knowledge base's S3 data source (``sluice.adapters.aws.bedrock_agent`` is the adapter):
+    direct ingestion of chunk files by S3 URI, at most PER_CALL a call, and ingestion jobs. Each
+    method answers URI → (status, reason) for what the service reported."""
+
+    ds: str  # the data source id
+    calls: CallCount
+
+    def ingest(self, documents: Sequence[KbDocument], token: str) -> dict[str, tuple[str, str]]: ...
+
+    def delete(self, uris: Sequence[str], token: str) -> dict[str, tuple[str, str]]: ...
+
+    def statuses(self, uris: Sequence[str]) -> dict[str, tuple[str, str]]: ...
+
+    def listed(self, next_token: str | None, max_results: int = 1000) -> tuple[dict[str, str], str | None]:
+        """One page of the data source's documents: S3 URI → status, and the next page's token."""
+
+    def start_job(self, token: str, description: str) -> str:
+        """The new ingestion job's id; JobConflictError when one is already running."""
+
+    def job(self, job_id: str) -> IngestionJob: ...
+
 
 DONE = frozenset({"INDEXED"})
 GONE = frozenset({"NOT_FOUND"})
@@ -60,7 +112,7 @@ class KnowledgeBaseSink(DiffSink):
     def __init__(
         self,
         *,
-        api: BedrockKnowledgeBaseApi,
+        api: KnowledgeBaseIndex,
         registry: Registry,
         states: SinkStateStore,
         processed_bucket: str,

@@ -1,0 +1,161 @@
+"""Where processed files live in ProcessedBucket, what their sidecars say, and how chunks are named.
+
+    documents/{doc_id}.txt                         the cleaned document (Kendra indexes whole documents)
+    chunks/{doc_id}/{chunk_hash}.txt               one chunk (the knowledge base's data source prefix)
+    chunks/{doc_id}/{chunk_hash}.txt.metadata.json its Bedrock metadata sidecar
+
+``doc_id`` comes from the source's identity, never from its content. ``chunk_hash`` covers the chunk
+file and its sidecar, so an unchanged hash means nothing a sink holds needs to change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sluice.errors import QuarantineError, Reason
+from sluice.model import Chunk, ProcessedDocument
+from sluice.pipeline.metadata import MAX_LIST, SIDECAR_SUFFIX, DocumentMetadata
+
+CHUNK_PREFIX = "chunks/"
+DOCUMENT_PREFIX = "documents/"
+
+MAX_SIDECAR_BYTES = 10 * 1024  # Bedrock ignores larger metadata files
+MAX_STRING = 1024
+MAX_LIST_ITEMS = 10
+# 80 bits: unique within a document beyond doubt, and short enough that a 4,000-chunk manifest fits
+# a DynamoDB item (400 KB) three times over (current chunks plus the pending diff).
+CHUNK_HASH_CHARS = 20
+
+
+def document_id(source_uri: str) -> str:
+    """Stable id of a source object: the same key is the same document across versions."""
+    return hashlib.sha256(source_uri.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def text_key(doc_id: str) -> str:
+    return f"{DOCUMENT_PREFIX}{doc_id}.txt"
+
+
+def chunk_prefix(doc_id: str) -> str:
+    return f"{CHUNK_PREFIX}{doc_id}/"
+
+
+def chunk_key(doc_id: str, chunk_hash: str) -> str:
+    return f"{chunk_prefix(doc_id)}{chunk_hash}.txt"
+
+
+def processed_owner(key: str) -> tuple[str, str | None] | None:
+    """Whose processed file ``key`` is: (doc_id, chunk hash) for a chunk or its sidecar, (doc_id,
+    None) for a cleaned text, None for anything else in the bucket."""
+    if key.startswith(CHUNK_PREFIX):
+        doc_id, _, name = key[len(CHUNK_PREFIX) :].partition("/")
+        chunk_hash = name.split(".", 1)[0]
+        return (doc_id, chunk_hash) if doc_id and chunk_hash and "/" not in name else None
+    if key.startswith(DOCUMENT_PREFIX) and key.endswith(".txt"):
+        doc_id = key[len(DOCUMENT_PREFIX) : -len(".txt")]
+        return (doc_id, None) if doc_id and "/" not in doc_id else None
+    return None
+
+
+def sidecar_key(key: str) -> str:
+    return f"{key}{SIDECAR_SUFFIX}"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What the sidecars say about where a document came from, and who may read it."""
+
+    uri: str  # s3://bucket/key, or the original URL for connector items
+    doc_id: str
+    metadata: DocumentMetadata = field(default_factory=DocumentMetadata)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkFile:
+    hash: str
+    text: str
+    sidecar: bytes
+    tokens: int
+
+
+def _string(value: str) -> dict[str, Any]:
+    return {"type": "STRING", "stringValue": value[:MAX_STRING]}
+
+
+def _attr(value: dict[str, Any]) -> dict[str, Any]:
+    return {"value": value, "includeForEmbedding": False}
+
+
+def _typed(value: str | float | bool | list[str]) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"type": "BOOLEAN", "booleanValue": value}
+    if isinstance(value, float | int):
+        return {"type": "NUMBER", "numberValue": value}
+    if isinstance(value, list):
+        return {"type": "STRING_LIST", "stringListValue": value}
+    return _string(value)
+
+
+def chunk_metadata(doc: ProcessedDocument, chunk: Chunk, source: Source) -> dict[str, Any]:
+    """Bedrock's typed ``metadataAttributes`` for one chunk (filterable in Retrieve): Sluice's own,
+    the document's custom attributes, and its access list as ``acl_allow`` / ``acl_deny``
+    principal lists (``group:finance``, ``user:alice@example.com``) for retrieval filters."""
+    attrs: dict[str, Any] = {name: _attr(_typed(value)) for name, value in source.metadata.attributes.items()}
+    for name, principals in (("acl_allow", source.metadata.allowed()), ("acl_deny", source.metadata.denied())):
+        if len(principals) > MAX_LIST:
+            raise QuarantineError(
+                Reason.ACL_UNRESOLVED,
+                f"{len(principals)} {name} principals; a Bedrock metadata list holds {MAX_LIST} (use groups)",
+            )
+        if principals:
+            attrs[name] = _attr({"type": "STRING_LIST", "stringListValue": principals})
+    attrs |= {
+        "source_uri": _attr(_string(source.uri)),
+        "doc_id": _attr(_string(source.doc_id)),
+        "title": _attr(_string(doc.title)),
+        "content_type": _attr(_string(doc.kind.value)),
+        "tokens": _attr({"type": "NUMBER", "numberValue": chunk.tokens}),
+    }
+    if chunk.pages:
+        attrs["page_start"] = _attr({"type": "NUMBER", "numberValue": chunk.pages[0]})
+        attrs["page_end"] = _attr({"type": "NUMBER", "numberValue": chunk.pages[-1]})
+    if chunk.headings:
+        attrs["heading_path"] = _attr(_string(" > ".join(chunk.headings)))
+        attrs["headings"] = _attr(
+            {"type": "STRING_LIST", "stringListValue": [h[:MAX_STRING] for h in chunk.headings[-MAX_LIST_ITEMS:]]}
+        )
+    return {"metadataAttributes": attrs}
+
+
+def _sidecar_bytes(metadata: dict[str, Any]) -> bytes:
+    body = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    attrs = metadata["metadataAttributes"]
+    # Long heading paths are what can push a sidecar over Bedrock's 10 KB: drop them first. The
+    # document's own attributes and access list are never dropped: then the document is refused.
+    for name in ("headings", "heading_path", "title"):
+        if len(body) <= MAX_SIDECAR_BYTES:
+            break
+        attrs.pop(name, None)
+        body = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    if len(body) > MAX_SIDECAR_BYTES:
+        raise QuarantineError(
+            Reason.METADATA_INVALID, f"chunk metadata is {len(body)} bytes; Bedrock reads at most 10 KB"
+        )
+    return body
+
+
+def chunk_files(doc: ProcessedDocument, source: Source) -> list[ChunkFile]:
+    files = []
+    for chunk in doc.chunks:
+        sidecar = _sidecar_bytes(chunk_metadata(doc, chunk, source))
+        content = chunk.text.encode("utf-8", "surrogatepass") + b"\x00" + sidecar
+        digest = hashlib.sha256(content).hexdigest()[:CHUNK_HASH_CHARS]
+        files.append(ChunkFile(digest, chunk.text, sidecar, chunk.tokens))
+    return files

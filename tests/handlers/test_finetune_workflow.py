@@ -1,0 +1,313 @@
+"""The fine-tune workflow end to end: the real statemachine/finetune.asl.json executed by moto's
+Step Functions interpreter, its Lambda tasks dispatched in-process to the real FineTuneFunction
+handler, Bedrock's customization jobs served by moto (provisioned throughput by the local
+emulator), notifications published to SNS. Waits come from the input (1 s), so this runs fast."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from handlers.conftest import ROOT, LambdaContext, load_handler
+from moto import mock_aws
+
+from sluice.adapters.aws.registry import DynamoDBRegistry
+from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
+from sluice.ingest import IngestService, IngestSettings, ObjectEvent
+from sluice_local import emulators, moto_patches
+from support.awsfixtures import create_documents_table
+from support.fakes import FakeBus
+
+RAW, PROCESSED = "sluice-raw-test", "sluice-processed-test"
+FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:finetune"
+ROLE = "arn:aws:iam::123456789012:role/bedrock-customization"
+HANDBOOK = "# Harbour handbook\n\n" + "\n\n".join(
+    f"## Section {i}\n\n"
+    + " ".join(f"Pilots board ships at buoy {i} when the tide allows, rule {j}." for j in range(40))
+    for i in range(6)
+)
+
+
+@dataclass
+class World:
+    s3: Any
+    sfn: Any
+    sqs: Any
+    machine: str
+    notifications: str
+    emulator_dir: Path
+
+    def run(self, payload: dict[str, Any], name: str = "run-1", timeout: float = 60) -> dict[str, Any]:
+        arn = self.sfn.start_execution(stateMachineArn=self.machine, name=name, input=json.dumps(payload))[
+            "executionArn"
+        ]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            execution = self.sfn.describe_execution(executionArn=arn)
+            if execution["status"] != "RUNNING":
+                return dict(execution)
+            time.sleep(0.2)
+        raise AssertionError(f"{name} still running after {timeout} s")
+
+    def states(self, execution: dict[str, Any]) -> list[str]:
+        events = self.sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+    def notified(self) -> list[str]:
+        messages = self.sqs.receive_message(QueueUrl=self.notifications, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"])["Subject"] for m in messages]
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(boto3.client("bedrock").list_model_customization_jobs()["modelCustomizationJobSummaries"])
+
+
+def _bedrock_backend() -> Any:
+    from moto.bedrock.models import bedrock_backends
+
+    return bedrock_backends["123456789012"]["us-east-1"]
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        moto_patches.apply()
+        s3, ddb, sqs, sns = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns"))
+        for bucket in (RAW, PROCESSED):
+            s3.create_bucket(Bucket=bucket)
+        create_documents_table(ddb, "documents")
+        for name, value in {"DOCUMENTS_TABLE": "documents", "PROCESSED_BUCKET": PROCESSED, "RAW_BUCKET": RAW}.items():
+            monkeypatch.setenv(name, value)
+        topic = sns.create_topic(Name="finetune")["TopicArn"]
+        queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:123456789012:notifications")
+        handler = load_handler("finetune")
+        emulators.install(tmp_path / "emulators", s3=s3)  # provisioned throughput
+        emulators.route_lambda(
+            lambda name: (lambda e: handler.lambda_handler(e, LambdaContext())) if name == FUNCTION else None
+        )
+        definition = (ROOT / "statemachine" / "finetune.asl.json").read_text()
+        for key, value in {
+            "FineTuneFunctionArn": FUNCTION,
+            "CustomizationRoleArn": ROLE,
+            "NotificationTopicArn": topic,
+        }.items():
+            definition = definition.replace("${" + key + "}", value)
+        sfn = boto3.client("stepfunctions")
+        machine = sfn.create_state_machine(name="finetune", definition=definition, roleArn=ROLE)["stateMachineArn"]
+        _ingest(
+            s3, ddb, {"handbook.md": HANDBOOK, "notes/tides.txt": "Tide tables\n\n" + "High water is late today. " * 80}
+        )
+        try:
+            yield World(s3, sfn, sqs, machine, queue, tmp_path / "emulators")
+        finally:
+            emulators.uninstall()
+
+
+def _ingest(s3: Any, ddb: Any, files: dict[str, str]) -> None:
+    service = IngestService(
+        raw=S3ObjectReader(s3),
+        processed=S3BucketWriter(s3, PROCESSED),
+        registry=DynamoDBRegistry(ddb, "documents"),
+        bus=FakeBus(),
+        settings=IngestSettings(),
+    )
+    for n, (key, text) in enumerate(files.items()):
+        s3.put_object(Bucket=RAW, Key=key, Body=text.encode())
+        service.handle(ObjectEvent(RAW, key, removed=False, sequencer=f"{n + 1:08X}"))
+
+
+def _corpus_input(**changes: Any) -> dict[str, Any]:
+    base = json.loads((ROOT / "events" / "finetune_corpus.json").read_text())
+    return {**base, "poll_seconds": 1, **changes}
+
+
+def _cause(execution: dict[str, Any]) -> str:
+    return str(execution.get("cause", ""))
+
+
+def test_continued_pretraining_from_the_corpus_ends_with_a_custom_model(world: World) -> None:
+    execution = world.run(_corpus_input())
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    assert result["custom_model_arn"].startswith("arn:aws:bedrock:us-east-1:123456789012:custom-model/")
+    assert result["training_records"] >= 2 and result["estimated_training_tokens"] > 0
+    states = world.states(execution)
+    assert states[:3] == ["ValidateInput", "RetrainRequested?", "PrepareDataset"]
+    assert "StartCustomizationJobWithValidation" in states and "CreateThroughput" not in states
+    assert states.count("CheckJob") == 2  # InProgress, then Completed
+    (job,) = world.jobs()
+    assert job["status"] == "Completed"
+    keys = [o["Key"] for o in world.s3.list_objects_v2(Bucket=PROCESSED, Prefix="finetune/")["Contents"]]
+    assert any(k.endswith("train.jsonl") for k in keys) and "finetune/models/sluice-corpus-cpt/latest.json" in keys
+    train = world.s3.get_object(Bucket=PROCESSED, Key=next(k for k in keys if k.endswith("train.jsonl")))
+    first = json.loads(train["Body"].read().splitlines()[0])
+    assert set(first) == {"input"}  # Titan continued pre-training records
+    assert world.notified() == ["Sluice fine-tune succeeded"]
+
+
+def test_an_invalid_dataset_fails_before_any_job_naming_the_lines(world: World) -> None:
+    lines = [
+        {"prompt": "Where do pilots board?", "completion": "At the buoy."},
+        "not json at all",
+        {"prompt": "", "completion": "An empty prompt."},
+        {"prompt": "When is high water?", "completion": "Late today."},
+    ]
+    body = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines)
+    world.s3.put_object(Bucket=PROCESSED, Key="finetune/uploads/bad.jsonl", Body=body.encode())
+    payload = _corpus_input(
+        customization_type="FINE_TUNING",
+        custom_model_name="bad-data",
+        dataset={"source": "s3", "uri": f"s3://{PROCESSED}/finetune/uploads/bad.jsonl"},
+    )
+    execution = world.run(payload)
+    assert execution["status"] == "FAILED" and execution["error"] == "DatasetInvalidError"
+    assert "line 2" in _cause(execution) and "line 3" in _cause(execution)
+    assert world.jobs() == []  # nothing was spent
+    assert world.notified() == ["Sluice fine-tune failed"]
+
+
+def test_invalid_settings_fail_at_once_with_every_problem(world: World) -> None:
+    execution = world.run(_corpus_input(hyperparameters={"epochCount": 99, "dropout": 0.5}))
+    assert execution["status"] == "FAILED" and execution["error"] == "FineTuneInputError"
+    assert "epochCount" in _cause(execution) and "dropout" in _cause(execution)
+    assert world.states(execution)[0] == "ValidateInput" and "PrepareDataset" not in world.states(execution)
+
+
+@pytest.mark.parametrize(("status", "error", "says"), [("Failed", "CustomizationJobFailed", "out of memory"),
+                                                       ("Stopped", "CustomizationJobEnded", "ended Stopped")])  # fmt: skip
+def test_a_job_that_fails_or_is_stopped_fails_the_execution_with_its_reason(
+    world: World, monkeypatch: pytest.MonkeyPatch, status: str, error: str, says: str
+) -> None:
+    from moto.bedrock import models
+
+    original = models.BedrockBackend.create_model_customization_job
+
+    def create_then_end(self: Any, *args: Any, **kwargs: Any) -> Any:
+        arn = original(self, *args, **kwargs)
+        job = self.model_customization_jobs[arn.rsplit("/", 1)[-1]]
+        job.status, job.failure_message = status, "The job ran out of memory" if status == "Failed" else None
+        return arn
+
+    monkeypatch.setattr(models.BedrockBackend, "create_model_customization_job", create_then_end)
+    execution = world.run(_corpus_input())
+    assert execution["status"] == "FAILED" and execution["error"] == error
+    assert says in _cause(execution).lower() or says in _cause(execution)
+    assert world.notified() == ["Sluice fine-tune failed"]
+
+
+def test_an_error_step_functions_names_itself_still_reaches_the_fail_state(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.bedrock import models
+
+    def broken(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the job record is unreadable")
+
+    monkeypatch.setattr(models.BedrockBackend, "get_model_customization_job", broken)
+    execution = world.run(_corpus_input())
+    assert execution["status"] == "FAILED" and execution["error"] == "StepFailed"
+    assert _cause(execution).startswith("States.") and "unreadable" in _cause(execution)
+    assert world.notified() == ["Sluice fine-tune failed"]
+
+
+def test_a_job_followed_for_too_long_is_left_running_and_the_user_told(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice.finetune import settings
+
+    monkeypatch.setattr(settings, "MAX_CHECKS", 3)
+    monkeypatch.setattr(moto_patches, "JOB_CHECKS_TO_COMPLETE", 100)
+    execution = world.run(_corpus_input())
+    assert execution["status"] == "FAILED" and execution["error"] == "JobStillRunning"
+    assert "still running after 3 checks" in _cause(execution)
+    assert world.states(execution).count("CheckJob") == 3 and world.jobs()[0]["status"] == "InProgress"
+    assert world.notified() == ["Sluice fine-tune failed"]
+
+
+def test_a_throttled_start_is_retried(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.bedrock import models
+    from moto.core.exceptions import JsonRESTError
+
+    original, calls = models.BedrockBackend.create_model_customization_job, []
+
+    def throttled_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise JsonRESTError("ThrottlingException", "Rate exceeded")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(models.BedrockBackend, "create_model_customization_job", throttled_once)
+    execution = world.run(_corpus_input())
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    assert len(calls) == 2 and len(world.jobs()) == 1
+
+
+def test_provisioned_throughput_is_bought_when_asked_and_waited_for(world: World) -> None:
+    execution = world.run(_corpus_input(provisioned_throughput={"model_units": 1}))
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    assert result["throughput"]["ProvisionedModelArn"].startswith("arn:aws:bedrock:")
+    states = world.states(execution)
+    assert states.count("CheckThroughput") == 2  # Creating, then InService
+    operations = [c["operation"] for c in emulators.read_calls(world.emulator_dir)]
+    assert operations.count("CreateProvisionedModelThroughput") == 1
+
+
+def test_a_scheduled_run_retrains_only_when_the_corpus_changed(world: World) -> None:
+    scheduled = _corpus_input(retrain_when_changed=0.2)
+    first = world.run(scheduled, name="weekly-1")
+    assert first["status"] == "SUCCEEDED" and "PrepareDataset" in world.states(first)
+    again = world.run(scheduled, name="weekly-2")
+    assert again["status"] == "SUCCEEDED" and world.states(again)[-1] == "NothingToRetrain"
+    assert len(world.jobs()) == 1
+
+
+_SHAPES = {  # the keys of a training record, per event: each family's own format
+    "finetune_corpus.json": {"input"},
+    "finetune_retrain_schedule.json": {"input"},
+    "finetune_titan_s3.json": {"prompt", "completion"},
+    "finetune_llama_s3.json": {"prompt", "completion"},
+    "finetune_claude_haiku_s3.json": {"system", "messages"},
+    "finetune_corpus_faq_nova.json": {"schemaVersion", "system", "messages"},
+}
+
+
+@pytest.mark.parametrize("event", sorted(_SHAPES))
+def test_every_console_input_in_events_runs_to_a_custom_model(world: World, event: str) -> None:
+    payload = {**json.loads((ROOT / "events" / event).read_text()), "poll_seconds": 1}
+    pairs = [
+        {"system": "You answer for the harbour office.", "prompt": f"When does pilot {i} board?",
+         "completion": f"Pilot {i} boards at buoy {i % 7} on the rising tide."}
+        for i in range(120)
+    ]  # fmt: skip
+    body = "\n".join(json.dumps(pair) for pair in pairs).encode()
+    if payload["dataset"]["source"] == "s3":
+        uri = payload["dataset"]["uri"].replace("REPLACE-WITH-ProcessedBucketName", PROCESSED)
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        world.s3.put_object(Bucket=bucket, Key=key, Body=body)
+        payload["dataset"]["uri"] = uri
+    elif payload["customization_type"] == "FINE_TUNING":
+        _ingest(world.s3, boto3.client("dynamodb"), {"faq/pilots.jsonl": body.decode()})
+    execution = world.run(payload)
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    keys = [o["Key"] for o in world.s3.list_objects_v2(Bucket=PROCESSED, Prefix="finetune/datasets/")["Contents"]]
+    train = world.s3.get_object(Bucket=PROCESSED, Key=next(k for k in keys if k.endswith("train.jsonl")))
+    assert set(json.loads(train["Body"].read().splitlines()[0])) == _SHAPES[event]
+
+
+def test_each_scheduled_run_names_its_model_and_throughput_apart() -> None:
+    from sluice.finetune.workflow import FineTuneSteps
+
+    steps = FineTuneSteps(documents=None, reader=None, writer=None, processed_bucket="b", readable_buckets=frozenset())  # type: ignore[arg-type]
+    scheduled = _corpus_input(custom_model_name="a" * 60 + "_", retrain_when_changed=0.2, provisioned_throughput=True)
+    first, second = (steps.validate(scheduled, name)["settings"] for name in ("weekly-1", "weekly-2"))
+    assert first["lineage"] == second["lineage"] == "a" * 60 + "_"  # both compare with the same last model
+    for name in ("custom_model_name", "throughput_name"):
+        assert first[name] != second[name] and len(first[name]) <= 63 and "_-" not in first[name]
+    assert first["throughput_client_token"] != first["client_token"]
