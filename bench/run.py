@@ -337,7 +337,7 @@ os.environ.update(PROCESSED_BUCKET="p", DOCUMENTS_TABLE="t", EVENT_BUS_NAME="b",
 sys.path[:0] = {paths!r}
 import app
 t1 = time.perf_counter()
-wiring = app._build_service()
+wiring = app.function()
 t2 = time.perf_counter()
 from sluice.pipeline.tokens import tokenizer
 tokenizer()

@@ -38,7 +38,7 @@ def _knowledge_base(client: Any, knowledge_base_id: str, query: str, top_k: int)
         location = (result.get("location") or {}).get("s3Location", {}).get("uri", "")
         hits.append(
             Hit(
-                sink="knowledge-base",
+                sink="kb",
                 source=str(metadata.get("source_uri") or metadata.get("x-amz-bedrock-kb-source-uri") or location),
                 score=f"{float(result.get('score', 0.0)):.3f}",
                 title=str(metadata.get("title", "")),

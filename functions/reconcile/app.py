@@ -14,48 +14,24 @@ import time
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
-from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
-from sluice.adapters.aws.kendra import KendraApi
+from sluice.bootstrap import METRICS_NAMESPACE
+from sluice.bootstrap.reconcile import build
 from sluice.reconcile import PassBusyError, Reconciler, Report
-from sluice.settings import reconcile_settings
 
 logger = Logger()
-NAMESPACE = "Sluice"
-metrics = Metrics(namespace=NAMESPACE)
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+metrics = Metrics(namespace=METRICS_NAMESPACE)
+function = cache(lambda: build(os.environ))  # once per execution environment
 MARGIN_SECONDS = 60  # a page in flight and the save after it
-
-
-@cache
-def _build() -> Reconciler:
-    settings = reconcile_settings(os.environ)
-    session = boto3.session.Session()
-    kb = kendra = None
-    if "kb" in settings.sink_queues:  # GetKnowledgeBaseDocuments shares 5 requests/s with the sink
-        agent = session.client("bedrock-agent", config=_CLIENT_CONFIG)
-        kb = BedrockKnowledgeBaseApi(agent, os.environ["KNOWLEDGE_BASE_ID"], os.environ["DATA_SOURCE_ID"], 1.0)
-    if "kendra" in settings.sink_queues:
-        kendra = KendraApi(session.client("kendra", config=_CLIENT_CONFIG), os.environ["KENDRA_INDEX_ID"], per_second=2)
-    return Reconciler(
-        settings,
-        s3=session.client("s3", config=_CLIENT_CONFIG),
-        dynamodb=session.client("dynamodb", config=_CLIENT_CONFIG),
-        sqs=session.client("sqs", config=_CLIENT_CONFIG),
-        kb=kb,
-        kendra=kendra,
-    )
 
 
 def record(report: Report) -> None:
     """Metrics of one run: drift found by kind (a record of its own per kind: a closed set), repairs."""
     for kind, count in report.found.items():
-        with single_metric(name="ReconcileDrift", unit=MetricUnit.Count, value=count, namespace=NAMESPACE) as m:
+        with single_metric(name="ReconcileDrift", unit=MetricUnit.Count, value=count, namespace=METRICS_NAMESPACE) as m:
             m.add_dimension(name="kind", value=kind)
     metrics.add_metric(name="ReconcileDriftFound", unit=MetricUnit.Count, value=report.drift)  # the alarm's
     metrics.add_metric(name="ReconcileRepairs", unit=MetricUnit.Count, value=sum(report.repairs.values()))
@@ -70,7 +46,7 @@ def record(report: Report) -> None:
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, reconciler: Reconciler | None = None
 ) -> dict[str, Any]:
-    reconciler = reconciler or _build()
+    reconciler = reconciler or function()
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - MARGIN_SECONDS
     try:
         report = reconciler.run(deadline=deadline, dry_run=bool(event.get("dry_run")))

@@ -210,7 +210,7 @@ def test_both_sinks_follow_an_upload_an_edit_and_a_delete(stack: LocalStack) -> 
     assert sum(n for op, n in calls if op == "IngestKnowledgeBaseDocuments") == len(chunks)
     assert ("BatchPutDocument", 1) in calls
     hits = _search(stack, "harbour high water")
-    assert {h.sink for h in hits if h.source == s3_uri(raw, key)} == {"knowledge-base", "kendra"}
+    assert {h.sink for h in hits if h.source == s3_uri(raw, key)} == {"kb", "kendra"}
 
     start = len(emulators.read_calls(stack.emulator_dir))
     edited = text.replace("High water at harbour 3 comes 7 minutes late.", "Spring tides flood the quay at harbour 3.")
@@ -219,7 +219,7 @@ def test_both_sinks_follow_an_upload_an_edit_and_a_delete(stack: LocalStack) -> 
     calls = _calls_since(stack, start)
     assert 1 <= sum(n for op, n in calls if op == "IngestKnowledgeBaseDocuments") <= 3
     assert ("BatchPutDocument", 1) in calls
-    assert {h.sink for h in _search(stack, "spring tides flood the quay")} == {"knowledge-base", "kendra"}
+    assert {h.sink for h in _search(stack, "spring tides flood the quay")} == {"kb", "kendra"}
 
     start = len(emulators.read_calls(stack.emulator_dir))
     s3.delete_object(Bucket=raw, Key=key)
@@ -243,7 +243,7 @@ def test_cli_searches_and_redrives_the_running_stack(stack: LocalStack) -> None:
         found = sluice("search", "lighthouse keeper", "--local", "--json")
         hits = json.loads(found.stdout)["hits"]
         assert {(h["sink"], h["source"]) for h in hits} >= {
-            ("knowledge-base", s3_uri(raw, "sinks/lighthouse.txt")),
+            ("kb", s3_uri(raw, "sinks/lighthouse.txt")),
             ("kendra", s3_uri(raw, "sinks/lighthouse.txt")),
         }
         moved = sluice("redrive", "--sink", "kendra", "--local")

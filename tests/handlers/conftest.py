@@ -1,4 +1,4 @@
-"""The real handler, wired by its own _build_service() from environment variables, against moto's
+"""The real handler, wired by the composition root (sluice.bootstrap) from environment variables, against moto's
 in-process AWS (S3, SQS, DynamoDB, EventBridge)."""
 
 from __future__ import annotations

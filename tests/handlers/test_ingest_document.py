@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+
 from handlers.conftest import (
     PROCESSED,
     RAW,
@@ -18,7 +19,6 @@ from handlers.conftest import (
     metric_units,
     metric_values,
 )
-
 from sluice.ingest import Action
 
 GOOD_MD = b"# Getting started\n\nDrop a file into the raw bucket.\n\n## Next\n\nWatch it become chunks.\n"
@@ -144,7 +144,7 @@ def test_an_in_progress_record_left_by_a_failed_attempt_does_not_hold_the_event_
 
     aws.s3.put_object(Bucket=RAW, Key="guides/getting-started.md", Body=GOOD_MD)
     handler = load_handler("ingest_document")
-    wiring = handler._build_service()
+    wiring = handler.function()
 
     def publish_fails(events: Any) -> None:
         raise RuntimeError("the invocation died here")
@@ -154,7 +154,7 @@ def test_an_in_progress_record_left_by_a_failed_attempt_does_not_hold_the_event_
 
     with monkeypatch.context() as patch:
         patch.setattr(wiring.service.bus, "publish", publish_fails)
-        patch.setattr(wiring.store, "delete_record", delete_lost)
+        patch.setattr(wiring.persistence, "delete_record", delete_lost)
         with pytest.raises(BatchProcessingError):  # its only record failed: the whole batch fails
             _invoke(load_event("s3_put.json"), handler)
     (record,) = aws.dynamodb.scan(TableName="idempotency")["Items"]
@@ -169,7 +169,7 @@ def test_a_transient_failure_fails_only_its_record(aws: Aws, monkeypatch: Any) -
     aws.s3.put_object(Bucket=RAW, Key="guides/getting-started.md", Body=GOOD_MD)
     aws.s3.put_object(Bucket=RAW, Key="notes/release-notes.txt", Body=b"Release notes\n\nFirst release.\n")
     handler = load_handler("ingest_document")
-    wiring = handler._build_service()
+    wiring = handler.function()
     original = wiring.service.bus.publish
     calls = {"n": 0}
 

@@ -17,6 +17,7 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
+
 from handlers.conftest import (
     DS,
     INDEX,
@@ -29,7 +30,6 @@ from handlers.conftest import (
     load_handler,
     metric_values,
 )
-
 from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
 from sluice.adapters.aws.kendra import KendraApi
 from sluice.adapters.aws.registry import DynamoDBRegistry
@@ -78,11 +78,11 @@ class Stack:
             monkeypatch.setenv(name, value)
         self.ingest = load_handler("ingest_document")
         self.sinks: dict[str, ModuleType] = {}
-        for sink, kind in (("kb", "knowledge-base"), ("kendra", "kendra")):
+        for sink, kind in (("kb", "kb"), ("kendra", "kendra")):
             monkeypatch.setenv("SINK", kind)
             monkeypatch.setenv("SINK_QUEUE_URL", self.queues[sink])
             self.sinks[sink] = load_handler("sync_sink")
-            self.sinks[sink]._build()  # wired now, from this environment
+            self.sinks[sink].function()  # wired now, from this environment
         self.reconcile = load_handler("reconcile")
 
     def put(self, key: str, body: bytes | str, *, notify: bool = True) -> None:

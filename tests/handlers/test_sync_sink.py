@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from handlers.conftest import (
     DS,
     INDEX,
@@ -26,7 +27,6 @@ from handlers.conftest import (
     metric_units,
     metric_values,
 )
-
 from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.sinks import SinkStatus
 from sluice_local import emulators
@@ -87,7 +87,7 @@ def _ingest(aws: Aws) -> list[dict[str, Any]]:
 def test_the_knowledge_base_sink_ingests_confirms_and_answers(
     aws: Aws, emulated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sink = _sink(aws, monkeypatch, "knowledge-base")
+    sink = _sink(aws, monkeypatch, "kb")
     events = _ingest(aws)
     assert sink.invoke(events) == {"batchItemFailures": []}
     sink.drain()
@@ -104,7 +104,7 @@ def test_the_knowledge_base_sink_ingests_confirms_and_answers(
 def test_sink_metrics_count_calls_and_the_lag_until_the_index_confirms(
     aws: Aws, emulated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sink = _sink(aws, monkeypatch, "knowledge-base")
+    sink = _sink(aws, monkeypatch, "kb")
     events = _ingest(aws)
     capsys.readouterr()
     sink.invoke(events)
@@ -130,7 +130,7 @@ def test_a_failed_index_call_is_a_sink_failure(
     def throttled(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "BatchPutDocument")
 
-    monkeypatch.setattr(sink.handler._build().sink.api._client, "batch_put_document", throttled)
+    monkeypatch.setattr(sink.handler.function().sink.api._client, "batch_put_document", throttled)
     capsys.readouterr()
     assert sink.invoke(events)["batchItemFailures"]  # retried later
     records = emf_records(capsys.readouterr().out)
@@ -163,7 +163,7 @@ def test_a_duplicated_event_makes_no_second_call(aws: Aws, emulated: Path, monke
 def test_a_failed_message_is_reported_and_comes_back_after_a_backoff(
     aws: Aws, emulated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sink = _sink(aws, monkeypatch, "knowledge-base")
+    sink = _sink(aws, monkeypatch, "kb")
     aws.sqs.send_message(QueueUrl=sink.queue_url, MessageBody="not a sink message")
     (record,) = sink.queued()
     assert sink.invoke([record]) == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}

@@ -146,10 +146,10 @@ def test_no_inline_policy_grants_wildcard_actions(transformed: dict[str, Any]) -
 
 
 def test_idempotency_records_outlive_the_queue_retention(source: dict[str, Any]) -> None:
-    from handlers.conftest import load_handler
+    from sluice.bootstrap.ingest import IDEMPOTENCY_TTL_SECONDS
 
     queue = source["Resources"]["IngestQueue"]["Properties"]
-    assert queue["MessageRetentionPeriod"] <= load_handler("ingest_document").IDEMPOTENCY_TTL_SECONDS
+    assert queue["MessageRetentionPeriod"] <= IDEMPOTENCY_TTL_SECONDS
 
 
 def test_outputs_name_what_operators_and_tests_need(source: dict[str, Any]) -> None:
@@ -216,7 +216,7 @@ def test_sink_functions_are_configured_as_their_settings_expect(source: dict[str
     function = source["Resources"][SINKS[condition][0]]["Properties"]
     env = {k: _placeholder(source, v) for k, v in function["Environment"]["Variables"].items()}
     settings = SinkFunctionSettings.from_env(env)  # raises ConfigurationError naming what is missing
-    assert settings.sink == ("knowledge-base" if condition == "HasKnowledgeBase" else "kendra")
+    assert settings.sink == ("kb" if condition == "HasKnowledgeBase" else "kendra")
     assert function["CodeUri"] == "functions/sync_sink/"
     assert function["Events"]["SinkQueue"]["Properties"]["ScalingConfig"]["MaximumConcurrency"] == 2
 

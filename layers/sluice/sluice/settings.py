@@ -124,7 +124,7 @@ class IngestFunctionSettings:
         )
 
 
-SINK_KINDS = ("knowledge-base", "kendra")
+SINK_KINDS = ("kb", "kendra")  # the sinks' names, as in their recorded states and `sluice redrive --sink`
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +158,7 @@ class SinkFunctionSettings:
             "requests_per_second": float(e.integer("SINK_REQUESTS_PER_SECOND", 2)),
             "first_check_seconds": e.integer("SINK_FIRST_CHECK_SECONDS", 20),
         }
-        if sink == "knowledge-base":
+        if sink == "kb":
             specific: dict[str, str | None] = {
                 "knowledge_base_id": e.required("KNOWLEDGE_BASE_ID"),
                 "data_source_id": e.required("DATA_SOURCE_ID"),
@@ -173,6 +173,42 @@ class SinkFunctionSettings:
             }
         e.check()
         return cls(**common, **specific)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class FineTuneFunctionSettings:
+    """The fine-tune steps: the registry of the corpus, and the buckets a dataset may be read from."""
+
+    processed_bucket: str
+    documents_table: str
+    raw_bucket: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FineTuneFunctionSettings:
+        e = _Env(env)
+        processed, table = e.required("PROCESSED_BUCKET"), e.required("DOCUMENTS_TABLE")
+        e.check()
+        return cls(processed_bucket=processed, documents_table=table, raw_bucket=e.optional("RAW_BUCKET"))
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorFunctionSettings:
+    """The connector runs: where their configuration is, where they keep their state, where they land."""
+
+    config_parameter: str  # an SSM parameter holding every instance's configuration
+    state_table: str
+    raw_bucket: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ConnectorFunctionSettings:
+        e = _Env(env)
+        settings = cls(
+            config_parameter=e.required("CONNECTOR_CONFIG_PARAMETER"),
+            state_table=e.required("CONNECTOR_STATE_TABLE"),
+            raw_bucket=e.required("RAW_BUCKET"),
+        )
+        e.check()
+        return settings
 
 
 def reconcile_settings(env: Mapping[str, str]) -> ReconcileSettings:

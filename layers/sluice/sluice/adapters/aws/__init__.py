@@ -1,4 +1,5 @@
-"""What adapters share about AWS errors: which ones a retry may fix."""
+"""What every AWS adapter shares: one client configuration, one rule for which errors a retry may fix
+(the fine-tune state machine retries the same ones), and a client-side rate limit."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from sluice.errors import RefusedError, TransientError
+
+# Every client of every function: botocore's standard retry mode (exponential backoff with jitter on
+# throttling, 5xx and connection errors), then the caller decides. 60 s between bytes is the longest
+# any call needs (dataset files, connector listings).
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
 
 TRANSIENT_CODES = frozenset(
     {

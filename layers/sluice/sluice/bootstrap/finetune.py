@@ -1,0 +1,52 @@
+"""FineTuneFunction's service: the Lambda steps of the fine-tune state machine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sluice.adapters.aws import error_code, is_transient
+from sluice.adapters.aws.registry import DynamoDBRegistry
+from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
+from sluice.bootstrap import Clients
+from sluice.errors import TransientError
+from sluice.finetune.workflow import FineTuneSteps
+from sluice.settings import FineTuneFunctionSettings
+
+
+@dataclass(frozen=True)
+class FineTuneFunction:
+    steps: FineTuneSteps
+
+    def run(self, step: str, state: dict[str, Any], execution: str) -> dict[str, Any]:
+        """The step's new state. An AWS failure a retry may fix raises TransientError (the state
+        machine retries that name, by the same rule as every adapter); input and dataset problems
+        raise their own errors, which the state machine turns into the execution's failure cause."""
+        try:
+            return self.steps.run(step, state, execution)
+        except ClientError as exc:
+            if is_transient(exc):
+                message = exc.response.get("Error", {}).get("Message", "")
+                raise TransientError(f"{error_code(exc)}: {message}") from exc
+            raise
+        except BotoCoreError as exc:  # connection and read timeouts, after botocore's own retries
+            if is_transient(exc):
+                raise TransientError(str(exc)) from exc
+            raise
+
+
+def build(env: Mapping[str, str], clients: Clients | None = None) -> FineTuneFunction:
+    settings = FineTuneFunctionSettings.from_env(env)
+    clients = clients or Clients()
+    return FineTuneFunction(
+        FineTuneSteps(
+            documents=DynamoDBRegistry(clients("dynamodb"), settings.documents_table),
+            reader=S3ObjectReader(clients("s3")),
+            writer=S3BucketWriter(clients("s3"), settings.processed_bucket),
+            processed_bucket=settings.processed_bucket,
+            readable_buckets=frozenset(filter(None, (settings.processed_bucket, settings.raw_bucket))),
+        )
+    )
