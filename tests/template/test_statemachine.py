@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sluice.adapters.aws import TRANSIENT_CODES
 from template.conftest import ROOT
 
 pytestmark = pytest.mark.template
@@ -68,3 +69,92 @@ def test_the_workflow_reads_as_the_issue_describes(definition: dict[str, Any]) -
     assert states["WaitForJob"]["SecondsPath"] == "$.settings.poll_seconds"  # waits come from the input
     assert states["JobStatus?"]["Default"] == "WaitForJob"
     assert states["NotifySuccess"]["Next"] == "Done"
+
+
+def _tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    tasks = {}
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            tasks[name] = state
+        for branch in state.get("Branches", []):
+            tasks |= _tasks(branch["States"])
+        if "ItemProcessor" in state:
+            tasks |= _tasks(state["ItemProcessor"]["States"])
+    return tasks
+
+
+def _retried(state: dict[str, Any]) -> set[str]:
+    return {error for rule in state.get("Retry", []) for error in rule["ErrorEquals"]}
+
+
+class _FailingSteps:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def run(self, step: str, state: dict[str, Any], execution: str) -> dict[str, Any]:
+        raise self.exc
+
+
+def _error_name(exc: Exception) -> str:
+    """The error name Step Functions sees when the fine-tune function raises ``exc``."""
+    from sluice.bootstrap.finetune import FineTuneFunction
+
+    try:
+        FineTuneFunction(_FailingSteps(exc)).run("prepare-dataset", {}, "x")  # type: ignore[arg-type]
+    except Exception as raised:  # noqa: BLE001 - whatever it is, its name is what the ASL matches
+        return type(raised).__name__
+    raise AssertionError("the step did not fail")
+
+
+@pytest.mark.parametrize("code", sorted(TRANSIENT_CODES))
+def test_every_transient_aws_error_in_a_step_is_retried_by_every_lambda_task(
+    definition: dict[str, Any], code: str
+) -> None:
+    from botocore.exceptions import ClientError
+
+    name = _error_name(ClientError({"Error": {"Code": code, "Message": "try again"}}, "PutObject"))
+    lambda_tasks = {n: s for n, s in _tasks(definition["States"]).items() if s["Resource"].endswith(":lambda:invoke")}
+    assert lambda_tasks
+    for task, state in lambda_tasks.items():
+        assert name in _retried(state), f"{task} does not retry {code} (raised as {name})"
+
+
+def test_a_step_error_a_retry_cannot_fix_is_not_retried(definition: dict[str, Any]) -> None:
+    from botocore.exceptions import ClientError, ParamValidationError
+
+    refused = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject")
+    for exc in (refused, ParamValidationError(report="bad")):
+        name = _error_name(exc)
+        for task, state in _tasks(definition["States"]).items():
+            assert name not in _retried(state), f"{task} retries {name}"
+    from botocore.exceptions import ReadTimeoutError
+
+    timeout = _error_name(ReadTimeoutError(endpoint_url="https://s3.amazonaws.com"))
+    assert all(timeout in _retried(s) for s in _tasks(definition["States"]).values() if "lambda" in s["Resource"])
+
+
+def test_aws_sdk_tasks_retry_every_error_the_one_rule_calls_transient(definition: dict[str, Any]) -> None:
+    """A Bedrock or SNS task retries each error its operation can return that the adapters' rule
+    (``sluice.adapters.aws.is_transient``: a transient code, or HTTP 5xx) would retry."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    checked = 0
+    for task, state in _tasks(definition["States"]).items():
+        match = re.fullmatch(r"arn:aws:states:::(?:aws-sdk:)?(\w+):(\w+)(?:\.\w+)?", state["Resource"])
+        if not match or match[1] == "lambda":
+            continue
+        service, action = match[1], match[2][0].upper() + match[2][1:]
+        operation = session.get_service_model(service).operation_model(action)
+        transient = {
+            e.name
+            for e in operation.error_shapes
+            if e.name in TRANSIENT_CODES or int(e.metadata.get("error", {}).get("httpStatusCode", 0)) >= 500
+        }
+        prefixes = {n.split(".")[0] for n in _retried(state)}
+        assert len(prefixes) == 1, f"{task}: {prefixes}"
+        prefix = prefixes.pop()
+        missing = {f"{prefix}.{e}" for e in transient} - _retried(state)
+        assert not missing, f"{task} ({service} {action}) does not retry {missing}"
+        checked += 1
+    assert checked >= 5

@@ -38,6 +38,7 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeout",
         "RequestTimeoutException",
         "TransactionConflictException",
+        "KMSThrottlingException",  # SNS, SQS and Lambda calls that use a KMS key
     }
 )
 
