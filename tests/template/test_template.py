@@ -43,6 +43,8 @@ def test_checkov_finds_no_failed_check(which: str, transformed_file: Path) -> No
     result = subprocess.run(
         [
             _tool("checkov"),
+            "--config-file",
+            str(ROOT / ".checkov.yaml"),
             "-f",
             str(path),
             "--framework",
@@ -67,6 +69,19 @@ def test_every_checkov_skip_says_why(source: dict[str, Any]) -> None:
     for name, resource in source["Resources"].items():
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
             assert len(skip.get("comment", "")) > 20, f"{name} skips {skip['id']} without a reason"
+    lines = (ROOT / ".checkov.yaml").read_text().splitlines()
+    skipped = [i for i, line in enumerate(lines) if line.strip().startswith("- CKV_")]
+    assert skipped
+    for i in skipped:  # each global skip follows a comment that names it and says why
+        check = lines[i].strip()[2:]
+        reason = " ".join(line.strip("# ") for line in lines[:i] if line.strip().startswith("#"))
+        assert f"{check} (" in reason and len(reason) > 80, f"{check} is skipped without a reason"
+    assert not [
+        (n, s["id"])
+        for n, r in source["Resources"].items()
+        for s in r.get("Metadata", {}).get("checkov", {}).get("skip", [])
+        if f"- {s['id']}" in "\n".join(lines)
+    ], "a check skipped for every resource is skipped again in a resource"
 
 
 def test_runtime_architecture_and_layer(source: dict[str, Any]) -> None:

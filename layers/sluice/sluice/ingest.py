@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +37,7 @@ from sluice.pipeline.metadata import document_of, parse_metadata, sidecar_of
 from sluice.pipeline.process import Extractor, PipelineSettings, in_process, process_document
 from sluice.registry import DocumentRecord, Registry, Status
 from sluice.storage import BucketWriter, ObjectHead, ObjectReader
+from sluice.timestamps import iso
 
 MAX_EVENT_DETAIL_BYTES = 200_000  # EventBridge entries are capped at 256 KB
 
@@ -113,10 +113,6 @@ class IngestSettings:
     lease_seconds: float = 900.0  # at least the function timeout: a crashed worker's lease expires
     busy_wait_seconds: float = 10.0  # how long to wait for another worker's lease before retrying later
     require_acl: bool = False  # refuse (acl_unresolved) documents whose metadata names no principal
-
-
-def _now_iso(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class IngestService:
@@ -320,7 +316,7 @@ class _Transition:
                 etag=head.etag,
                 raw_sha256=raw_sha,
                 metadata_etag=self.metadata_etag,
-                updated_at=_now_iso(self.now),
+                updated_at=iso(self.now),
             ),
             self.owner,
             keep_lease_until=None,
@@ -376,7 +372,7 @@ class _Transition:
             # A delete notification names the delete marker; a put notification that found the
             # object gone names a version that no longer exists (possibly older than one announced).
             version_id=self.event.version_id if self.event.removed else None,
-            updated_at=_now_iso(self.now),
+            updated_at=iso(self.now),
             chunks=(),
             token_count=0,
             reason=None,
@@ -414,7 +410,7 @@ class _Transition:
             bucket=self.event.bucket,
             key=self.event.key,
             status=Status.PROCESSED,
-            updated_at=_now_iso(self.now),
+            updated_at=iso(self.now),
         )
         return fresh.evolve(
             sequencer=newest(previous.sequencer if previous else None, self.event.sequencer),

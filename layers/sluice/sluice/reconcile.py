@@ -61,10 +61,11 @@ from sluice.pipeline.metadata import document_of, sidecar_of
 from sluice.registry import DocumentRecord, Status
 from sluice.s3events import recheck_message
 from sluice.sinks import SinkState, SinkStatus, StateConflictError, chunks_of
-from sluice.sinks.diff import epoch, settle
+from sluice.sinks.diff import settle
 from sluice.sinks.kendra import fingerprint, kendra_id
 from sluice.sinks.knowledge_base import PER_CALL
 from sluice.sinks.runner import MAX_IDS_PER_MESSAGE, sync_message
+from sluice.timestamps import epoch
 
 PHASES = ("raw", "registry", "chunks", "texts", "kb-index")
 STATE_KEY = "reconcile#pass"  # the pass in progress and the last complete one, in DocumentsTable

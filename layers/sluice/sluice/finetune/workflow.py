@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sluice.finetune.dataset import CorpusDocument, corpus_records, matches_filter, parse_jsonl, prepare
 from sluice.finetune.families import family_for
 from sluice.finetune.settings import FineTuneInputError, client_token_for, validate_input
-from sluice.pipeline.files import text_key
+from sluice.pipeline.files import s3_uri, split_s3_uri, text_key
 from sluice.registry import DocumentRecord, Status
 from sluice.storage import ObjectHead, ObjectReader
 
@@ -43,10 +43,6 @@ class Writer(Protocol):
 def _latest_key(settings: Mapping[str, Any]) -> str:
     """Where the last model of this lineage (the input's custom_model_name) is recorded."""
     return f"{PREFIX}models/{settings['lineage']}/latest.json"
-
-
-def _uri(bucket: str, key: str) -> str:
-    return f"s3://{bucket}/{key}"
 
 
 class FineTuneSteps:
@@ -150,14 +146,14 @@ class FineTuneSteps:
         report = {**prepared.report, **({"corpus": summary} if summary else {})}
         self.writer.put(f"{base}train.jsonl", prepared.train, "application/jsonl")
         out: dict[str, Any] = {
-            "train_uri": _uri(self.bucket, f"{base}train.jsonl"),
-            "output_uri": _uri(self.bucket, f"{PREFIX}output/{settings['job_name']}/"),
-            "report_uri": _uri(self.bucket, f"{base}report.json"),
+            "train_uri": s3_uri(self.bucket, f"{base}train.jsonl"),
+            "output_uri": s3_uri(self.bucket, f"{PREFIX}output/{settings['job_name']}/"),
+            "report_uri": s3_uri(self.bucket, f"{base}report.json"),
             "report": report,
         }
         if prepared.validation:
             self.writer.put(f"{base}validation.jsonl", prepared.validation, "application/jsonl")
-            out["validation_uri"] = _uri(self.bucket, f"{base}validation.jsonl")
+            out["validation_uri"] = s3_uri(self.bucket, f"{base}validation.jsonl")
         fingerprint = {"documents": self._fingerprint(dataset)}
         self.writer.put(f"{base}corpus.json", json.dumps(fingerprint).encode(), "application/json")
         out["corpus_key"] = f"{base}corpus.json"
@@ -165,9 +161,10 @@ class FineTuneSteps:
         return {**state, "dataset": out}
 
     def _head(self, uri: str) -> ObjectHead:
-        if not uri.startswith("s3://") or "/" not in uri[5:]:
+        parts = split_s3_uri(uri)
+        if parts is None:
             raise DatasetSourceError(f"{uri} is not an s3://bucket/key URI")
-        bucket, key = uri[5:].split("/", 1)
+        bucket, key = parts
         if bucket not in self.readable:
             raise DatasetSourceError(
                 f"{uri} is outside this stack; put the file under s3://{self.bucket}/{PREFIX}uploads/ "

@@ -39,6 +39,14 @@ def s3_uri(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def split_s3_uri(uri: str) -> tuple[str, str] | None:
+    """``s3://bucket/key`` → (bucket, key); None when ``uri`` is not of that form."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        return None
+    bucket, key = uri[5:].split("/", 1)
+    return (bucket, key) if bucket and key else None
+
+
 def text_key(doc_id: str) -> str:
     return f"{DOCUMENT_PREFIX}{doc_id}.txt"
 
@@ -49,6 +57,11 @@ def chunk_prefix(doc_id: str) -> str:
 
 def chunk_key(doc_id: str, chunk_hash: str) -> str:
     return f"{chunk_prefix(doc_id)}{chunk_hash}.txt"
+
+
+def chunk_uri(bucket: str, doc_id: str, chunk_hash: str) -> str:
+    """The chunk file's S3 URI: the knowledge base names the chunk by it."""
+    return s3_uri(bucket, chunk_key(doc_id, chunk_hash))
 
 
 def processed_owner(key: str) -> tuple[str, str | None] | None:

@@ -20,24 +20,16 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from sluice.errors import TransientError
 from sluice.registry import DocumentRecord, Registry, Status
 from sluice.sinks import SinkState, SinkStateStore, SinkStatus, StateConflictError, SyncResult
+from sluice.timestamps import epoch, iso
 
 log = logging.getLogger(__name__)
 FIRST_CHECK_SECONDS = 20  # then doubling, up to SQS's longest message delay
 MAX_CHECK_SECONDS = 900
 MAX_CHECKS = 12
-
-
-def now_iso(clock: Callable[[], float]) -> str:
-    return datetime.fromtimestamp(clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass
@@ -161,7 +153,7 @@ class DiffSink(ABC):
                 return SyncResult(w.doc_id, check_after=self.check_delay(w.state.checks), version=w.state.version)
             return SyncResult(w.doc_id, retry=w.failed)
         expected = w.state.version if w.state is not None else None
-        state = w.new_state.evolve(version=(expected or 0) + 1, updated_at=now_iso(self.clock))
+        state = w.new_state.evolve(version=(expected or 0) + 1, updated_at=iso(self.clock()))
         try:
             self.states.put(state, expected_version=expected)
         except StateConflictError as exc:
@@ -181,12 +173,12 @@ class DiffSink(ABC):
         for _ in range(attempts):
             stored = self.states.get(self.name, w.doc_id)
             expected = stored.version if stored is not None else None
-            current = stored or SinkState(self.name, w.doc_id, SinkStatus.ABSENT, now_iso(self.clock))
+            current = stored or SinkState(self.name, w.doc_id, SinkStatus.ABSENT, iso(self.clock()))
             corrected = self.after_conflict(current, w)
             if corrected is current:
                 return  # the winner's state already says what the index holds
             try:
-                self.states.put(corrected.evolve(version=(expected or 0) + 1, updated_at=now_iso(self.clock)),
+                self.states.put(corrected.evolve(version=(expected or 0) + 1, updated_at=iso(self.clock())),
                                 expected_version=expected)  # fmt: skip
                 return
             except StateConflictError:
@@ -207,7 +199,7 @@ class DiffSink(ABC):
         return state.status is SinkStatus.PENDING and bool(state.pending) and state.checks < MAX_CHECKS
 
     def base_state(self, w: Work) -> SinkState:
-        return w.state or SinkState(self.name, w.doc_id, SinkStatus.ABSENT, now_iso(self.clock))
+        return w.state or SinkState(self.name, w.doc_id, SinkStatus.ABSENT, iso(self.clock()))
 
     @staticmethod
     def fail(items: Sequence[Work], exc: TransientError | Exception) -> None:

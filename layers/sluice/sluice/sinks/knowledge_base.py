@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sluice.errors import RefusedError, TransientError
-from sluice.pipeline.files import chunk_key
+from sluice.pipeline.files import chunk_uri
 from sluice.registry import Registry
 from sluice.sinks import (
     CallCount,
@@ -36,7 +36,8 @@ from sluice.sinks import (
     chunks_of,
     send_in_batches,
 )
-from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, epoch, now_iso, settle
+from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, settle
+from sluice.timestamps import epoch, iso
 
 PER_CALL = 10  # documents per Ingest/Delete/GetKnowledgeBaseDocuments call (the service model's max)
 
@@ -130,7 +131,7 @@ class KnowledgeBaseSink(DiffSink):
         self.queue = queue  # the sink's own queue: the ingestion-job mode follows its jobs with it
 
     def _uri(self, doc_id: str, chunk: str) -> str:
-        return f"s3://{self.bucket}/{chunk_key(doc_id, chunk)}"
+        return chunk_uri(self.bucket, doc_id, chunk)
 
     # -- sending -------------------------------------------------------------------------------------
 
@@ -276,9 +277,9 @@ class KnowledgeBaseSink(DiffSink):
         return self.states.get(JOB_SINK, self.api.ds)
 
     def _write_lock(self, lock: SinkState | None, **changes: object) -> None:
-        base = lock or SinkState(JOB_SINK, self.api.ds, SinkStatus.INDEXED, now_iso(self.clock))
+        base = lock or SinkState(JOB_SINK, self.api.ds, SinkStatus.INDEXED, iso(self.clock()))
         version = lock.version if lock is not None else None
-        self.states.put(base.evolve(**changes, version=(version or 0) + 1, updated_at=now_iso(self.clock)),
+        self.states.put(base.evolve(**changes, version=(version or 0) + 1, updated_at=iso(self.clock())),
                         expected_version=version)  # fmt: skip
 
     def _follow(self, delay: int, chain: str) -> None:
@@ -404,7 +405,7 @@ class KnowledgeBaseSink(DiffSink):
             else:
                 done = state.evolve(status=SinkStatus.INDEXED if state.held else SinkStatus.ABSENT, pending=())
             try:
-                self.states.put(done.evolve(version=state.version + 1, updated_at=now_iso(self.clock)),
+                self.states.put(done.evolve(version=state.version + 1, updated_at=iso(self.clock())),
                                 expected_version=state.version)  # fmt: skip
             except StateConflictError:
                 continue  # changed again meanwhile: a later job settles it
