@@ -1,4 +1,4 @@
-"""The security review of template.yaml and the code it deploys, as checks (SECURITY.md §3-4): what
+"""The security review of template.yaml and the code it deploys, as checks (docs/security.md): what
 checkov and cfn-lint do not see.
 
 Every check is a function that returns its problems, each naming the resource (or file and line)
@@ -414,7 +414,7 @@ def encryption_problems(template: Template) -> list[str]:
 
 # (policy type, its property naming what it protects, Deny actions that cover every use). Buckets
 # are in test_template.py too; here both the bucket and its objects must be covered. S3's
-# s3:TlsVersion deny (SECURITY.md §3.5) is not asked for: AWS API endpoints refuse TLS below 1.2
+# An s3:TlsVersion deny is not asked for: AWS API endpoints refuse TLS below 1.2
 # (AWS Security Blog, "TLS 1.2 to become the minimum TLS protocol level for all AWS API endpoints", 2023).
 _TLS_POLICIES = {
     "AWS::S3::Bucket": ("AWS::S3::BucketPolicy", "Bucket", {"s3:*", "*"}),
@@ -714,7 +714,7 @@ def bucket_access_problems(template: Template) -> list[str]:
         if owners != ["BucketOwnerEnforced"]:
             problems.append(f"{name}: ACLs are not disabled (OwnershipControls BucketOwnerEnforced)")
         if name in feeding and _dig(properties, "VersioningConfiguration", "Status") != "Enabled":
-            problems.append(f"{name}: starts ingestion but is not versioned (SECURITY.md §3.5: one event per write)")
+            problems.append(f"{name}: starts ingestion but is not versioned (versioning gives one event per write)")
     return problems
 
 

@@ -1,5 +1,5 @@
 """template.yaml: cfn-lint and checkov clean (source and SAM-transformed), and the contract checks
-the scanners miss (SECURITY.md §3.4)."""
+the scanners miss (docs/security.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Strict text decoding (see SECURITY.md §1.3: BOMs, UTF-16 without BOM, mixed encodings)."""
+"""Strict text decoding (docs/security.md: BOMs, UTF-16 without BOM, mixed encodings)."""
 
 from __future__ import annotations
 

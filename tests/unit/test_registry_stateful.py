@@ -1,4 +1,4 @@
-"""A stateful model of the ingestion path (issue 7): uploads, edits, deletes and metadata sidecars
+"""A stateful model of the ingestion path: uploads, edits, deletes and metadata sidecars
 of a few keys, their S3 notifications delivered in any order and any number of times, and publishes
 that fail after the registry commit. The registry's invariants are checked after every step; after
 every notification the service did not drop as stale, the document must match what S3 holds at that

@@ -3,7 +3,7 @@ hyperparameters and its dataset limits.
 
 Limits are checked here, before a job starts, because Bedrock checks them only once the job is
 running, after a wait of many minutes. The figures come from the Bedrock user guide (the prepare-data
-page, the per-family hyperparameter pages and the quota table; see AWS_FACTS.md section 4). Where
+page, the per-family hyperparameter pages and the quota table). Where
 a figure is not documented the value chosen is the one that refuses rather than lets a job fail
 late, and the comment beside it says so. Record counts are adjustable quotas: an account with a
 raised quota needs a raised figure here too.
@@ -77,7 +77,7 @@ _TITAN_PREMIER = (
 
 
 def _cohere(max_batch: int) -> tuple[HyperParameter, ...]:
-    # Not in AWS_FACTS; from the Bedrock user guide page cm-hp-cohere-command.html.
+    # From the Bedrock user guide page cm-hp-cohere-command.html.
     return (
         _hp("epochCount", 1, 100, 1, integer=True),
         _hp("batchSize", 8, max_batch, 8, integer=True),

@@ -1,7 +1,7 @@
 """Record formats: CSV (rows under their header, repeated at the top of every chunk) and JSON /
 JSONL (one record, or one top-level key, per unit; nested keys kept as ``path.to.key: value``).
 
-Both are parsed strictly and with caps (SECURITY.md §1.3): CSV in strict mode with a bounded field
+Both are parsed strictly and with caps (docs/security.md): CSV in strict mode with a bounded field
 size and column count; JSON with its nesting depth measured before parsing (``json`` recurses),
 NaN and duplicate keys refused, and lone surrogates replaced so they cannot fail far downstream.
 """
