@@ -372,6 +372,7 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth_that_tells_someone(so
 def test_every_alarm_tells_the_encrypted_alarm_topic_and_watches_a_metric_that_exists(
     source: dict[str, Any],
 ) -> None:
+    from sluice.bootstrap import METRICS_NAMESPACE
     from sluice.sinks.kendra import KendraSink
     from sluice.sinks.knowledge_base import KnowledgeBaseSink
 
@@ -384,7 +385,7 @@ def test_every_alarm_tells_the_encrypted_alarm_topic_and_watches_a_metric_that_e
         assert properties["TreatMissingData"] == "notBreaching", name
         assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
         namespace, metric = properties["Namespace"], properties["MetricName"]
-        if namespace == "Sluice":
+        if namespace == METRICS_NAMESPACE:
             dimensions = {d["Name"]: d["Value"] for d in properties["Dimensions"]}
             assert metric in emitted, f"{name} watches {metric}, which no handler emits"
             assert dimensions.pop("service") == _service_name(source), name
@@ -392,7 +393,7 @@ def test_every_alarm_tells_the_encrypted_alarm_topic_and_watches_a_metric_that_e
                 assert alarm["Condition"] == sinks[dimensions.pop("Sink")], name
             assert not dimensions, f"{name}: dimensions no handler sets"
         else:
-            assert metric in AWS_METRICS[namespace], name
+            assert metric in AWS_METRICS[namespace], f"{name}: {namespace} is neither AWS's nor the handlers'"
     resources = source["Resources"]
     assert resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "DataKey"}
     assert resources["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"

@@ -1,9 +1,9 @@
 """The layers, enforced (docs/architecture.md describes them):
 
-    handlers  functions/*/app.py          Powertools decorators, one call to the composition root, metrics
-    root      sluice/bootstrap/           builds every function's service: settings, clients, adapters
-    adapters  sluice/adapters/aws/        every AWS call; plus the connectors whose source is an AWS service
-    core      the rest of sluice/         plain Python over ports: no boto3, no Powertools, no environment
+handlers  functions/*/app.py          Powertools decorators, one call to the composition root, metrics
+root      sluice/bootstrap/           builds every function's service: settings, clients, adapters
+adapters  sluice/adapters/aws/        every AWS call; plus the connectors whose source is an AWS service
+core      the rest of sluice/         plain Python over ports: no boto3, no Powertools, no environment
 """
 
 from __future__ import annotations
