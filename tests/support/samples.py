@@ -1,5 +1,5 @@
 """The binary files of ``samples/``, generated (deterministically) rather than hand-made:
-``python -m support.samples`` rewrites them, and a test checks the committed copies match."""
+``PYTHONPATH=tests python -m support.samples`` rewrites them, and a test checks the committed copies match."""
 
 from __future__ import annotations
 
