@@ -72,7 +72,6 @@ from urllib.parse import urlencode
 from sluice.connectors import (
     Change,
     Checkpoint,
-    ConnectorConfigError,
     Context,
     Instance,
     Item,
@@ -81,7 +80,7 @@ from sluice.connectors import (
     safe_item_id,
 )
 from sluice.connectors.http import RateLimitedError, Response
-from sluice.connectors.settings import allowed_networks, check_url, http_client, unknown_settings
+from sluice.connectors.settings import Problems, allowed_networks, check_url, http_client, unknown_settings
 
 log = logging.getLogger(__name__)
 
@@ -173,40 +172,38 @@ class SlackConnector:
     @classmethod
     def from_instance(cls, instance: Instance, context: Context) -> SlackConnector:
         settings = instance.settings
-        problems = unknown_settings(settings, SETTINGS)
+        problems = Problems()
+        unknown_settings(settings, SETTINGS, problems)
         token = context.secret.get("token")
         if not (isinstance(token, str) and token.startswith("xox")):
-            problems.append('the secret needs "token": a Slack token (xoxb-...)')
+            problems.add('the secret needs "token": a Slack token (xoxb-...)')
         channels = settings.get("channels")
         if not (isinstance(channels, list) and channels):
-            problems.append("channels must be a non-empty list of channel IDs")
+            problems.add("channels must be a non-empty list of channel IDs")
             channels = []
         for channel in channels:
             if not (isinstance(channel, str) and CHANNEL_ID.match(channel)):
-                problems.append(
-                    f"channels: {channel!r} is not a channel ID (like C0123ABCD; a channel's details show it)"
-                )
+                problems.add(f"channels: {channel!r} is not a channel ID (like C0123ABCD; a channel's details show it)")
         networks = allowed_networks(settings.get("allowed_networks"), problems)
         api_url = settings.get("api_url", "https://slack.com/api")
         check_url("api_url", api_url, networks, problems)
         group_by = settings.get("group_by", "thread")
         if group_by not in ("thread", "day"):
-            problems.append(f'group_by must be "thread" or "day", not {group_by!r}')
+            problems.add(f'group_by must be "thread" or "day", not {group_by!r}')
         oldest = None
         if settings.get("oldest") is not None:
             oldest = _epoch(settings["oldest"])
             if oldest is None:
-                problems.append(f"oldest must be an ISO date or time, or epoch seconds, not {settings['oldest']!r}")
+                problems.add(f"oldest must be an ISO date or time, or epoch seconds, not {settings['oldest']!r}")
         lookback = settings.get("lookback_days", 7)
         if not (isinstance(lookback, int) and not isinstance(lookback, bool) and 0 <= lookback <= 90):
-            problems.append(f"lookback_days must be a whole number from 0 to 90, not {lookback!r}")
+            problems.add(f"lookback_days must be a whole number from 0 to 90, not {lookback!r}")
         flags = {}
         for name in ("channel_members_as_acl", "resolve_users"):
             flags[name] = settings.get(name, True)
             if not isinstance(flags[name], bool):
-                problems.append(f"{name} must be true or false, not {flags[name]!r}")
-        if problems:
-            raise ConnectorConfigError(problems)
+                problems.add(f"{name} must be true or false, not {flags[name]!r}")
+        problems.raise_any()
         return cls(
             token=str(token),
             channels=list(dict.fromkeys(str(c) for c in channels)),
