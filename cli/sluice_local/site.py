@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+
+from sluice_local.httpserver import HttpServer, Reply, Request
 
 TYPES = {".html": "text/html; charset=utf-8", ".txt": "text/plain; charset=utf-8", ".xml": "application/xml"}
 
@@ -19,7 +18,7 @@ class Site:
         self.pages = dict(pages)  # path ("/tides.html") → body; "/" serves "/index.html"
         self.modified: dict[str, float] = {path: time.time() for path in pages}
         self.requests: list[tuple[str, int]] = []  # (path, status), in order
-        self._server: ThreadingHTTPServer | None = None
+        self._server: HttpServer | None = None
 
     @classmethod
     def from_directory(cls, directory: Path) -> Site:
@@ -35,47 +34,32 @@ class Site:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        return self._server.url("/")
 
     def start(self) -> Site:
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                path = "/index.html" if path == "/" else path
-                body = site.pages.get(path)
-                if body is None:
-                    self._send(404, b"not found", {"Content-Type": "text/plain"})
-                    return
-                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-                headers = {
-                    "Content-Type": TYPES.get(Path(path).suffix, "application/octet-stream"),
-                    "ETag": etag,
-                    "Last-Modified": email.utils.formatdate(site.modified[path], usegmt=True),
-                }
-                if self.headers.get("If-None-Match") == etag:
-                    self._send(304, b"", headers)
-                else:
-                    self._send(200, body, headers)
-
-            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-                site.requests.append((self.path, status))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = HttpServer(self._answer).start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
+
+    def _answer(self, request: Request) -> Reply:
+        status, headers, body = self._page(request)
+        self.requests.append((request.target, status))
+        return status, headers, body
+
+    def _page(self, request: Request) -> Reply:
+        path = "/index.html" if request.path == "/" else request.path
+        body = self.pages.get(path)
+        if body is None:
+            return 404, {"Content-Type": "text/plain"}, b"not found"
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        headers = {
+            "Content-Type": TYPES.get(Path(path).suffix, "application/octet-stream"),
+            "ETag": etag,
+            "Last-Modified": email.utils.formatdate(self.modified[path], usegmt=True),
+        }
+        if request.headers.get("if-none-match") == etag:
+            return 304, headers, b""
+        return 200, headers, body

@@ -1,5 +1,6 @@
-"""A tiny web site on 127.0.0.1 for crawler tests and demos: pages by path (edit ``site.pages`` while it
-runs), ETag/Last-Modified with 304s, one-shot responses (``site.once``), and every request recorded.
+"""A tiny web site on 127.0.0.1 for crawler tests, on the local HTTP server: pages by path (edit
+``site.pages`` while it runs), ETag/Last-Modified with 304s, one-shot responses (``site.once``), and
+every request recorded.
 
     with FakeSite() as site:
         site.pages["/"] = Page(html("Home", "/a"), etag='"v1"')
@@ -11,9 +12,8 @@ from __future__ import annotations
 import email.utils
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+
+from sluice_local.httpserver import HttpServer, Reply, Request
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Page:
 
 
 @dataclass(frozen=True)
-class Request:
+class Served:
     path: str  # with the query
     headers: dict[str, str]  # lower-case names
     status: int
@@ -38,40 +38,24 @@ def html(title: str, *links: str, extra: str = "") -> str:
     return f"<html><head><title>{title}</title></head><body><h1>{title}</h1>{anchors}{extra}</body></html>"
 
 
-class FakeSite:
+class FakeSite(HttpServer):
     def __init__(self) -> None:
+        super().__init__(self._answer)
         self.pages: dict[str, Page] = {}
         self.once: dict[str, list[Page]] = {}  # served (and consumed) before pages[path]
-        self.requests: list[Request] = []
+        self.requests: list[Served] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
 
     def paths(self, status: int | None = None) -> list[str]:
         return [r.path for r in self.requests if status is None or r.status == status]
 
-    def start(self) -> FakeSite:
-        self._thread.start()
-        return self
+    def _answer(self, request: Request) -> Reply:
+        status, sent, body = self._page(request.path, request.headers)
+        with self._lock:
+            self.requests.append(Served(request.target, request.headers, status))
+        return status, sent, body
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeSite:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-
-    def respond(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _page(self, path: str, headers: dict[str, str]) -> Reply:
         with self._lock:
             queued = self.once.get(path)
             page = queued.pop(0) if queued else self.pages.get(path)
@@ -95,23 +79,3 @@ def _not_modified(page: Page, headers: dict[str, str]) -> bool:
     if page.last_modified is None or not since:
         return False
     return email.utils.parsedate_to_datetime(since).timestamp() >= int(page.last_modified)
-
-
-def _handler(site: FakeSite) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, sent, body = site.respond(self.path.split("?")[0], headers)
-            with site._lock:
-                site.requests.append(Request(self.path, headers, status))
-            self.send_response(status)
-            for name, value in sent.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return Handler

@@ -29,7 +29,10 @@ from sluice.connectors import (
     connector_class,
 )
 from sluice.connectors.http import BlockedAddressError, HttpClient, HttpError
-from sluice.connectors.web import MAX_CURSOR_CHARS, Robots, WebConnector, _Crawl, _Page, item_id_for
+from sluice.connectors.web import WebConnector
+from sluice.connectors.web.cursor import MAX_CURSOR_CHARS, Crawl, KnownPage
+from sluice.connectors.web.robots import Robots
+from sluice.connectors.web.urls import item_id_for
 
 LAST_MODIFIED = 1_700_000_000.0
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -501,7 +504,7 @@ def test_allowed_networks_in_the_settings_give_the_connector_its_own_client(site
 
 
 def test_the_cursor_stays_under_its_bound_for_the_largest_pass() -> None:
-    crawl = _Crawl.load(None, max_depth=2)
+    crawl = Crawl.load(None, max_depth=2)
     crawl.start(max_depth=2)
     origin = "https://docs.example.com"
     urls = [f"{origin}/guide/section-{n // 100}/a-rather-descriptive-page-title-{n}" for n in range(5000)]
@@ -512,12 +515,12 @@ def test_the_cursor_stays_under_its_bound_for_the_largest_pass() -> None:
     for n in range(crawl.count - 500):
         step = crawl.pop()
         assert step is not None
-        crawl.keep(step[0], _Page(crawl.gen, f"{n:016x}", f'"{n:032x}"', 1_700_000_000 + n), f"id-{n}")
+        crawl.keep(step[0], KnownPage(crawl.gen, f"{n:016x}", f'"{n:032x}"', 1_700_000_000 + n), f"id-{n}")
 
     cursor = crawl.dump()
 
     assert len(cursor) <= MAX_CURSOR_CHARS
-    resumed = _Crawl.load(cursor, max_depth=2)
+    resumed = Crawl.load(cursor, max_depth=2)
     assert resumed.pending is not None and len(resumed.pending[1]) == 500
     assert len(resumed.pages) == crawl.count - 500 and all(p.gen == crawl.gen for p in resumed.pages.values())
     assert sum(bool(p.etag) for p in resumed.pages.values()) > 500  # validators kept as far as they fit

@@ -10,7 +10,9 @@ path: ``http://2130706433/`` and ``http://0177.0.0.1/`` resolve to 127.0.0.1, ``
 is checked as its IPv4 address, NAT64 and 6to4 embed one too.
 
 ``allowed_networks`` lets an operator reach an internal site on purpose (and tests reach their
-fake servers on 127.0.0.1); nothing else does.
+fake servers on 127.0.0.1); nothing else does. No entry may cover the link-local and instance-metadata
+ranges (METADATA_NETWORKS): every connector's settings refuse such an entry (``reaches_metadata``),
+and the guard never lets one through even if a client is built with it.
 
 429 and 502/503/504 are retried, honouring ``Retry-After`` (seconds or an HTTP date) up to
 ``max_retry_after``; a longer wait raises RateLimitedError, so the run stops and resumes later
@@ -44,6 +46,22 @@ _6TO4 = ipaddress.ip_network("2002::/16")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d, still routed by some stacks
 _IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT (RFC 2765)
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Never reachable on purpose, whatever allowed_networks says: the instance metadata service and the
+# container credentials endpoint (link-local, and AWS's IPv6 fd00:ec2::254), with the IPv6 forms
+# that embed 169.254.0.0/16 (mapped, NAT64, IPv4-compatible, SIIT, 6to4).
+METADATA_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "169.254.0.0/16",
+        "fe80::/10",
+        "fd00:ec2::/32",
+        "::ffff:169.254.0.0/112",
+        "64:ff9b::a9fe:0/112",
+        "::a9fe:0/112",
+        "::ffff:0:a9fe:0/112",
+        "2002:a9fe::/32",
+    )
+)
 
 
 class BlockedAddressError(SourceError):
@@ -102,6 +120,17 @@ def is_public(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def reaches_metadata(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Whether a network an operator would allow overlaps the link-local or instance-metadata ranges
+    (``0.0.0.0/0`` and ``::/0`` do): such an entry is refused, whichever connector it is given to."""
+    return any(network.version == bad.version and network.overlaps(bad) for bad in METADATA_NETWORKS)
+
+
+def _metadata(address: IPAddress) -> bool:
+    inner = _embedded_ipv4(address) or address
+    return any(inner in network for network in METADATA_NETWORKS)
+
+
 @dataclass
 class HttpClient:
     allowed_networks: Sequence[str] = ()
@@ -142,7 +171,9 @@ class HttpClient:
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
         if not addresses:
             raise HttpError(f"{url}: {host} resolves to nothing")
-        allowed = [any(address in network for network in self._allowed) for address in addresses]
+        allowed = [
+            any(address in network for network in self._allowed) and not _metadata(address) for address in addresses
+        ]
         for address, on_purpose in zip(addresses, allowed, strict=True):
             if not (is_public(address) or on_purpose):
                 raise BlockedAddressError(f"{url}: {host} resolves to {address}, which is not a public address")

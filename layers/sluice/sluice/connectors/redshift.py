@@ -41,7 +41,6 @@ from sluice.adapters.aws import error_code, is_transient
 from sluice.connectors import (
     EXTENSIONS,
     Checkpoint,
-    ConnectorConfigError,
     Context,
     Instance,
     Item,
@@ -49,7 +48,7 @@ from sluice.connectors import (
     Tombstone,
     safe_item_id,
 )
-from sluice.connectors.settings import aws_factory, principals, unknown_settings_listed
+from sluice.connectors.settings import Problems, aws_factory, principals, unknown_settings_listed
 
 log = logging.getLogger(__name__)
 
@@ -134,30 +133,31 @@ class RedshiftSettings:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> RedshiftSettings:
-        problems = unknown_settings_listed(raw, SETTINGS)
+        problems = Problems()
+        unknown_settings_listed(raw, SETTINGS, problems)
         text = {name: raw.get(name) for name in SETTINGS if name != "max_wait_seconds"}
         for name, value in text.items():
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                problems.append(f"{name} must be a non-empty string")
+                problems.add(f"{name} must be a non-empty string")
                 text[name] = None
-        problems += _target_problems(text)
-        problems += _query_problems(text)
+        _check_target(text, problems)
+        _check_query(text, problems)
         template: Template | None = None
         if text["template"] is None:
-            problems.append('template is required: the document body, e.g. "# {title}\\n\\n{body}"')
+            problems.add('template is required: the document body, e.g. "# {title}\\n\\n{body}"')
         else:
             try:
                 template = Template(text["template"])
             except ValueError as exc:
-                problems.append(str(exc))
+                problems.add(str(exc))
         ext = text["ext"] or "md"
         if ext not in TEXT_EXTENSIONS:
-            problems.append(f"ext must be one of {', '.join(sorted(TEXT_EXTENSIONS))}")
+            problems.add(f"ext must be one of {', '.join(sorted(TEXT_EXTENSIONS))}")
         wait = raw.get("max_wait_seconds", MAX_WAIT_SECONDS)
         if isinstance(wait, bool) or not isinstance(wait, int) or not 1 <= wait <= MAX_WAIT_LIMIT:
-            problems.append(f"max_wait_seconds must be a whole number from 1 to {MAX_WAIT_LIMIT}")
-        if problems or template is None:
-            raise ConnectorConfigError(problems)
+            problems.add(f"max_wait_seconds must be a whole number from 1 to {MAX_WAIT_LIMIT}")
+        problems.raise_any()
+        assert template is not None  # a missing or unreadable template is a problem above
         return cls(
             database=str(text["database"]),
             sql=str(text["sql"]),
@@ -176,36 +176,35 @@ class RedshiftSettings:
         )
 
 
-def _target_problems(text: Mapping[str, str | None]) -> list[str]:
+def _check_target(text: Mapping[str, str | None], problems: Problems) -> None:
     """Where the query runs and as whom: the combinations the Data API accepts."""
     cluster, workgroup = text["cluster_identifier"], text["workgroup_name"]
-    problems = []
     if (cluster is None) == (workgroup is None):
-        problems.append("give one of cluster_identifier (a provisioned cluster) or workgroup_name (serverless)")
+        problems.add("give one of cluster_identifier (a provisioned cluster) or workgroup_name (serverless)")
     if cluster is not None and (len(cluster) > 63 or not CLUSTER.match(cluster)):
-        problems.append(f"cluster_identifier {cluster!r} is not a cluster identifier")
+        problems.add(f"cluster_identifier {cluster!r} is not a cluster identifier")
     if workgroup is not None and not WORKGROUP.match(workgroup):
-        problems.append(f"workgroup_name {workgroup!r} is not a workgroup name or ARN")
+        problems.add(f"workgroup_name {workgroup!r} is not a workgroup name or ARN")
     if text["database"] is None:
-        problems.append("database is required")
+        problems.add("database is required")
     if text["db_user"] is not None and workgroup is not None:
-        problems.append("db_user is for provisioned clusters; a workgroup uses secret_arn or the caller's IAM identity")
+        problems.add("db_user is for provisioned clusters; a workgroup uses secret_arn or the caller's IAM identity")
     if text["db_user"] is not None and text["secret_arn"] is not None:
-        problems.append("give db_user (temporary credentials) or secret_arn (a Secrets Manager secret), not both")
+        problems.add("give db_user (temporary credentials) or secret_arn (a Secrets Manager secret), not both")
     secret = text["secret_arn"]
     if secret is not None and not SECRET_ARN.match(secret):
-        problems.append(f"secret_arn {secret!r} is not a Secrets Manager secret ARN")
-    return problems
+        problems.add(f"secret_arn {secret!r} is not a Secrets Manager secret ARN")
 
 
-def _query_problems(text: Mapping[str, str | None]) -> list[str]:
-    problems = [f"{name} is required" for name in ("sql", "id_column", "cursor_column") if text[name] is None]
+def _check_query(text: Mapping[str, str | None], problems: Problems) -> None:
+    for name in ("sql", "id_column", "cursor_column"):
+        if text[name] is None:
+            problems.add(f"{name} is required")
     sql = text["sql"]
     if sql is not None and not CURSOR_PARAMETER.search(sql):
-        problems.append("sql must use the named parameter :cursor, e.g. where updated_at > :cursor")
+        problems.add("sql must use the named parameter :cursor, e.g. where updated_at > :cursor")
     if sql is not None and not ORDER_BY.search(sql):
-        problems.append("sql must order by the cursor column, e.g. order by updated_at, id")
-    return problems
+        problems.add("sql must order by the cursor column, e.g. order by updated_at, id")
 
 
 def _value(field: Mapping[str, Any]) -> Any:

@@ -40,7 +40,6 @@ from sluice.connectors import (
     EXTENSIONS,
     MAX_ITEM_ID,
     Checkpoint,
-    ConnectorConfigError,
     Context,
     Instance,
     Item,
@@ -48,7 +47,7 @@ from sluice.connectors import (
     Unchanged,
     safe_item_id,
 )
-from sluice.connectors.settings import aws_factory, unknown_settings_listed
+from sluice.connectors.settings import Problems, aws_factory, unknown_settings_listed
 from sluice.errors import QuarantineError
 from sluice.pipeline.metadata import MAX_SIDECAR_BYTES, document_of, parse_metadata, sidecar_of
 
@@ -90,46 +89,48 @@ class S3Settings:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> S3Settings:
-        problems = unknown_settings_listed(raw, SETTINGS)
+        problems = Problems()
+        unknown_settings_listed(raw, SETTINGS, problems)
         bucket = raw.get("bucket")
         if not isinstance(bucket, str) or not bucket:
-            problems.append("bucket is required: the name of the bucket to read")
+            problems.add("bucket is required: the name of the bucket to read")
         else:
-            problems += _bucket_problems(bucket)
+            _check_bucket(bucket, problems)
         prefix = raw.get("prefix", "")
         if not isinstance(prefix, str) or len(prefix.encode()) > MAX_PREFIX_BYTES:
-            problems.append(f"prefix must be a string of at most {MAX_PREFIX_BYTES} bytes")
+            problems.add(f"prefix must be a string of at most {MAX_PREFIX_BYTES} bytes")
         role_arn = raw.get("role_arn")
         if role_arn is not None and not (isinstance(role_arn, str) and ROLE_ARN.match(role_arn)):
-            problems.append(f"role_arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/name)")
-        extensions, extension_problems = _extensions(raw.get("extensions"))
-        problems += extension_problems
+            problems.add(f"role_arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/name)")
+        extensions = _extensions(raw.get("extensions"), problems)
         max_bytes = raw.get("max_object_bytes", MAX_OBJECT_BYTES)
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-            problems.append("max_object_bytes must be a positive whole number of bytes")
-        if problems:
-            raise ConnectorConfigError(problems)
+            problems.add("max_object_bytes must be a positive whole number of bytes")
+        problems.raise_any()
         return cls(str(bucket), str(prefix), role_arn, extensions, int(max_bytes))
 
 
-def _bucket_problems(bucket: str) -> list[str]:
+def _check_bucket(bucket: str, problems: Problems) -> None:
     if bucket.endswith("--x-s3"):
-        return [f"bucket {bucket!r} is a directory bucket, which does not list keys in order: resuming needs order"]
-    if not BUCKET.match(bucket) or ".." in bucket or IP_ADDRESS.match(bucket):
-        return [f"bucket {bucket!r} is not a bucket name (3 to 63 lower-case letters, digits, dots and hyphens)"]
-    return []
+        problems.add(
+            f"bucket {bucket!r} is a directory bucket, which does not list keys in order: resuming needs order"
+        )
+    elif not BUCKET.match(bucket) or ".." in bucket or IP_ADDRESS.match(bucket):
+        problems.add(f"bucket {bucket!r} is not a bucket name (3 to 63 lower-case letters, digits, dots and hyphens)")
 
 
-def _extensions(raw: Any) -> tuple[frozenset[str], list[str]]:
+def _extensions(raw: Any, problems: Problems) -> frozenset[str]:
     if raw is None:
-        return EXTENSIONS, []
+        return EXTENSIONS
     if not isinstance(raw, list) or not raw or not all(isinstance(e, str) for e in raw):
-        return EXTENSIONS, [f"extensions must be a non-empty list of file types, from {', '.join(sorted(EXTENSIONS))}"]
+        problems.add(f"extensions must be a non-empty list of file types, from {', '.join(sorted(EXTENSIONS))}")
+        return EXTENSIONS
     canonical = {ALIASES.get(e.lower().lstrip("."), e.lower().lstrip(".")): e for e in raw}
     unknown = [written for ext, written in canonical.items() if ext not in EXTENSIONS]
     if unknown:
-        return EXTENSIONS, [f"extensions {unknown} are not types Sluice reads ({', '.join(sorted(EXTENSIONS))})"]
-    return frozenset(canonical), []
+        problems.add(f"extensions {unknown} are not types Sluice reads ({', '.join(sorted(EXTENSIONS))})")
+        return EXTENSIONS
+    return frozenset(canonical)
 
 
 def extension(key: str) -> str:

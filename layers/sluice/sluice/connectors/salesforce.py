@@ -66,7 +66,6 @@ from urllib.parse import quote, urlencode
 from sluice.connectors import (
     Change,
     Checkpoint,
-    ConnectorConfigError,
     Context,
     Instance,
     Item,
@@ -75,7 +74,7 @@ from sluice.connectors import (
     safe_item_id,
 )
 from sluice.connectors.http import Response
-from sluice.connectors.settings import allowed_networks, check_url, http_client, unknown_settings
+from sluice.connectors.settings import Problems, allowed_networks, check_url, http_client, unknown_settings
 from sluice.model import BlockKind
 from sluice.pipeline.extract.html import extract_html
 
@@ -164,11 +163,12 @@ class SalesforceConnector:
     @classmethod
     def from_instance(cls, instance: Instance, context: Context) -> SalesforceConnector:
         settings = instance.settings
-        problems = unknown_settings(settings, SETTINGS)
+        problems = Problems()
+        unknown_settings(settings, SETTINGS, problems)
         secret = context.secret
         for key in ("client_id", "client_secret"):
             if not (isinstance(secret.get(key), str) and secret[key]):
-                problems.append(f'the secret needs "{key}" (the External Client App\'s consumer {key[7:]})')
+                problems.add(f'the secret needs "{key}" (the External Client App\'s consumer {key[7:]})')
         networks = allowed_networks(settings.get("allowed_networks"), problems)
         instance_url = settings.get("instance_url")
         check_url("instance_url", instance_url, networks, problems)
@@ -177,14 +177,14 @@ class SalesforceConnector:
             check_url("token_url", token_url, networks, problems)
         version = settings.get("api_version", "v60.0")
         if not (isinstance(version, str) and VERSION.match(version)):
-            problems.append(f'api_version must look like "v60.0", not {version!r}')
+            problems.add(f'api_version must look like "v60.0", not {version!r}')
         default_acl = settings.get("acl_group")
         if default_acl is not None and not (isinstance(default_acl, str) and PRINCIPAL.match(_principal(default_acl))):
-            problems.append(f"acl_group must be a group name or a user:/group: principal, not {default_acl!r}")
+            problems.add(f"acl_group must be a group name or a user:/group: principal, not {default_acl!r}")
         raw_objects = settings.get("objects", ["Knowledge__kav", "Case"])
         objects: list[SalesforceObject] = []
         if not (isinstance(raw_objects, list) and raw_objects):
-            problems.append("objects must be a non-empty list of object names or settings")
+            problems.add("objects must be a non-empty list of object names or settings")
             raw_objects = []
         for number, raw in enumerate(raw_objects):
             found = _object(raw, f"objects[{number}]", default_acl, problems)
@@ -192,9 +192,8 @@ class SalesforceConnector:
                 objects.append(found)
         names = [o.name for o in objects]
         for name in sorted({n for n in names if names.count(n) > 1}):
-            problems.append(f"objects: {name} is listed twice")
-        if problems:
-            raise ConnectorConfigError(problems)
+            problems.add(f"objects: {name} is listed twice")
+        problems.raise_any()
         return cls(
             client_id=str(secret["client_id"]),
             client_secret=str(secret["client_secret"]),
@@ -378,41 +377,41 @@ class SalesforceConnector:
 # -- settings -------------------------------------------------------------------------------------
 
 
-def _object(raw: Any, where: str, default_acl: Any, problems: list[str]) -> SalesforceObject | None:
+def _object(raw: Any, where: str, default_acl: Any, problems: Problems) -> SalesforceObject | None:
     if isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, Mapping):
-        problems.append(f"{where} must be an object name or an object")
+        problems.add(f"{where} must be an object name or an object")
         return None
     before = len(problems)
-    problems.extend(unknown_settings(raw, OBJECT_SETTINGS, f"{where}: "))
+    unknown_settings(raw, OBJECT_SETTINGS, problems, f"{where}: ")
     name = raw.get("name")
     if not (isinstance(name, str) and NAME.match(name)):
-        problems.append(f"{where}: name must be an sObject API name, not {name!r}")
+        problems.add(f"{where}: name must be an sObject API name, not {name!r}")
         return None
     where = f"{where} ({name})"
     merged = {**DEFAULTS.get(name, {}), **raw}
     if "title_field" not in merged or "fields" not in merged:
-        problems.append(f"{where}: fields and title_field are needed (only {', '.join(DEFAULTS)} have defaults)")
+        problems.add(f"{where}: fields and title_field are needed (only {', '.join(DEFAULTS)} have defaults)")
         return None
     fields = merged.get("fields")
     body_fields = merged.get("body_fields", [])
     for key, value in (("fields", fields), ("body_fields", body_fields)):
         if not (isinstance(value, list) and all(isinstance(f, str) and FIELD.match(f) for f in value)):
-            problems.append(f"{where}: {key} must be a list of field API names, not {value!r}")
+            problems.add(f"{where}: {key} must be a list of field API names, not {value!r}")
     for key in ("title_field", "id_field", "author_field"):
         value = merged.get(key)
         if value is not None and not (isinstance(value, str) and FIELD.match(value)):
-            problems.append(f"{where}: {key} must be a field API name, not {value!r}")
+            problems.add(f"{where}: {key} must be a field API name, not {value!r}")
     deleted = merged.get("deleted_object", name)
     if deleted is not None and not (isinstance(deleted, str) and NAME.match(deleted)):
-        problems.append(f"{where}: deleted_object must be an sObject API name or null, not {deleted!r}")
+        problems.add(f"{where}: deleted_object must be an sObject API name or null, not {deleted!r}")
     condition = merged.get("where")
     if condition is not None and not (isinstance(condition, str) and condition.strip()):
-        problems.append(f"{where}: where must be a SOQL condition, not {condition!r}")
+        problems.add(f"{where}: where must be a SOQL condition, not {condition!r}")
     acl = merged.get("acl_group", default_acl)
     if acl is not None and not (isinstance(acl, str) and PRINCIPAL.match(_principal(acl))):
-        problems.append(f"{where}: acl_group must be a group name or a user:/group: principal, not {acl!r}")
+        problems.add(f"{where}: acl_group must be a group name or a user:/group: principal, not {acl!r}")
     if len(problems) > before:
         return None
     return SalesforceObject(

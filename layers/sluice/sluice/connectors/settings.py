@@ -2,8 +2,9 @@
 operator gets the same answer from each connector for the same mistake (a misspelt setting, an
 http URL, a bad CIDR), and so that a fix to one of them reaches all connectors at once.
 
-Each check appends what is wrong to ``problems`` (or returns a list of them) rather than raising:
-a connector reports every problem of its settings in one ConnectorConfigError.
+Every check adds what is wrong to one ``Problems`` collector rather than raising; the connector
+calls ``problems.raise_any()`` once its settings are read, so one ConnectorConfigError names every
+problem at once (a schedule that fails on the second typo after the first is fixed wastes a night).
 """
 
 from __future__ import annotations
@@ -16,29 +17,43 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sluice.connectors import ConnectorConfigError, Context
-from sluice.connectors.http import HttpClient
+from sluice.connectors.http import HttpClient, reaches_metadata
 
 
-def unknown_settings(settings: Mapping[str, Any], known: Sequence[str], where: str = "") -> list[str]:
+class Problems:
+    """What is wrong with one instance's settings, collected while every setting is read."""
+
+    def __init__(self) -> None:
+        self._found: list[str] = []
+
+    def add(self, problem: str) -> None:
+        self._found.append(problem)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def raise_any(self) -> None:
+        """ConnectorConfigError naming every problem, when there is one."""
+        if self._found:
+            raise ConnectorConfigError(self._found)
+
+
+def unknown_settings(settings: Mapping[str, Any], known: Sequence[str], problems: Problems, where: str = "") -> None:
     """One problem per setting no connector reads, with the likeliest intended name: a typo would
     otherwise leave a default in force without a word. ``where`` prefixes each (a nested object)."""
-    problems = []
     for key in settings:
         if key not in known:
             close = _closest(key, known)
-            problems.append(f"{where}unknown setting {key!r}" + (f" (did you mean {close!r}?)" if close else ""))
-    return problems
+            problems.add(f"{where}unknown setting {key!r}" + (f" (did you mean {close!r}?)" if close else ""))
 
 
-def unknown_settings_listed(settings: Mapping[str, Any], known: Sequence[str]) -> list[str]:
+def unknown_settings_listed(settings: Mapping[str, Any], known: Sequence[str], problems: Problems) -> None:
     """Like ``unknown_settings``, in the wording of the connectors with a short, flat list of
     settings (s3, redshift, web): sorted, and naming them all when none is close."""
-    problems = []
     for key in sorted(set(settings) - set(known), key=str):
         close = _closest(key, known)
         hint = f"; did you mean {close!r}?" if close else f"; the settings are {', '.join(known)}"
-        problems.append(f"unknown setting {key!r}{hint}")
-    return problems
+        problems.add(f"unknown setting {key!r}{hint}")
 
 
 def _closest(key: Any, known: Sequence[str]) -> str | None:
@@ -46,29 +61,37 @@ def _closest(key: Any, known: Sequence[str]) -> str | None:
     return close[0] if close else None
 
 
-def allowed_networks(value: Any, problems: list[str]) -> tuple[str, ...]:
-    """The CIDRs the HTTP client may reach although they are not public (a test server, an internal
-    proxy); checked here so that a bad entry is a settings problem, not a failure mid-run."""
+def allowed_networks(value: Any, problems: Problems) -> tuple[str, ...]:
+    """The CIDRs the HTTP client may reach although they are not public (a test server, an intranet
+    site, an internal proxy); checked here so that a bad entry is a settings problem, not a failure
+    mid-run. An entry that covers the link-local or instance-metadata ranges (``0.0.0.0/0``,
+    ``169.254.0.0/16``, ``::/0``, ``fd00:ec2::/32``) is refused for every connector: a link, a
+    redirect or a configured URL could otherwise reach the instance's credentials."""
     if value is None:
         return ()
-    if not isinstance(value, list):
-        problems.append("allowed_networks must be a list of CIDRs")
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        problems.add('allowed_networks must be a list of CIDRs ("10.1.2.0/24")')
         return ()
-    for network in value:
+    for cidr in value:
         try:
-            ipaddress.ip_network(str(network), strict=False)
+            network = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
-            problems.append(f"allowed_networks: {network!r} is not a network (like 10.0.0.0/16)")
-    return tuple(str(n) for n in value)
+            problems.add(f"allowed_networks: {cidr!r} is not a CIDR")
+            continue
+        if reaches_metadata(network):
+            problems.add(
+                f"allowed_networks: {cidr} covers link-local or instance-metadata addresses, which stay refused"
+            )
+    return tuple(value)
 
 
-def check_url(name: str, url: Any, networks: Sequence[str], problems: list[str]) -> None:
+def check_url(name: str, url: Any, networks: Sequence[str], problems: Problems) -> None:
     """https, or http only where an operator allowed a private network (a test, an internal proxy)."""
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.append(f"{name} must be an https URL, not {url!r}")
+        problems.add(f"{name} must be an https URL, not {url!r}")
     elif parts.scheme == "http" and not networks:
-        problems.append(f"{name} must use https (credentials travel with every request): {url!r}")
+        problems.add(f"{name} must use https (credentials travel with every request): {url!r}")
 
 
 def http_client(context: Context, networks: Sequence[str]) -> Any:

@@ -70,7 +70,6 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sluice.connectors import (
     Change,
     Checkpoint,
-    ConnectorConfigError,
     Context,
     Instance,
     Item,
@@ -79,7 +78,14 @@ from sluice.connectors import (
     safe_item_id,
 )
 from sluice.connectors.http import Response
-from sluice.connectors.settings import allowed_networks, check_url, http_client, principals, unknown_settings
+from sluice.connectors.settings import (
+    Problems,
+    allowed_networks,
+    check_url,
+    http_client,
+    principals,
+    unknown_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,15 +180,14 @@ class SnowflakeConnector:
     @classmethod
     def from_instance(cls, instance: Instance, context: Context) -> SnowflakeConnector:
         settings = instance.settings
-        problems = unknown_settings(settings, SETTINGS)
+        problems = Problems()
+        unknown_settings(settings, SETTINGS, problems)
         key = _private_key(context.secret, problems)
         account, user = settings.get("account"), settings.get("user")
         if not (isinstance(account, str) and ACCOUNT.match(account)):
-            problems.append(
-                f"account must be an account identifier (xy12345.us-east-1 or org-account), not {account!r}"
-            )
+            problems.add(f"account must be an account identifier (xy12345.us-east-1 or org-account), not {account!r}")
         if not (isinstance(user, str) and user.strip()):
-            problems.append("user must name the Snowflake user the key belongs to")
+            problems.add("user must name the Snowflake user the key belongs to")
         networks = allowed_networks(settings.get("allowed_networks"), problems)
         if settings.get("api_url") is not None:
             check_url("api_url", settings["api_url"], networks, problems)
@@ -194,12 +199,12 @@ class SnowflakeConnector:
             if isinstance(value, str) and IDENTIFIER.match(value):
                 statement_context[name] = value
             else:
-                problems.append(f"{name} must be a Snowflake identifier, not {value!r}")
+                problems.add(f"{name} must be a Snowflake identifier, not {value!r}")
         sql = settings.get("sql")
         if not (isinstance(sql, str) and sql.strip()):
-            problems.append("sql must be the query, with one ? for the cursor")
+            problems.add("sql must be the query, with one ? for the cursor")
         elif _placeholders(sql) != 1:
-            problems.append(f"sql must have exactly one ? (the cursor), not {_placeholders(sql)}")
+            problems.add(f"sql must have exactly one ? (the cursor), not {_placeholders(sql)}")
         columns = {}
         for name in ("id_column", "cursor_column", "title_column", "url_column", "acl_column"):
             value = settings.get(name)
@@ -209,39 +214,37 @@ class SnowflakeConnector:
             if isinstance(value, str) and COLUMN.match(value):
                 columns[name] = value
             else:
-                problems.append(f"{name} must be a column name, not {value!r}")
+                problems.add(f"{name} must be a column name, not {value!r}")
         attribute_columns = settings.get("attribute_columns", [])
         if not (
             isinstance(attribute_columns, list)
             and all(isinstance(c, str) and COLUMN.match(c) for c in attribute_columns)
         ):
-            problems.append(f"attribute_columns must be a list of column names, not {attribute_columns!r}")
+            problems.add(f"attribute_columns must be a list of column names, not {attribute_columns!r}")
             attribute_columns = []
         template = settings.get("template")
         if template is not None:
-            problems.extend(_template_problems(template))
+            _check_template(template, problems)
         ext = settings.get("ext", "md")
         if ext not in TEXT_EXTENSIONS:
-            problems.append(f"ext must be one of {', '.join(TEXT_EXTENSIONS)}, not {ext!r}")
+            problems.add(f"ext must be one of {', '.join(TEXT_EXTENSIONS)}, not {ext!r}")
         initial = settings.get("initial_cursor")
         if isinstance(initial, bool) or not isinstance(initial, str | int | float):
-            problems.append("initial_cursor is needed: the value bound to ? on the first run (e.g. '1970-01-01')")
+            problems.add("initial_cursor is needed: the value bound to ? on the first run (e.g. '1970-01-01')")
         acl = settings.get("acl_group")
         if acl is not None:
             acl = acl if isinstance(acl, str) and acl.startswith(("user:", "group:")) else f"group:{acl}"
             if not PRINCIPAL.match(acl):
-                problems.append(
+                problems.add(
                     f"acl_group must be a group name or a user:/group: principal, not {settings['acl_group']!r}"
                 )
         if acl is not None and settings.get("acl_column") is not None:
-            problems.append(
-                "acl_group and acl_column exclude each other: one principal for all rows, or one list per row"
-            )
+            problems.add("acl_group and acl_column exclude each other: one principal for all rows, or one list per row")
         timeout = settings.get("timeout", 600)
         if not (isinstance(timeout, int) and not isinstance(timeout, bool) and 1 <= timeout <= 3600):
-            problems.append(f"timeout must be a whole number of seconds from 1 to 3600, not {timeout!r}")
-        if problems or key is None:
-            raise ConnectorConfigError(problems)
+            problems.add(f"timeout must be a whole number of seconds from 1 to 3600, not {timeout!r}")
+        problems.raise_any()
+        assert key is not None  # _private_key adds a problem when it returns None
         return cls(
             private_key=key,
             account=str(account),
@@ -454,10 +457,10 @@ def jwt_account(account: str) -> str:
 # -- settings -------------------------------------------------------------------------------------
 
 
-def _private_key(secret: Mapping[str, Any], problems: list[str]) -> rsa.RSAPrivateKey | None:
+def _private_key(secret: Mapping[str, Any], problems: Problems) -> rsa.RSAPrivateKey | None:
     pem = secret.get("private_key")
     if not (isinstance(pem, str) and "PRIVATE KEY" in pem):
-        problems.append('the secret needs "private_key": the PEM of the user\'s RSA private key')
+        problems.add('the secret needs "private_key": the PEM of the user\'s RSA private key')
         return None
     if "\\n" in pem and "\n" not in pem:  # a PEM pasted into JSON with its line breaks escaped twice
         pem = pem.replace("\\n", "\n")
@@ -468,32 +471,32 @@ def _private_key(secret: Mapping[str, Any], problems: list[str]) -> rsa.RSAPriva
         reason = (
             "it is encrypted: add private_key_passphrase" if "encrypted" in str(exc).lower() else type(exc).__name__
         )
-        problems.append(f"the secret's private_key cannot be read ({reason}); check the PEM and the passphrase")
+        problems.add(f"the secret's private_key cannot be read ({reason}); check the PEM and the passphrase")
         return None
     if not isinstance(key, rsa.RSAPrivateKey):
-        problems.append("the secret's private_key must be an RSA key (Snowflake key-pair authentication)")
+        problems.add("the secret's private_key must be an RSA key (Snowflake key-pair authentication)")
         return None
     return key
 
 
-def _template_problems(template: Any) -> list[str]:
+def _check_template(template: Any, problems: Problems) -> None:
     if not isinstance(template, str):
-        return [f"template must be a string, not {template!r}"]
+        problems.add(f"template must be a string, not {template!r}")
+        return
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        return [f"template cannot be read: {exc} (write {{{{ and }}}} for literal braces)"]
-    problems = []
+        problems.add(f"template cannot be read: {exc} (write {{{{ and }}}} for literal braces)")
+        return
     for _, field, spec, conversion in parsed:
         if field is None:
             continue
         if not COLUMN.match(field):
-            problems.append(
+            problems.add(
                 f"template: {{{field}}} is not a plain column field; attributes, indexes and positions are refused"
             )
         elif conversion or spec:
-            problems.append(f"template: {{{field}}} has a conversion or format spec; only plain {{COLUMN}} is allowed")
-    return problems
+            problems.add(f"template: {{{field}}} has a conversion or format spec; only plain {{COLUMN}} is allowed")
 
 
 def _template_fields(template: str) -> list[str]:
