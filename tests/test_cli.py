@@ -70,4 +70,6 @@ def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
 
 def test_committed_samples_are_what_the_generator_makes() -> None:
     for name, build in samples.GENERATED.items():
-        assert (ROOT / "samples" / name).read_bytes() == build(), "regenerate with PYTHONPATH=tests python -m support.samples"
+        assert (ROOT / "samples" / name).read_bytes() == build(), (
+            "regenerate with PYTHONPATH=tests python -m support.samples"
+        )

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sluice import timestamps
+
 # Subtypes that are channel housekeeping, not conversation.
 SKIPPED = frozenset(
     {
@@ -78,7 +80,7 @@ def clock(stamp: Decimal) -> str:
 
 
 def iso(stamp: Decimal) -> str:
-    return datetime.fromtimestamp(float(stamp), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return timestamps.iso(float(stamp), "seconds")
 
 
 def epoch(value: Any) -> Decimal | None:
