@@ -16,7 +16,8 @@ from botocore.config import Config
 
 from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
 from sluice.adapters.aws.kendra import KendraApi
-from sluice.reconcile import Reconciler, Report, describe
+from sluice.adapters.aws.reconcile import build_reconciler
+from sluice.reconcile import Report, describe
 from sluice.settings import reconcile_settings
 
 Clients = Callable[..., Any]
@@ -32,9 +33,7 @@ def run_here(environment: dict[str, str], client: Clients, *, dry_run: bool) -> 
         )
     if "kendra" in settings.sink_queues:
         kendra = KendraApi(client("kendra"), environment["KENDRA_INDEX_ID"], per_second=20)
-    reconciler = Reconciler(
-        settings, s3=client("s3"), dynamodb=client("dynamodb"), sqs=client("sqs"), kb=kb, kendra=kendra
-    )
+    reconciler = build_reconciler(settings, client, kb=kb, kendra=kendra)
     report = reconciler.run(dry_run=dry_run)
     for _ in range(MAX_RUNS):
         if report.complete:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import boto3
@@ -22,6 +22,7 @@ from botocore.config import Config
 
 from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
 from sluice.adapters.aws.kendra import KendraApi
+from sluice.adapters.aws.reconcile import build_reconciler
 from sluice.reconcile import PassBusyError, Reconciler, Report
 from sluice.settings import reconcile_settings
 
@@ -42,14 +43,7 @@ def _build() -> Reconciler:
         kb = BedrockKnowledgeBaseApi(agent, os.environ["KNOWLEDGE_BASE_ID"], os.environ["DATA_SOURCE_ID"], 1.0)
     if "kendra" in settings.sink_queues:
         kendra = KendraApi(session.client("kendra", config=_CLIENT_CONFIG), os.environ["KENDRA_INDEX_ID"], per_second=2)
-    return Reconciler(
-        settings,
-        s3=session.client("s3", config=_CLIENT_CONFIG),
-        dynamodb=session.client("dynamodb", config=_CLIENT_CONFIG),
-        sqs=session.client("sqs", config=_CLIENT_CONFIG),
-        kb=kb,
-        kendra=kendra,
-    )
+    return build_reconciler(settings, partial(session.client, config=_CLIENT_CONFIG), kb=kb, kendra=kendra)
 
 
 def record(report: Report) -> None:

@@ -1,51 +1,15 @@
-"""Reconciliation: prove that RawBucket, the registry, ProcessedBucket and each index agree, and
-repair what does not by sending the work down the ordinary paths, never around them.
-
-A pass walks five listings in turn, a page at a time, and saves its position after every page, so a
-pass spans as many runs as it needs (each run is bounded by time, by repairs queued and by index
-calls) and a crashed run costs one page done twice:
-
-    raw        RawBucket's objects and sidecars      → records missing or older than the object
-    registry   the registry's records and sink states → sources gone, unfinished announcements,
-               quarantines a newer pipeline may pass, processed files missing, sinks behind the
-               registry, documents an index lost (asked of the index itself)
-    chunks     ProcessedBucket's chunk files          → files no record names
-    texts      ProcessedBucket's cleaned texts        → files no record names
-    kb-index   the knowledge base's own document list → chunks nobody recorded giving it
-
-Repairs, each idempotent:
-
-    recheck    the ingest queue reads the object again under its lease: what S3 holds now wins
-    rebuild    a recheck that also rewrites the document's processed files and deletes its strays
-    sync       the sink's queue compares the document and sends the difference
-    correct    the sink's recorded state takes the index's own answer (optimistically, by version),
-               then a sync sends the difference
-    delete     processed files whose document has no record at all, once older than an hour
-
-A dry run finds and reports, and changes nothing (not even its position).
-"""
+"""The reconciler: a pass over the five listings (see ``sluice.reconcile``), run by run, on ports."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
 
-from botocore.exceptions import ClientError
-
-from sluice.adapters.aws import error_code
-from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
-from sluice.adapters.aws.kendra import KendraApi
-from sluice.adapters.aws.registry import DynamoDBRegistry, from_item, take_lease
-from sluice.adapters.aws.s3 import S3ObjectReader
-from sluice.adapters.aws.sink_states import DynamoDBSinkStates, state_from_item
-from sluice.errors import Reason, TransientError
+from sluice.errors import Reason
 from sluice.pipeline.files import (
     CHUNK_PREFIX,
     DOCUMENT_PREFIX,
@@ -58,52 +22,21 @@ from sluice.pipeline.files import (
     text_key,
 )
 from sluice.pipeline.metadata import document_of, sidecar_of
+from sluice.reconcile.ports import Cursor, PassStore, RegistryPages, RepairQueues, SinkStates
+from sluice.reconcile.report import PHASES, Drift, Report
 from sluice.registry import DocumentRecord, Status
 from sluice.s3events import recheck_message
 from sluice.sinks import SinkState, SinkStatus, StateConflictError, chunks_of
+from sluice.sinks import kendra as kendra_sink
+from sluice.sinks import knowledge_base as kb_sink
 from sluice.sinks.diff import epoch, settle
-from sluice.sinks.kendra import fingerprint, kendra_id
-from sluice.sinks.knowledge_base import PER_CALL
+from sluice.sinks.kendra import KendraIndex, fingerprint, kendra_id
+from sluice.sinks.knowledge_base import KnowledgeBaseIndex
 from sluice.sinks.runner import MAX_IDS_PER_MESSAGE, sync_message
+from sluice.storage import BucketListing, BucketWriter, ListedObject, ObjectReader
 
-PHASES = ("raw", "registry", "chunks", "texts", "kb-index")
-STATE_KEY = "reconcile#pass"  # the pass in progress and the last complete one, in DocumentsTable
 GONE = frozenset({"NOT_FOUND"})
 LEAVING = frozenset({"NOT_FOUND", "DELETING", "DELETE_IN_PROGRESS"})
-MAX_EXAMPLES = 10
-
-
-class Drift(StrEnum):
-    """What a pass can find. Each kind has one repair (REPAIRS)."""
-
-    UNRECORDED = "unrecorded"  # an object in RawBucket with no record, or a DELETED one
-    STALE = "stale"  # the object or its sidecar changed since its record was written
-    SOURCE_GONE = "source_gone"  # a live record whose object is gone
-    UNFINISHED = "unfinished"  # a transition committed and never announced (its worker died)
-    QUARANTINE_RETRY = "quarantine_retry"  # quarantined by an older pipeline, which a newer may pass
-    PIPELINE_CHANGED = "pipeline_changed"  # processed by an older pipeline (re-read when asked to)
-    PROCESSED_MISSING = "processed_missing"  # a processed document's files are not all there
-    PROCESSED_STRAY = "processed_stray"  # processed files no record names
-    SINK_BEHIND = "sink_behind"  # a sink recorded something other than the registry's version
-    SINK_FAILED = "sink_failed"  # the index refused it: `sluice redrive` sends it again
-    INDEX_LOST = "index_lost"  # the sink recorded giving it; the index does not have it
-    INDEX_STRAY = "index_stray"  # the index holds chunks the sink never recorded giving it
-
-
-REPAIRS = {
-    Drift.UNRECORDED: "recheck",
-    Drift.STALE: "recheck",
-    Drift.SOURCE_GONE: "recheck",
-    Drift.UNFINISHED: "recheck",
-    Drift.QUARANTINE_RETRY: "recheck",
-    Drift.PIPELINE_CHANGED: "recheck when reprocess is on, else reported",
-    Drift.PROCESSED_MISSING: "rebuild",
-    Drift.PROCESSED_STRAY: "rebuild (delete, when no record exists)",
-    Drift.SINK_BEHIND: "sync",
-    Drift.SINK_FAILED: "reported: `sluice redrive` after fixing the cause",
-    Drift.INDEX_LOST: "correct the sink state, then sync",
-    Drift.INDEX_STRAY: "correct the sink state, then sync",
-}
 # Quarantines that no pipeline change can lift: the bytes themselves are the problem.
 FINAL_REASONS = frozenset({Reason.EMPTY.value})
 
@@ -127,106 +60,13 @@ class ReconcileSettings:
     threads: int = 16  # concurrent S3 reads in the registry phase
 
 
-@dataclass
-class Report:
-    """One pass, as far as it got: what it examined, found and did. Runs of one pass add up."""
-
-    pass_id: str
-    started_at: str
-    dry_run: bool = False
-    phase: str = PHASES[0]
-    complete: bool = False
-    stopped: str = ""  # complete | time | budget | busy
-    runs: int = 0
-    examined: dict[str, int] = field(default_factory=dict)
-    found: dict[str, int] = field(default_factory=dict)
-    repairs: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    finished_at: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Report:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def count(self, table: dict[str, int], key: str, n: int = 1) -> None:
-        if n:
-            table[key] = table.get(key, 0) + n
-
-    def add(self, drift: Drift, example: str) -> None:
-        self.count(self.found, drift.value)
-        shown = self.examples.setdefault(drift.value, [])
-        if len(shown) < MAX_EXAMPLES:
-            shown.append(example)
-
-    def note(self, text: str) -> None:
-        if text not in self.notes:
-            self.notes.append(text)
-
-    @property
-    def drift(self) -> int:
-        """Drift that needed repair (documents processed by an older pipeline are information)."""
-        return sum(n for kind, n in self.found.items() if kind != Drift.PIPELINE_CHANGED)
-
-
 def _now_iso(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class PassBusyError(TransientError):
-    """Another run of the reconciler holds the pass."""
-
-
-class PassStore:
-    """The pass in progress (phase, cursor, report so far) and the last complete report: one item
-    of DocumentsTable (no ``status``, so no registry reader takes it for a document), leased."""
-
-    def __init__(self, client: Any, table: str) -> None:
-        self._db = client
-        self.table = table
-
-    def acquire(self, owner: str, now: float, lease_seconds: float) -> dict[str, Any]:
-        attributes = take_lease(self._db, self.table, STATE_KEY, owner, now, lease_seconds)
-        if attributes is None:
-            raise PassBusyError("another reconciliation run is under way")
-        return {k: json.loads(attributes[k]["S"]) for k in ("current", "cursor", "last") if k in attributes}
-
-    def save(self, owner: str, *, current: Report | None, cursor: Any, last: Report | None, release: bool) -> None:
-        sets, removes, values = ["#c = :c"], [], {":o": {"S": owner}, ":c": {"S": json.dumps(cursor)}}
-        if current is not None:
-            sets.append("#cur = :cur")
-            values[":cur"] = {"S": json.dumps(current.to_json())}
-        else:
-            removes.append("#cur")
-        if last is not None:
-            sets.append("#last = :last")
-            values[":last"] = {"S": json.dumps(last.to_json())}
-        if release:
-            removes += ["lease_owner", "lease_expires"]
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        names = {"#c": "cursor", "#cur": "current", **({"#last": "last"} if last is not None else {})}
-        try:
-            self._db.update_item(
-                TableName=self.table,
-                Key={"doc_id": {"S": STATE_KEY}},
-                UpdateExpression=expression,
-                ConditionExpression="lease_owner = :o",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise PassBusyError("the reconciliation lease was lost to another run") from exc
-            raise
-
-    def last(self) -> Report | None:
-        item = self._db.get_item(TableName=self.table, Key={"doc_id": {"S": STATE_KEY}}, ConsistentRead=True)
-        data = item.get("Item", {}).get("last")
-        return Report.from_json(json.loads(data["S"])) if data else None
+def _under_way(found: dict[str, DocumentRecord | None], doc_id: str) -> bool:
+    """A first ingestion holds the document's lease and writes its files before its record."""
+    return doc_id in found and found[doc_id] is None
 
 
 @dataclass
@@ -256,21 +96,25 @@ class Reconciler:
         self,
         settings: ReconcileSettings,
         *,
-        s3: Any,
-        dynamodb: Any,
-        sqs: Any,
-        kb: BedrockKnowledgeBaseApi | None = None,
-        kendra: KendraApi | None = None,
+        objects: ObjectReader,
+        listing: BucketListing,
+        processed: BucketWriter,
+        registry: RegistryPages,
+        states: SinkStates,
+        queues: RepairQueues,
+        passes: PassStore,
+        kb: KnowledgeBaseIndex | None = None,
+        kendra: KendraIndex | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.s3 = s3
-        self.sqs = sqs
-        self.raw = S3ObjectReader(s3)
-        self.registry = DynamoDBRegistry(dynamodb, settings.documents_table)
-        self.states = DynamoDBSinkStates(dynamodb, settings.documents_table)
-        self.passes = PassStore(dynamodb, settings.documents_table)
-        self._db = dynamodb
+        self.objects = objects  # heads of raw objects and of processed texts
+        self.listing = listing
+        self.processed = processed
+        self.registry = registry
+        self.states = states
+        self.queues = queues
+        self.passes = passes
         self.kb = kb if "kb" in settings.sink_queues else None
         self.kendra = kendra if "kendra" in settings.sink_queues else None
         self.clock = clock
@@ -284,11 +128,12 @@ class Reconciler:
         comes, or this run's budgets are spent. A dry run starts its own pass and saves nothing."""
         owner = uuid.uuid4().hex
         now = self.clock()
-        saved: dict[str, Any] = {}
+        report: Report | None = None
+        cursor: Cursor = None
         if not dry_run:
             saved = self.passes.acquire(owner, now, self.settings.lease_seconds)
-        report = Report.from_json(saved["current"]) if saved.get("current") else None
-        cursor = saved.get("cursor") if report is not None else None
+            report = saved.current
+            cursor = saved.cursor if report is not None else None
         if report is None:
             report = Report(pass_id=f"{_now_iso(now)}-{owner[:8]}", started_at=_now_iso(now), dry_run=dry_run)
         report.runs += 1
@@ -321,7 +166,7 @@ class Reconciler:
                 self.passes.save(owner, current=current, cursor=cursor, last=last, release=True)
         return report
 
-    def _page(self, report: Report, cursor: Any, repairs: _Repairs) -> Any:
+    def _page(self, report: Report, cursor: Cursor, repairs: _Repairs) -> Cursor:
         if report.phase == "raw":
             return self._raw_page(report, cursor, repairs)
         if report.phase == "registry":
@@ -335,62 +180,45 @@ class Reconciler:
 
     def _raw_page(self, report: Report, cursor: str | None, repairs: _Repairs) -> str | None:
         bucket = self.settings.raw_bucket
-        resp = self.s3.list_objects_v2(
-            Bucket=bucket, MaxKeys=self.settings.page_size, **({"StartAfter": cursor} if cursor else {})
-        )
-        objects = {o["Key"]: str(o.get("ETag", "")).strip('"') for o in resp.get("Contents", [])}
+        page = self.listing.page(bucket, prefix="", start_after=cursor, limit=self.settings.page_size)
+        objects = {o.key: o.etag for o in page.objects}
         if not objects:
             return None
         last_key = max(objects)
-        truncated = bool(resp.get("IsTruncated"))
         documents = {k: document_id(s3_uri(bucket, k)) for k in objects if document_of(k) is None}
-        items = self.registry.items(documents.values())
+        found = self.registry.lookup(documents.values())
         for key, doc_id in documents.items():
             report.count(report.examined, "objects")
-            item = items.get(doc_id)
-            if item is not None and "status" not in item:
-                continue  # its first ingestion is under way
-            record = from_item(item) if item is not None else None
+            if _under_way(found, doc_id):
+                continue
+            record = found.get(doc_id)
             uri = s3_uri(bucket, key)
             if record is None or record.status is Status.DELETED:
                 report.add(Drift.UNRECORDED, uri)
-            elif record.etag != objects[key] or self._sidecar_etag(key, objects, last_key, truncated) != (
+            elif record.etag != objects[key] or self._sidecar_etag(key, objects, last_key, page.truncated) != (
                 record.metadata_etag
             ):
                 report.add(Drift.STALE, uri)
             else:
                 continue
             repairs.ask(bucket, key)
-        return last_key if truncated else None
+        return last_key if page.truncated else None
 
     def _sidecar_etag(self, key: str, objects: dict[str, str], last_key: str, truncated: bool) -> str | None:
         sidecar = sidecar_of(key)
         if sidecar in objects or not truncated or sidecar < last_key:
             return objects.get(sidecar)
-        head = self.raw.head(self.settings.raw_bucket, sidecar)  # on the next page, perhaps
+        head = self.objects.head(self.settings.raw_bucket, sidecar)  # on the next page, perhaps
         return head.etag if head is not None else None
 
     # -- registry: every record matches its object, its files and each sink ----------------------------------
 
-    def _registry_page(self, report: Report, cursor: dict[str, Any] | None, repairs: _Repairs) -> Any:
-        resp = self._db.scan(
-            TableName=self.settings.documents_table,
-            Limit=self.settings.page_size,
-            ConsistentRead=True,
-            **({"ExclusiveStartKey": cursor} if cursor else {}),
-        )
-        records: list[DocumentRecord] = []
-        lone_states: list[SinkState] = []
-        for item in resp.get("Items", []):
-            if "status" in item:
-                record = from_item(item)
-                if record is not None:
-                    records.append(record)
-            elif item.get("sink", {}).get("S") in self.settings.sink_queues:
-                lone_states.append(state_from_item(item))
+    def _registry_page(self, report: Report, cursor: Cursor, repairs: _Repairs) -> Cursor:
+        records, states, next_cursor = self.registry.scan_page(cursor, self.settings.page_size)
+        lone_states = [s for s in states if s.sink in self.settings.sink_queues]
         self._check_records(report, records, repairs)
         self._check_sinks(report, records, lone_states, repairs)
-        return resp.get("LastEvaluatedKey")
+        return next_cursor
 
     def _check_records(self, report: Report, records: list[DocumentRecord], repairs: _Repairs) -> None:
         now = self.clock()
@@ -398,7 +226,7 @@ class Reconciler:
         processed = [r for r in records if r.status is Status.PROCESSED]
         with ThreadPoolExecutor(self.settings.threads) as pool:
             heads = dict(
-                zip((r.doc_id for r in live), pool.map(lambda r: self.raw.head(r.bucket, r.key), live), strict=True)
+                zip((r.doc_id for r in live), pool.map(lambda r: self.objects.head(r.bucket, r.key), live), strict=True)
             )
             files = dict(zip((r.doc_id for r in processed), pool.map(self._processed_files, processed), strict=True))
         for record in records:
@@ -425,15 +253,9 @@ class Reconciler:
                 repairs.ask(record.bucket, record.key, rebuild=True)
 
     def _processed_files(self, record: DocumentRecord) -> set[str]:
-        bucket = self.settings.processed_bucket
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=chunk_prefix(record.doc_id))
-        keys = {o["Key"] for page in pages for o in page.get("Contents", [])}
-        try:
-            self.s3.head_object(Bucket=bucket, Key=text_key(record.doc_id))
+        keys = set(self.processed.keys(chunk_prefix(record.doc_id)))
+        if self.objects.head(self.settings.processed_bucket, text_key(record.doc_id)) is not None:
             keys.add(text_key(record.doc_id))
-        except ClientError as exc:
-            if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
-                raise
         return keys
 
     @staticmethod
@@ -449,8 +271,7 @@ class Reconciler:
         if not self.settings.sink_queues:
             return
         by_id = {r.doc_id: r for r in records}
-        keys = [f"{sink}#{r.doc_id}" for r in records for sink in self.settings.sink_queues]
-        stored = {k: state_from_item(i) for k, i in self.registry.items(keys).items() if "sink" in i}
+        stored = self.states.get_many((sink, r.doc_id) for r in records for sink in self.settings.sink_queues)
         # Sink states met in the scan whose record is elsewhere: only those whose record does not exist.
         # When this pass found objects without records, their rechecks are about to make those records:
         # syncing now would take the documents out of the index only to put them back.
@@ -458,7 +279,7 @@ class Reconciler:
         if orphans and report.found.get(Drift.UNRECORDED):
             report.note("sink states without a record are left to the next pass (objects are being re-read)")
         elif orphans:
-            present = self.registry.items(s.doc_id for s in orphans)
+            present = self.registry.lookup(s.doc_id for s in orphans)
             for lone in orphans:
                 if lone.doc_id not in present and lone.held:
                     report.add(Drift.SINK_BEHIND, f"{lone.sink}: {lone.doc_id} (no record)")
@@ -466,7 +287,7 @@ class Reconciler:
         verify: dict[str, list[tuple[DocumentRecord, SinkState]]] = {}
         for record in records:
             for sink in self.settings.sink_queues:
-                state = stored.get(f"{sink}#{record.doc_id}")
+                state = stored.get((sink, record.doc_id))
                 drift = self._sink_drift(sink, record, state)
                 if drift is not None:
                     report.add(drift, f"{sink}: {record.source_uri}")
@@ -501,7 +322,7 @@ class Reconciler:
         assert self.kb is not None
         uris = {self._kb_uri(r.doc_id, h): (r, s, h) for r, s in pairs for h in s.held if h not in s.failures}
         lost: dict[str, list[str]] = {}
-        for batch in chunks_of(list(uris), PER_CALL):
+        for batch in chunks_of(list(uris), kb_sink.PER_CALL):
             self._index_calls += 1
             for uri, (status, _) in self.kb.statuses(batch).items():
                 if status in GONE and uri in uris:
@@ -520,7 +341,7 @@ class Reconciler:
     def _verify_kendra(self, report: Report, pairs: list[tuple[DocumentRecord, SinkState]], repairs: _Repairs) -> None:
         assert self.kendra is not None
         ids = {(s.held[1] if len(s.held) > 1 else kendra_id(r)): (r, s) for r, s in pairs}
-        for batch in chunks_of(list(ids), PER_CALL):
+        for batch in chunks_of(list(ids), kendra_sink.PER_CALL):
             self._index_calls += 1
             answers = self.kendra.statuses(batch)
             report.count(report.examined, "kendra documents asked", len(batch))
@@ -539,44 +360,39 @@ class Reconciler:
 
     def _processed_page(self, report: Report, cursor: str | None, repairs: _Repairs, prefix: str) -> str | None:
         bucket = self.settings.processed_bucket
-        resp = self.s3.list_objects_v2(
-            Bucket=bucket, Prefix=prefix, MaxKeys=self.settings.page_size, **({"StartAfter": cursor} if cursor else {})
-        )
-        contents = resp.get("Contents", [])
-        if not contents:
+        page = self.listing.page(bucket, prefix=prefix, start_after=cursor, limit=self.settings.page_size)
+        if not page.objects:
             return None
-        owned = [(o, processed_owner(o["Key"])) for o in contents]
-        items = self.registry.items({owner[0] for _, owner in owned if owner is not None})
+        owned = [(o, processed_owner(o.key)) for o in page.objects]
+        found = self.registry.lookup({owner[0] for _, owner in owned if owner is not None})
         now = self.clock()
-        strays: dict[str, list[dict[str, Any]]] = {}
+        strays: dict[str, list[ListedObject]] = {}
         for obj, owner in owned:
             report.count(report.examined, "processed files")
             if owner is None:
                 continue  # not a document's file
             doc_id, chunk = owner
-            item = items.get(doc_id)
-            if item is not None and "status" not in item:
-                continue  # a first ingestion under way writes its files before its record
-            record = from_item(item) if item is not None else None
+            if _under_way(found, doc_id):
+                continue
+            record = found.get(doc_id)
             if record is not None and record.status is Status.PROCESSED and (chunk is None or chunk in record.chunks):
                 continue
             if record is not None and record.pending_event:
                 continue  # the transition deletes them once it has announced it
             strays.setdefault(doc_id, []).append(obj)
         for doc_id, objects in strays.items():
-            item = items.get(doc_id)
-            record = from_item(item) if item is not None else None
+            record = found.get(doc_id)
             if record is not None:
                 report.add(Drift.PROCESSED_STRAY, f"{record.source_uri} ({len(objects)} files)")
                 repairs.ask(record.bucket, record.key, rebuild=True)
                 continue
-            old = [o["Key"] for o in objects if now - o["LastModified"].timestamp() > self.settings.stray_age_seconds]
+            old = [o.key for o in objects if now - o.modified > self.settings.stray_age_seconds]
             if old:
                 report.add(Drift.PROCESSED_STRAY, f"s3://{bucket}/{old[0]} ({len(old)} files, no record)")
                 repairs.deletes += old
             if len(old) < len(objects):
                 report.note("processed files without a record younger than stray_age_seconds were left")
-        return contents[-1]["Key"] if resp.get("IsTruncated") else None
+        return page.objects[-1].key if page.truncated else None
 
     # -- kb-index: the knowledge base holds nothing the kb sink did not record giving it ------------------
 
@@ -593,10 +409,9 @@ class Reconciler:
             if owner is None or owner[1] is None or status in LEAVING:
                 continue
             by_doc.setdefault(owner[0], set()).add(owner[1])
-        stored = self.registry.items(f"kb#{d}" for d in by_doc)
+        stored = self.states.get_many(("kb", d) for d in by_doc)
         for doc_id, chunks in by_doc.items():
-            item = stored.get(f"kb#{doc_id}")
-            state = state_from_item(item) if item is not None else None
+            state = stored.get(("kb", doc_id))
             extra = chunks - set(state.held if state is not None else ())
             if not extra or (state is not None and state.status is SinkStatus.PENDING):
                 continue
@@ -612,11 +427,11 @@ class Reconciler:
 
     def _send(self, report: Report, repairs: _Repairs) -> None:
         trigger = f"reconcile:{report.pass_id}"
-        entries = [
+        rechecks = [
             recheck_message(bucket, key, trigger, rebuild=rebuild) for (bucket, key), rebuild in repairs.recheck.items()
         ]
-        self._send_messages(self.settings.ingest_queue_url, entries)
-        for (_, _), rebuild in repairs.recheck.items():
+        self.queues.send(self.settings.ingest_queue_url, rechecks)
+        for rebuild in repairs.recheck.values():
             report.count(report.repairs, "ingest rebuilds queued" if rebuild else "ingest rechecks queued")
         for stored, corrected in repairs.corrections:
             expected = stored.version if stored is not None else None
@@ -629,48 +444,10 @@ class Reconciler:
             except StateConflictError:
                 report.note("a sink state changed while being corrected; the next pass looks again")
         for sink, doc_ids in repairs.sync.items():
-            self._send_messages(
-                self.settings.sink_queues[sink],
-                [sync_message(batch) for batch in chunks_of(doc_ids, MAX_IDS_PER_MESSAGE)],
-            )
+            syncs = [sync_message(batch) for batch in chunks_of(doc_ids, MAX_IDS_PER_MESSAGE)]
+            self.queues.send(self.settings.sink_queues[sink], syncs)
             report.count(report.repairs, f"{sink} syncs queued", len(doc_ids))
         if repairs.deletes:
-            for batch in chunks_of(repairs.deletes, 1000):
-                self.s3.delete_objects(
-                    Bucket=self.settings.processed_bucket,
-                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-                )
+            self.processed.delete(repairs.deletes)
             report.count(report.repairs, "stray files deleted", len(repairs.deletes))
         self._done += repairs.size
-
-    def _send_messages(self, queue_url: str, bodies: Iterable[str]) -> None:
-        for batch in chunks_of(list(bodies), 10):
-            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)]
-            for _attempt in range(5):
-                failed = {
-                    f["Id"] for f in self.sqs.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed", [])
-                }
-                entries = [e for e in entries if e["Id"] in failed]
-                if not entries:
-                    break
-                time.sleep(0.2)
-            if entries:
-                raise TransientError(f"{len(entries)} messages to {queue_url} failed to send")
-
-
-def describe(report: Report) -> Iterator[str]:
-    """The report as lines for a person: what was examined, found (with examples) and done."""
-    state = "complete" if report.complete else f"stopped in {report.phase} ({report.stopped}); the next run goes on"
-    mode = " (dry run: nothing changed)" if report.dry_run else ""
-    yield f"reconciliation pass {report.pass_id}: {state}{mode}, {report.runs} run{'s' * (report.runs != 1)}"
-    yield "  examined: " + (", ".join(f"{n:,} {k}" for k, n in report.examined.items()) or "nothing")
-    if not report.found:
-        yield "  found: no drift — RawBucket, the registry, the processed files and the indexes agree"
-    for kind, n in sorted(report.found.items()):
-        yield f"  found {n:,} {kind} → {REPAIRS[Drift(kind)]}"
-        for example in report.examples.get(kind, [])[:3]:
-            yield f"      e.g. {example}"
-    for action, n in report.repairs.items():
-        yield f"  did: {n:,} {action}"
-    for note in report.notes:
-        yield f"  note: {note}"
