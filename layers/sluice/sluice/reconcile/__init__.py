@@ -24,12 +24,14 @@ Repairs, each idempotent:
 
 A dry run finds and reports, and changes nothing (not even its position).
 
-The reconciler (``service``) works on ports only (``ports``, the storage ports and the indexes');
-``report`` holds the kinds of drift and the report. ``sluice.adapters.aws.reconcile`` wires it on AWS.
+The reconciler (``service``, with ``sink_checks`` for what the sinks recorded) works on ports only
+(``ports``, the storage ports and the indexes'); ``report`` holds the kinds of drift and the report.
+``sluice.adapters.aws.reconcile`` wires it on AWS.
 """
 
 from sluice.reconcile.ports import PassBusyError
 from sluice.reconcile.report import REPAIRS, Drift, Report, describe
-from sluice.reconcile.service import Reconciler, ReconcileSettings
+from sluice.reconcile.service import Reconciler
+from sluice.reconcile.settings import ReconcileSettings
 
 __all__ = ["REPAIRS", "Drift", "PassBusyError", "ReconcileSettings", "Reconciler", "Report", "describe"]
