@@ -14,27 +14,15 @@ from typing import Any, TextIO
 
 from botocore.config import Config
 
-from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
-from sluice.adapters.aws.kendra import KendraApi
-from sluice.reconcile import Reconciler, Report, describe
-from sluice.settings import reconcile_settings
+from sluice.bootstrap import reconcile
+from sluice.reconcile import Report, describe
 
 Clients = Callable[..., Any]
 MAX_RUNS = 50  # invocations of one pass before giving up (each bounded by the function's budgets)
 
 
 def run_here(environment: dict[str, str], client: Clients, *, dry_run: bool) -> Report:
-    settings = reconcile_settings(environment)
-    kb = kendra = None
-    if "kb" in settings.sink_queues:
-        kb = BedrockKnowledgeBaseApi(
-            client("bedrock-agent"), environment["KNOWLEDGE_BASE_ID"], environment["DATA_SOURCE_ID"], per_second=20
-        )
-    if "kendra" in settings.sink_queues:
-        kendra = KendraApi(client("kendra"), environment["KENDRA_INDEX_ID"], per_second=20)
-    reconciler = Reconciler(
-        settings, s3=client("s3"), dynamodb=client("dynamodb"), sqs=client("sqs"), kb=kb, kendra=kendra
-    )
+    reconciler = reconcile.build(environment, client, per_second=20)  # the local stack's emulators keep no quota
     report = reconciler.run(dry_run=dry_run)
     for _ in range(MAX_RUNS):
         if report.complete:

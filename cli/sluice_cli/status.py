@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from sluice.adapters.aws.reconcile import DynamoDBPassStore
 from sluice.adapters.aws.registry import DynamoDBRegistry
 from sluice.adapters.aws.sink_states import DynamoDBSinkStates
-from sluice.reconcile import PassStore
 from sluice.registry import Status
 from sluice.sinks import SinkStatus
 from sluice.sinks.knowledge_base import JOB_SINK
@@ -76,7 +76,7 @@ def collect(outputs: dict[str, str], client: ClientFactory) -> dict[str, Any]:
 
 def _reconciliation(outputs: dict[str, str], client: ClientFactory) -> dict[str, Any] | None:
     """The last complete reconciliation pass, in brief."""
-    last = PassStore(client("dynamodb"), outputs["DocumentsTableName"]).last()
+    last = DynamoDBPassStore(client("dynamodb"), outputs["DocumentsTableName"]).last()
     if last is None:
         return None
     return {"pass_id": last.pass_id, "finished_at": last.finished_at, "found": last.found, "repairs": last.repairs}

@@ -32,11 +32,13 @@ from handlers.conftest import (
 )
 from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
 from sluice.adapters.aws.kendra import KendraApi
+from sluice.adapters.aws.reconcile import DynamoDBPassStore
 from sluice.adapters.aws.registry import DynamoDBRegistry
+from sluice.bootstrap.reconcile import wire
 from sluice.pipeline.files import chunk_key, document_id, s3_uri, sidecar_key, text_key
-from sluice.reconcile import PassBusyError, PassStore, Reconciler, describe
+from sluice.reconcile import PassBusyError, Reconciler, describe
 from sluice.registry import Status
-from sluice.settings import reconcile_settings
+from sluice.settings import ReconcileFunctionSettings
 from sluice_local import emulators
 
 DOCS = {f"notes/{n:02d}-{name}.md": f"# {name.title()}\n\nThe {name} tide table, page {n}.\n" for n, name in
@@ -124,12 +126,10 @@ class Stack:
         raise AssertionError("the queues did not drain")
 
     def reconciler(self, *, hours_later: float = 0, **changes: Any) -> Reconciler:
-        settings = replace(reconcile_settings(os.environ), **changes)
-        return Reconciler(
+        settings = replace(ReconcileFunctionSettings.from_env(os.environ).reconcile, **changes)
+        return wire(
             settings,
-            s3=self.aws.s3,
-            dynamodb=self.aws.dynamodb,
-            sqs=self.aws.sqs,
+            lambda service: getattr(self.aws, service),
             kb=BedrockKnowledgeBaseApi(boto3.client("bedrock-agent"), KB, DS, per_second=100),
             kendra=KendraApi(boto3.client("kendra"), INDEX, per_second=100),
             clock=lambda: time.time() + hours_later * 3600,
@@ -252,7 +252,7 @@ def test_a_dry_run_finds_every_drift_and_changes_nothing(stack: Stack, emulated:
     first = stack.reconciler(hours_later=2).run(dry_run=True)
     assert first.found == EXPECTED
     assert first.repairs == {} and stack.queued() == 0
-    assert PassStore(stack.aws.dynamodb, "documents").last() is None  # not even its position was saved
+    assert DynamoDBPassStore(stack.aws.dynamodb, "documents").last() is None  # not even its position was saved
     again = stack.reconciler(hours_later=2).run(dry_run=True)
     assert again.found == EXPECTED
     text = "\n".join(describe(first))
@@ -280,7 +280,7 @@ def test_a_run_repairs_a_corrupted_stack_and_the_next_pass_finds_nothing(stack: 
     assert records[list(DOCS)[1]].status is Status.DELETED
     broken = records["data/broken.json"]
     assert broken.status is Status.QUARANTINED and broken.fingerprint != "0ld0ld0ld0ld0ld0"  # re-read, still bad
-    last = PassStore(stack.aws.dynamodb, "documents").last()
+    last = DynamoDBPassStore(stack.aws.dynamodb, "documents").last()
     assert last is not None and last.pass_id == after.pass_id
 
 
@@ -297,7 +297,7 @@ def test_a_pass_spans_runs_within_its_budget_and_finds_what_one_run_finds(stack:
 
 
 def test_one_run_at_a_time(stack: Stack) -> None:
-    PassStore(stack.aws.dynamodb, "documents").acquire("someone-else", time.time(), 600)
+    DynamoDBPassStore(stack.aws.dynamodb, "documents").acquire("someone-else", time.time(), 600)
     with pytest.raises(PassBusyError):
         stack.reconciler().run()
     assert stack.reconciler().run(dry_run=True).complete  # a dry run takes no lease

@@ -1,18 +1,24 @@
-"""In-memory adapters for the core's ports: what the unit tests drive the ingestion service with.
-They keep the ports' contracts (versions, leases, all-or-nothing publishing) so the service's
-behaviour under them is the behaviour under AWS."""
+"""In-memory adapters for the core's ports: what the unit tests drive the ingestion service and the
+reconciler with. They keep the ports' contracts (versions, leases, all-or-nothing publishing, pages
+that resume) so the services' behaviour under them is the behaviour under AWS."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from sluice import sinks
 from sluice.bus import DocumentEvent
 from sluice.errors import DocumentBusyError, LeaseLostError, TransientError
+from sluice.reconcile import PassBusyError, Report
+from sluice.reconcile.ports import SavedPass
 from sluice.registry import DocumentRecord, Status
-from sluice.storage import ObjectHead
+from sluice.storage import ListedObject, ObjectHead, ObjectPage
+from support.sinkfakes import FakeKnowledgeBase
 
 
 @dataclass
@@ -176,3 +182,150 @@ class FakeQueue:
         records = [(f"m{i}", body) for i, (body, _) in enumerate(self.sent)]
         self.sent.clear()
         return records
+
+
+# -- the reconciler's ports --------------------------------------------------------------------------
+
+
+class FakeBuckets:
+    """Unversioned buckets as the reconciler sees them: objects with ETags and the time they were
+    written, listed in key order a page at a time, headed in any bucket; ``bucket(name)`` is one
+    bucket's writer (the processed files)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.objects: dict[tuple[str, str], tuple[bytes, float]] = {}
+        self.clock = clock
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        self.objects[(bucket, key)] = (data, self.clock())
+
+    def remove(self, bucket: str, key: str) -> None:
+        self.objects.pop((bucket, key), None)
+
+    def head(self, bucket: str, key: str) -> ObjectHead | None:
+        found = self.objects.get((bucket, key))
+        return ObjectHead(bucket, key, len(found[0]), hashlib.md5(found[0]).hexdigest()) if found else None
+
+    def get(self, head: ObjectHead) -> bytes:
+        now = self.head(head.bucket, head.key)
+        if now is None or now.etag != head.etag:
+            raise TransientError("changed while it was being read")
+        return self.objects[(head.bucket, head.key)][0]
+
+    def page(self, bucket: str, *, prefix: str, start_after: str | None, limit: int) -> ObjectPage:
+        keys = sorted(
+            k
+            for b, k in self.objects
+            if b == bucket and k.startswith(prefix) and (start_after is None or k > start_after)
+        )
+        listed = []
+        for key in keys[:limit]:
+            data, written = self.objects[(bucket, key)]
+            listed.append(ListedObject(key, hashlib.md5(data).hexdigest(), written))
+        return ObjectPage(listed, truncated=len(keys) > limit)
+
+    def keys_of(self, bucket: str) -> set[str]:
+        return {k for b, k in self.objects if b == bucket}
+
+    def bucket(self, name: str) -> FakeBucket:
+        return FakeBucket(self, name)
+
+
+class FakeBucket:
+    """One of FakeBuckets' buckets, written to (the BucketWriter port)."""
+
+    def __init__(self, buckets: FakeBuckets, bucket: str) -> None:
+        self.buckets = buckets
+        self.bucket = bucket
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        self.buckets.put(self.bucket, key, body)
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.buckets.keys_of(self.bucket) if k.startswith(prefix))
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.buckets.remove(self.bucket, key)
+
+
+class FakeDocumentsTable:
+    """DocumentsTable as the reconciler reads it: the registry (a FakeRegistry, lease placeholders
+    and all) and the sinks' states (a Fakesinks.SinkStates) in one key order, scanned a page at a time."""
+
+    def __init__(self) -> None:
+        self.registry = FakeRegistry()
+        self.states = FakeSinkStates()
+
+    def scan_page(self, start: Any, limit: int) -> tuple[list[DocumentRecord], list[sinks.SinkState], Any]:
+        rows: list[tuple[list[str], DocumentRecord | sinks.SinkState | None]] = [
+            ([doc_id, ""], item.record) for doc_id, item in self.registry.items.items()
+        ]
+        rows += [([doc_id, sink], state) for (sink, doc_id), state in self.states.items.items()]
+        after = sorted((r for r in rows if start is None or r[0] > start), key=lambda r: r[0])
+        page = after[:limit]
+        records = [v for _, v in page if isinstance(v, DocumentRecord)]
+        states = [v for _, v in page if isinstance(v, sinks.SinkState)]
+        return records, states, (page[-1][0] if len(after) > limit else None)
+
+    def lookup(self, doc_ids: Iterable[str]) -> dict[str, DocumentRecord | None]:
+        return {d: self.registry.items[d].record for d in doc_ids if d in self.registry.items}
+
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], sinks.SinkState]:
+        return {k: self.states.items[k] for k in keys if k in self.states.items}
+
+    def put(self, state: sinks.SinkState, *, expected_version: int | None) -> None:
+        self.states.put(state, expected_version=expected_version)
+
+
+class FakeQueues:
+    """Every queue's messages, by queue URL."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[str]] = {}
+
+    def send(self, queue_url: str, bodies: Sequence[str]) -> None:
+        if bodies:
+            self.sent.setdefault(queue_url, []).extend(bodies)
+
+
+class FakePassStore:
+    """The pass's item: its report and cursor kept as JSON (as the table keeps them), leased."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+        self.cursor = "null"
+        self.last_report: str | None = None
+        self.owner: str | None = None
+        self.expires = 0.0
+
+    def acquire(self, owner: str, now: float, lease_seconds: float) -> SavedPass:
+        if self.owner not in (None, owner) and self.expires >= now:
+            raise PassBusyError("another reconciliation run is under way")
+        self.owner, self.expires = owner, now + lease_seconds
+        current = Report.from_json(json.loads(self.current)) if self.current else None
+        return SavedPass(current, json.loads(self.cursor))
+
+    def save(self, owner: str, *, current: Report | None, cursor: Any, last: Report | None, release: bool) -> None:
+        if self.owner != owner:
+            raise PassBusyError("the reconciliation lease was lost to another run")
+        self.cursor = json.dumps(cursor)
+        self.current = json.dumps(current.to_json()) if current is not None else None
+        if last is not None:
+            self.last_report = json.dumps(last.to_json())
+        if release:
+            self.owner = None
+
+    def last(self) -> Report | None:
+        return Report.from_json(json.loads(self.last_report)) if self.last_report else None
+
+
+class FakeListedKnowledgeBase(FakeKnowledgeBase):
+    """A knowledge base that also lists its documents, a page at a time."""
+
+    def listed(self, next_token: str | None, max_results: int = 1000) -> tuple[dict[str, str], str | None]:
+        uris = sorted(self.indexed)
+        start = int(next_token or 0)
+        self.calls.append(("list", len(uris[start : start + max_results])))
+        more = start + max_results < len(uris)
+        return dict.fromkeys(uris[start : start + max_results], "INDEXED"), str(start + max_results) if more else None

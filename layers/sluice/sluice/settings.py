@@ -211,30 +211,41 @@ class ConnectorFunctionSettings:
         return settings
 
 
-def reconcile_settings(env: Mapping[str, str]) -> ReconcileSettings:
-    """ReconcileFunction's settings: the stack's buckets, table and queues, the sinks that exist, and
-    the same pipeline settings as the ingest function (to tell records made by an older pipeline)."""
-    from sluice.reconcile import ReconcileSettings
+@dataclass(frozen=True, slots=True)
+class ReconcileFunctionSettings:
+    """ReconcileFunction's settings: the reconciler's (the stack's buckets, table and queues, the sinks
+    that exist, and the ingest function's pipeline settings, to tell records made by an older
+    pipeline), and the indexes it asks."""
 
-    e = _Env(env)
-    defaults = ReconcileSettings("", "", "", "", "")
-    queues = {n: e.optional(v) for n, v in (("kb", "KB_QUEUE_URL"), ("kendra", "KENDRA_QUEUE_URL"))}
-    settings = ReconcileSettings(
-        raw_bucket=e.required("RAW_BUCKET"),
-        processed_bucket=e.required("PROCESSED_BUCKET"),
-        documents_table=e.required("DOCUMENTS_TABLE"),
-        ingest_queue_url=e.required("INGEST_QUEUE_URL"),
-        pipeline_fingerprint=_pipeline(e).fingerprint(),
-        sink_queues={n: q for n, q in queues.items() if q},
-        kb_mode=e.choice("SYNC_MODE", ("direct", "ingestion-job")),
-        max_repairs=e.integer("RECONCILE_MAX_REPAIRS", defaults.max_repairs),
-        max_index_calls=e.integer("RECONCILE_MAX_INDEX_CALLS", defaults.max_index_calls),
-        reprocess=e.boolean("RECONCILE_REPROCESS"),
-    )
-    if settings.sink_queues.get("kb"):
-        e.required("KNOWLEDGE_BASE_ID")
-        e.required("DATA_SOURCE_ID")
-    if settings.sink_queues.get("kendra"):
-        e.required("KENDRA_INDEX_ID")
-    e.check()
-    return settings
+    reconcile: ReconcileSettings
+    knowledge_base_id: str = ""
+    data_source_id: str = ""
+    kendra_index_id: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReconcileFunctionSettings:
+        from sluice.reconcile import ReconcileSettings
+
+        e = _Env(env)
+        defaults = ReconcileSettings("", "", "", "", "")
+        queues = {n: e.optional(v) for n, v in (("kb", "KB_QUEUE_URL"), ("kendra", "KENDRA_QUEUE_URL"))}
+        settings = ReconcileSettings(
+            raw_bucket=e.required("RAW_BUCKET"),
+            processed_bucket=e.required("PROCESSED_BUCKET"),
+            documents_table=e.required("DOCUMENTS_TABLE"),
+            ingest_queue_url=e.required("INGEST_QUEUE_URL"),
+            pipeline_fingerprint=_pipeline(e).fingerprint(),
+            sink_queues={n: q for n, q in queues.items() if q},
+            kb_mode=e.choice("SYNC_MODE", ("direct", "ingestion-job")),
+            max_repairs=e.integer("RECONCILE_MAX_REPAIRS", defaults.max_repairs),
+            max_index_calls=e.integer("RECONCILE_MAX_INDEX_CALLS", defaults.max_index_calls),
+            reprocess=e.boolean("RECONCILE_REPROCESS"),
+        )
+        kb, kendra = "kb" in settings.sink_queues, "kendra" in settings.sink_queues
+        indexes = {
+            "knowledge_base_id": e.required("KNOWLEDGE_BASE_ID") if kb else "",
+            "data_source_id": e.required("DATA_SOURCE_ID") if kb else "",
+            "kendra_index_id": e.required("KENDRA_INDEX_ID") if kendra else "",
+        }
+        e.check()
+        return cls(settings, **indexes)

@@ -36,3 +36,21 @@ class BucketWriter(Protocol):
 
     def delete(self, keys: Sequence[str]) -> None:
         """Delete every key; absent keys are not an error."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    key: str
+    etag: str
+    modified: float  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPage:
+    objects: list[ListedObject]  # in key order
+    truncated: bool  # more objects follow the last of this page
+
+
+class BucketListing(Protocol):
+    def page(self, bucket: str, *, prefix: str, start_after: str | None, limit: int) -> ObjectPage:
+        """At most ``limit`` objects under ``prefix`` whose keys come after ``start_after``."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
+from sluice.compat import batched
 from sluice.errors import RefusedError, TransientError
 
 
@@ -93,17 +94,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def chunks_of(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def send_in_batches(
     items: Sequence[T], size: int, call: Callable[[Sequence[T]], R]
 ) -> Iterator[tuple[Sequence[T], R | TransientError | RefusedError]]:
     """Each batch of ``items`` with the service's answer, or the error it met. A refused batch is sent
     again one item at a time, so that one bad item cannot fail its neighbours."""
-    for batch in chunks_of(items, size):
+    for batch in batched(items, size):
         try:
             yield batch, call(batch)
         except TransientError as exc:

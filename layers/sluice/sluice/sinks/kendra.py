@@ -18,10 +18,11 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from sluice.compat import batched
 from sluice.errors import RefusedError, TransientError
 from sluice.pipeline.files import text_key
 from sluice.registry import DocumentRecord, Registry
-from sluice.sinks import CallCount, SinkState, SinkStateStore, SinkStatus, chunks_of, send_in_batches
+from sluice.sinks import CallCount, SinkState, SinkStateStore, SinkStatus, send_in_batches
 from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, settle
 from sluice.storage import ObjectReader
 
@@ -221,7 +222,7 @@ class KendraSink(DiffSink):
     def confirm(self, work: list[Work]) -> None:
         asks = [w for w in work if w.state is not None and w.state.pending]
         answers: dict[str, tuple[str, str]] = {}
-        for batch in chunks_of(asks, PER_CALL):
+        for batch in batched(asks, PER_CALL):
             try:
                 answers |= self.api.statuses([w.state.pending[0] for w in batch if w.state is not None])
             except (TransientError, RefusedError) as exc:

@@ -23,6 +23,7 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from sluice.compat import batched
 from sluice.errors import RefusedError, TransientError
 from sluice.pipeline.files import chunk_uri
 from sluice.registry import Registry
@@ -33,7 +34,6 @@ from sluice.sinks import (
     SinkStateStore,
     SinkStatus,
     StateConflictError,
-    chunks_of,
     send_in_batches,
 )
 from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, settle
@@ -216,7 +216,7 @@ class KnowledgeBaseSink(DiffSink):
             return  # documents are confirmed when their job ends (see poll_job)
         asks = [(w, c) for w in work if w.state is not None for c in w.state.pending]
         answers: dict[str, tuple[str, str]] = {}
-        for batch in chunks_of(asks, PER_CALL):
+        for batch in batched(asks, PER_CALL):
             try:
                 answers |= self.api.statuses([self._uri(w.doc_id, c) for w, c in batch])
             except (TransientError, RefusedError) as exc:

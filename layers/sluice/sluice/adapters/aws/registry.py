@@ -8,7 +8,6 @@ status without a scan.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from typing import Any
@@ -17,11 +16,13 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from sluice.adapters.aws import error_code
-from sluice.errors import DocumentBusyError, LeaseLostError, TransientError
+from sluice.adapters.aws.dynamodb import batch_get
+from sluice.adapters.aws.sink_states import state_from_item
+from sluice.errors import DocumentBusyError, LeaseLostError
 from sluice.registry import DocumentRecord, Status
+from sluice.sinks import SinkState
 
 STATUS_INDEX = "status-index"
-BATCH_GET = 100  # keys per BatchGetItem call
 _LISTS = ("chunks", "pending_added", "pending_removed")
 _JSON = ("notes", "doc_metadata")
 _FIELDS = {f.name for f in fields(DocumentRecord)}
@@ -148,25 +149,26 @@ class DynamoDBRegistry:
         item = self._db.get_item(TableName=self.table, Key={"doc_id": {"S": doc_id}}, ConsistentRead=True).get("Item")
         return from_item(item) if item else None
 
-    def items(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The table's items under these keys, read consistently (BatchGetItem, 100 keys a call):
-        records, lease placeholders and sink states alike; absent keys are absent from the answer."""
-        wanted = list(dict.fromkeys(doc_ids))
-        found: dict[str, dict[str, Any]] = {}
-        for i in range(0, len(wanted), BATCH_GET):
-            keys: list[dict[str, Any]] = [{"doc_id": {"S": d}} for d in wanted[i : i + BATCH_GET]]
-            for attempt in range(8):
-                if not keys:
-                    break
-                if attempt:
-                    time.sleep(min(2.0, 0.05 * 2**attempt))  # unprocessed keys: the table is throttling
-                resp = self._db.batch_get_item(RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
-                for item in resp.get("Responses", {}).get(self.table, []):
-                    found[item["doc_id"]["S"]] = item
-                keys = resp.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
-            if keys:
-                raise TransientError(f"{self.table}: {len(keys)} keys stayed unprocessed by BatchGetItem")
-        return found
+    def lookup(self, doc_ids: Iterable[str]) -> dict[str, DocumentRecord | None]:
+        """The record under each id, read consistently; None for a lease placeholder (a first
+        ingestion under way, no record yet); ids with no item are left out."""
+        keys = [{"doc_id": {"S": d}} for d in dict.fromkeys(doc_ids)]
+        return {item["doc_id"]["S"]: from_item(item) for item in batch_get(self._db, self.table, keys)}
+
+    def scan_page(self, start: dict[str, Any] | None, limit: int) -> tuple[list[DocumentRecord], list[SinkState], Any]:
+        """One page of a consistent scan of the table: its records and sink states (lease placeholders
+        and other items skipped), and the key the next page starts after (None after the last)."""
+        after = {"ExclusiveStartKey": start} if start else {}
+        resp = self._db.scan(TableName=self.table, Limit=limit, ConsistentRead=True, **after)
+        records: list[DocumentRecord] = []
+        states: list[SinkState] = []
+        for item in resp.get("Items", []):
+            record = from_item(item)
+            if record is not None:
+                records.append(record)
+            elif "sink" in item:
+                states.append(state_from_item(item))
+        return records, states, resp.get("LastEvaluatedKey")
 
     def count(self, status: Status) -> int:
         """Documents in ``status``, counted on the status index (no items are read)."""

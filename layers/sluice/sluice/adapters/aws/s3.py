@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from sluice.adapters.aws import error_code
 from sluice.errors import TransientError
-from sluice.storage import ObjectHead
+from sluice.storage import ListedObject, ObjectHead, ObjectPage
 
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 DELETE_BATCH = 1000  # DeleteObjects accepts at most 1,000 keys
@@ -50,6 +50,15 @@ class S3ObjectReader:
             raise
         body: bytes = resp["Body"].read()
         return body
+
+    def page(self, bucket: str, *, prefix: str, start_after: str | None, limit: int) -> ObjectPage:
+        after = {"StartAfter": start_after} if start_after else {}
+        resp = self._s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=limit, **after)
+        objects = [
+            ListedObject(o["Key"], str(o.get("ETag", "")).strip('"'), o["LastModified"].timestamp())
+            for o in resp.get("Contents", [])
+        ]
+        return ObjectPage(objects, truncated=bool(resp.get("IsTruncated")))
 
 
 class S3BucketWriter:

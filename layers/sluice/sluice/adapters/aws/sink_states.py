@@ -5,12 +5,13 @@ sink states never share an item, so neither writer can overwrite the other."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from sluice.adapters.aws import error_code
+from sluice.adapters.aws.dynamodb import batch_get
 from sluice.sinks import SinkState, SinkStatus, StateConflictError
 
 SINK_INDEX = "sink-status-index"
@@ -65,6 +66,12 @@ class DynamoDBSinkStates:
     def get(self, sink: str, doc_id: str) -> SinkState | None:
         item = self._db.get_item(TableName=self.table, Key=state_key(sink, doc_id), ConsistentRead=True).get("Item")
         return state_from_item(item) if item else None
+
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], SinkState]:
+        """The states of these (sink, doc_id) pairs, read consistently; absent ones are left out."""
+        wanted = [state_key(sink, doc_id) for sink, doc_id in dict.fromkeys(keys)]
+        states = (state_from_item(item) for item in batch_get(self._db, self.table, wanted))
+        return {(s.sink, s.doc_id): s for s in states}
 
     def put(self, state: SinkState, *, expected_version: int | None) -> None:
         if expected_version is None:
