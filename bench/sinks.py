@@ -501,7 +501,7 @@ def sink_report(result: dict[str, Any]) -> list[str]:
         f"{result['chunks_min']} to {result['chunks_max']} a document (median {result['chunks_median']}). "
         "Each bus event goes to each sink's queue, which is drained in SQS batches of up to 100 "
         "(the template's BatchSize, gathered for up to 10 s) through `run_batch` "
-        "until it is empty, the sinks' own delayed status checks and job polls included. The service stand-ins "
+        "until it is empty, the sinks' own delayed status checks and job polls included. The service fakes "
         "answer at once (a chunk or document is INDEXED at its first status check, a job COMPLETE at its first "
         "poll), so Sluice's checks and polls are the fewest it can make; the naive baselines make no checks or "
         "polls at all, and the direct one never deletes the chunks an edit replaced. Calls are counted, not timed "
