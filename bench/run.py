@@ -365,7 +365,7 @@ def bench_pdf(pdfs: list[tuple[str, bytes]], scale: Scale, skipped: list[str]) -
     rows = {}
     base_times = []
     for label, fn in subjects.items():
-        base, subject, ratio = paired(baseline, fn, max(3, scale.repeat // 2) if not scale.smoke else 1, scale.warmups)
+        base, subject, ratio = paired(baseline, fn, min(scale.repeat, max(3, scale.repeat // 2)), scale.warmups)
         base_times.append(base)
         rows[label] = (total_pages / subject, 1 / ratio)
     rows = {"pypdf extract_text": (total_pages / statistics.median(base_times), 1.0), **rows}
