@@ -65,7 +65,7 @@ $(BENCH): requirements/bench.txt
 	touch $(BENCH)
 
 bench: install $(BENCH)  ## Sluice vs the tokenizer floor and peer chunkers, PDF libraries, memory, cold start
-	$(VENV)/tools/bench/bin/python bench/run.py
+	$(VENV)/tools/bench/bin/python bench/run.py --out docs/benchmarks.md --results bench/results.json
 
 faults: install  ## throttling, 5xx and timeouts at every AWS call of the local stack; everything converges (SLUICE_FAULT_*)
 	$(BIN)/pytest tests/soak/test_faults.py -s

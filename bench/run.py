@@ -2,8 +2,14 @@
 or Kendra user would otherwise reach for, all in one run on one machine, reported as ratios; and the
 sinks' API calls per 1,000 documents against the naive ways of syncing an index (bench/sinks.py).
 
-Writes docs/benchmarks.md and prints the same tables. Peers (langchain-text-splitters, chonkie,
-semchunk) are installed only in the benchmark's own venv (.venv/tools/bench).
+Each stage's results are written to a JSON file as the stage ends, and docs/benchmarks.md is rendered
+from whatever stages have results, so a stage that fails loses only itself (it is reported with its
+error, and the run exits non-zero at the end). Peers (langchain-text-splitters, chonkie, semchunk) are
+installed only in the benchmark's own venv (.venv/tools/bench).
+
+``--smoke`` runs every stage on a tiny input in seconds, into a temporary directory, asserting nothing
+about the figures: peers that cannot be imported are skipped (and said so), Sluice's own code always
+runs. tests/bench/test_bench_smoke.py runs it, so a change that breaks a benchmark fails the tests.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "layers" / "sluice"), str(ROOT / "cli")]
+sys.path[:0] = [str(ROOT / "layers" / "sluice"), str(ROOT / "cli"), str(ROOT / "tests")]
 
 
 def _offline_tiktoken() -> None:
@@ -54,6 +62,25 @@ from sluice.pipeline.process import PipelineSettings  # noqa: E402
 from sluice.pipeline.tokens import tokenizer  # noqa: E402
 
 SETTINGS = [(512, 50), (300, 60)]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much each stage measures: the full run, or the smoke run's tiny inputs."""
+
+    smoke: bool = False
+    repeat: int = 5
+    warmups: int = 1  # runs before the measured ones (page cache, imports)
+    corpus_mb: float = 4.0
+    system_pdfs: int = 20
+    memory_mb: float = 50.0
+    memory_pages: int = 1900
+    sink_documents: int = 1000
+    sink_edited: int = 10
+
+
+SMOKE = Scale(smoke=True, repeat=1, warmups=0, corpus_mb=0.02, system_pdfs=0, memory_mb=0.5, memory_pages=8,
+              sink_documents=12, sink_edited=2)  # fmt: skip
 
 
 # -- corpus --------------------------------------------------------------------------------------------
@@ -89,7 +116,7 @@ def prose_corpus(limit_mb: float) -> list[tuple[str, str]]:
     return out
 
 
-def pdf_corpus() -> list[tuple[str, bytes]]:
+def pdf_corpus(scale: Scale) -> list[tuple[str, bytes]]:
     """PDFs the benchmark builds (prose from the corpus, headings, several hundred pages), plus
     any PDF documentation installed on the machine."""
     from pydoc_data.topics import topics
@@ -97,9 +124,11 @@ def pdf_corpus() -> list[tuple[str, bytes]]:
     from support.pdfwriter import document, make_pdf
 
     sections = [(name, [p for p in text.split("\n\n") if p.strip()][:12]) for name, text in sorted(topics.items())]
+    if scale.smoke:
+        sections = sections[:3]
     pdfs = [("built/python-topics.pdf", make_pdf(document(sections, title="Python topics", lines_per_page=45)))]
     pdfs.append(("built/python-topics-half.pdf", make_pdf(document(sections[::2], title="Half", lines_per_page=45))))
-    for path in sorted(Path("/usr/share/doc").rglob("*.pdf"))[:20]:
+    for path in sorted(Path("/usr/share/doc").rglob("*.pdf"))[: scale.system_pdfs]:
         pdfs.append((f"system/{path.name}", path.read_bytes()))
     return pdfs
 
@@ -113,10 +142,13 @@ def seconds(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def paired(floor: Callable[[], Any], subject: Callable[[], Any], repeat: int) -> tuple[float, float, float]:
+def paired(
+    floor: Callable[[], Any], subject: Callable[[], Any], repeat: int, warmups: int = 1
+) -> tuple[float, float, float]:
     """Medians of the floor and subject times, and the median of their per-pair ratios: baseline and
     subject alternate, so a noisy neighbour slows both alike."""
-    subject()  # warm-up
+    for _ in range(warmups):
+        subject()
     pairs = [(seconds(floor), seconds(subject)) for _ in range(repeat)]
     return (
         statistics.median(b for b, _ in pairs),
@@ -128,25 +160,54 @@ def paired(floor: Callable[[], Any], subject: Callable[[], Any], repeat: int) ->
 # -- chunkers ----------------------------------------------------------------------------------------------
 
 
-def peers(max_tokens: int, overlap: int) -> dict[str, tuple[Callable[[str], list[str]], str]]:
-    """name → (chunk function, note)."""
-    import semchunk
-    from chonkie import RecursiveChunker
+Chunker = Callable[[str], list[str]]
+
+
+def _langchain(max_tokens: int, overlap: int) -> dict[str, tuple[Chunker, str]]:
     from langchain_text_splitters import RecursiveCharacterTextSplitter, TokenTextSplitter
 
-    enc = tiktoken.get_encoding("cl100k_base")
     token = TokenTextSplitter(encoding_name="cl100k_base", chunk_size=max_tokens, chunk_overlap=overlap)
     recursive = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
         encoding_name="cl100k_base", chunk_size=max_tokens, chunk_overlap=overlap
     )
-    chonkie = RecursiveChunker(tokenizer=enc, chunk_size=max_tokens)
-    sem = semchunk.chunkerify(enc, max_tokens)
     return {
         "langchain TokenTextSplitter": (token.split_text, "token windows; not structure-aware"),
         "langchain RecursiveCharacterTextSplitter": (recursive.split_text, "from_tiktoken_encoder"),
-        "chonkie RecursiveChunker": (lambda t: [c.text for c in chonkie.chunk(t)], "no overlap setting"),
-        "semchunk": (lambda t: sem(t, overlap=overlap), "overlap in tokens"),
     }
+
+
+def _chonkie(max_tokens: int, overlap: int) -> dict[str, tuple[Chunker, str]]:
+    from chonkie import RecursiveChunker
+
+    chonkie = RecursiveChunker(tokenizer=tiktoken.get_encoding("cl100k_base"), chunk_size=max_tokens)
+    return {"chonkie RecursiveChunker": (lambda t: [c.text for c in chonkie.chunk(t)], "no overlap setting")}
+
+
+def _semchunk(max_tokens: int, overlap: int) -> dict[str, tuple[Chunker, str]]:
+    import semchunk
+
+    sem = semchunk.chunkerify(tiktoken.get_encoding("cl100k_base"), max_tokens)
+    return {"semchunk": (lambda t: sem(t, overlap=overlap), "overlap in tokens")}
+
+
+PEERS = {"langchain-text-splitters": _langchain, "chonkie": _chonkie, "semchunk": _semchunk}
+
+
+def peers(max_tokens: int, overlap: int, scale: Scale, skipped: list[str]) -> dict[str, tuple[Chunker, str]]:
+    """name → (chunk function, note). The full run needs every peer; the smoke run skips those it cannot
+    import and says so in ``skipped``."""
+    out: dict[str, tuple[Chunker, str]] = {}
+    for package, build in PEERS.items():
+        try:
+            out.update(build(max_tokens, overlap))
+        except ImportError as exc:
+            if not scale.smoke:
+                raise
+            note = f"{package}: not installed ({exc.name})"
+            if note not in skipped:
+                skipped.append(note)
+                print(f"  skipped {note}", flush=True)
+    return out
 
 
 def chunk_stats(chunks: list[str], limit: int) -> dict[str, float]:
@@ -160,7 +221,8 @@ def chunk_stats(chunks: list[str], limit: int) -> dict[str, float]:
     }
 
 
-def bench_chunkers(corpus: list[tuple[str, str]], repeat: int) -> list[dict[str, Any]]:
+def bench_chunkers(corpus: list[tuple[str, str]], scale: Scale, skipped: list[str]) -> list[dict[str, Any]]:
+    repeat = scale.repeat
     enc = tokenizer().encoding
     raw_texts = [t for _, t in corpus]
     prepared = []
@@ -179,11 +241,11 @@ def bench_chunkers(corpus: list[tuple[str, str]], repeat: int) -> list[dict[str,
             for blocks in prepared:
                 out.extend(c.text for c in chunk_blocks(blocks, settings, tokenizer())[1])
 
-        _, t, ratio = paired(lambda: [enc.encode_ordinary(x) for x in our_texts], run_ours, repeat)
+        _, t, ratio = paired(lambda: [enc.encode_ordinary(x) for x in our_texts], run_ours, repeat, scale.warmups)
         rows.append({"settings": f"{max_tokens}/{overlap}", "name": "sluice (structure-aware)", "seconds": t,
                      "ratio": ratio, "mb": sum(map(len, our_texts)) / 1e6, **chunk_stats(ours, max_tokens),
                      "note": "extracted and cleaned blocks in; exact token counts out"})  # fmt: skip
-        for name, (split, note) in peers(max_tokens, overlap).items():
+        for name, (split, note) in peers(max_tokens, overlap, scale, skipped).items():
             got: list[str] = []
 
             def run_peer(split: Callable[[str], list[str]] = split, out: list[str] = got) -> None:
@@ -191,13 +253,15 @@ def bench_chunkers(corpus: list[tuple[str, str]], repeat: int) -> list[dict[str,
                 for text in raw_texts:
                     out.extend(split(text))
 
-            _floor_t, t, ratio = paired(lambda: [enc.encode_ordinary(x) for x in raw_texts], run_peer, repeat)
+            _floor_t, t, ratio = paired(
+                lambda: [enc.encode_ordinary(x) for x in raw_texts], run_peer, repeat, scale.warmups
+            )
             rows.append({"settings": f"{max_tokens}/{overlap}", "name": name, "seconds": t, "ratio": ratio,
                          "mb": sum(map(len, raw_texts)) / 1e6, **chunk_stats(got, max_tokens), "note": note})  # fmt: skip
     return rows
 
 
-def bench_pipeline(corpus: list[tuple[str, str]], repeat: int) -> dict[str, float]:
+def bench_pipeline(corpus: list[tuple[str, str]], scale: Scale) -> dict[str, float]:
     from sluice.pipeline.process import process_document
 
     enc = tokenizer().encoding
@@ -208,7 +272,9 @@ def bench_pipeline(corpus: list[tuple[str, str]], repeat: int) -> dict[str, floa
     def run() -> None:
         count["chunks"] = sum(len(process_document(data, name, settings).chunks) for name, data in raw)
 
-    _floor_t, t, ratio = paired(lambda: [enc.encode_ordinary(text) for _, text in corpus], run, repeat)
+    _floor_t, t, ratio = paired(
+        lambda: [enc.encode_ordinary(text) for _, text in corpus], run, scale.repeat, scale.warmups
+    )
     return {
         "seconds": t,
         "ratio": ratio,
@@ -244,14 +310,35 @@ def _agreement(a: str, b: str) -> float:
     return common / max(sum(wa.values()), sum(wb.values()), 1)
 
 
-def bench_pdf(pdfs: list[tuple[str, bytes]], repeat: int) -> dict[str, Any]:
+def _pdfium_installed() -> bool:
+    try:
+        import pypdfium2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def bench_pdf(pdfs: list[tuple[str, bytes]], scale: Scale, skipped: list[str]) -> dict[str, Any]:
+    import io
+
+    import pypdf
+
     from sluice.pipeline.extract.pdf import extract_pdf
 
+    backends = ["pypdf"]
+    if _pdfium_installed():
+        backends.append("pdfium")
+    elif scale.smoke:
+        skipped.append("pypdfium2: not installed (PDFium rows and the agreement tables left out)")
+        print(f"  skipped {skipped[-1]}", flush=True)
+    else:
+        raise ImportError("pypdfium2 is not installed", name="pypdfium2")
     usable = []
     for name, data in pdfs:
         try:
-            pages = len(__import__("pypdf").PdfReader(__import__("io").BytesIO(data)).pages)
-            _raw_pdfium(data)
+            pages = len(pypdf.PdfReader(io.BytesIO(data)).pages)
+            if "pdfium" in backends:
+                _raw_pdfium(data)
             usable.append((name, data, pages))
         except Exception:  # noqa: BLE001 - a file either library cannot open is left out, and said so
             print(f"  left out {name}: not readable by both libraries")
@@ -263,28 +350,33 @@ def bench_pdf(pdfs: list[tuple[str, bytes]], repeat: int) -> dict[str, Any]:
     }
     baseline = lambda: [_raw_pypdf(d) for _, d, _ in usable]  # noqa: E731
     subjects = {
-        "pypdfium2 get_text_range": lambda: [_raw_pdfium(d) for _, d, _ in usable],
         "sluice extract_pdf (pypdf)": lambda: [
             extract_pdf(d, ParseLimits(pdf_backends=("pypdf",))) for _, d, _ in usable
         ],
-        "sluice extract_pdf (PDFium)": lambda: [
-            extract_pdf(d, ParseLimits(pdf_backends=("pdfium",))) for _, d, _ in usable
-        ],
     }
+    if "pdfium" in backends:
+        subjects = {
+            "pypdfium2 get_text_range": lambda: [_raw_pdfium(d) for _, d, _ in usable],
+            **subjects,
+            "sluice extract_pdf (PDFium)": lambda: [
+                extract_pdf(d, ParseLimits(pdf_backends=("pdfium",))) for _, d, _ in usable
+            ],
+        }
     rows = {}
     base_times = []
     for label, fn in subjects.items():
-        base, subject, ratio = paired(baseline, fn, max(3, repeat // 2))
+        base, subject, ratio = paired(baseline, fn, min(scale.repeat, max(3, scale.repeat // 2)), scale.warmups)
         base_times.append(base)
         rows[label] = (total_pages / subject, 1 / ratio)
     rows = {"pypdf extract_text": (total_pages / statistics.median(base_times), 1.0), **rows}
     result["pages_per_second"] = rows
-    result["agreement"] = {name: _agreement(_raw_pypdf(d), _raw_pdfium(d)) for name, d, _ in usable}
-    words = {}
-    for name, data, _ in usable:
-        docs = [extract_pdf(data, ParseLimits(pdf_backends=(b,))) for b in ("pypdf", "pdfium")]
-        words[name] = _agreement(*(" ".join(b.text for b in doc.blocks) for doc in docs))
-    result["agreement_after_layout"] = words
+    result["agreement"] = {}
+    result["agreement_after_layout"] = {}
+    if "pdfium" in backends:
+        result["agreement"] = {name: _agreement(_raw_pypdf(d), _raw_pdfium(d)) for name, d, _ in usable}
+        for name, data, _ in usable:
+            docs = [extract_pdf(data, ParseLimits(pdf_backends=(b,))) for b in ("pypdf", "pdfium")]
+            result["agreement_after_layout"][name] = _agreement(*(" ".join(b.text for b in doc.blocks) for doc in docs))
     return result
 
 
@@ -308,7 +400,7 @@ print(json.dumps({{"seconds": elapsed, "pages": doc.page_count, "chunks": len(do
 """
 
 
-def bench_memory() -> dict[str, Any]:
+def bench_memory(scale: Scale) -> dict[str, Any]:
     """A PDF of about 50 MB through the sandboxed pipeline in a fresh process: peak RSS of the
     function's process and of the parsing worker."""
     from pydoc_data.topics import topics
@@ -317,16 +409,25 @@ def bench_memory() -> dict[str, Any]:
 
     text = [p for t in topics.values() for p in t.split("\n\n") if p.strip()]
     sections = [(f"Part {i}", text[(i * 7) % len(text) : (i * 7) % len(text) + 7]) for i in range(1200)]
-    pages = document(sections, title="Big", lines_per_page=60)[:1900]
-    data = make_pdf(pages, image_bytes=50_000_000 // len(pages))
+    pages = document(sections, title="Big", lines_per_page=60)[: scale.memory_pages]
+    data = make_pdf(pages, image_bytes=int(scale.memory_mb * 1e6) // len(pages))
     with tempfile.NamedTemporaryFile(suffix=".pdf", delete=False) as f:
         f.write(data)
     try:
         probe = MEMORY_PROBE.format(paths=sys.path[:2], path=f.name)
-        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+        out = _probe([sys.executable, "-c", probe])
     finally:
         os.unlink(f.name)
     return {"megabytes": len(data) / 1e6, **json.loads(out.strip().splitlines()[-1])}
+
+
+def _probe(command: list[str]) -> str:
+    """A probe's output; a failing probe raises with the end of what it wrote to stderr."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-12:]
+        raise RuntimeError(f"probe exited with {done.returncode}:\n" + "\n".join(tail))
+    return done.stdout
 
 
 COLD_PROBE = """
@@ -351,17 +452,15 @@ print(f"{{(t1-t0)*1000:.1f}} {{(t2-t1)*1000:.1f}} {{(t3-t2)*1000:.1f}} {{(t4-t3)
 """
 
 
-def bench_cold_start(repeat: int) -> dict[str, float]:
+def bench_cold_start(scale: Scale) -> dict[str, float]:
     paths = [str(ROOT / "functions" / "ingest_document"), *sys.path[:2]]
     runs = []
-    for _ in range(repeat + 1):
-        out = subprocess.run(
-            [sys.executable, "-c", COLD_PROBE.format(paths=paths)], capture_output=True, text=True, check=True
-        )
-        runs.append([float(x) for x in out.stdout.split()])
-    runs = runs[1:]  # the first run warms the page cache
+    for _ in range(scale.repeat + scale.warmups):
+        out = _probe([sys.executable, "-c", COLD_PROBE.format(paths=paths)])
+        runs.append([float(x) for x in out.split()])
+    runs = runs[scale.warmups :]  # the first run warms the page cache
     interpreter = statistics.median(
-        seconds(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) for _ in range(repeat)
+        seconds(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) for _ in range(scale.repeat)
     )
     names = ["import_ms", "setup_ms", "tokenizer_ms", "sandbox_worker_ms"]
     result = {n: statistics.median(r[i] for r in runs) for i, n in enumerate(names)}
@@ -369,7 +468,148 @@ def bench_cold_start(repeat: int) -> dict[str, float]:
     return result
 
 
+IMPORT_PROBE = """
+import os, sys, time
+os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
+sys.path[:0] = {paths!r}
+t0 = time.perf_counter()
+import app
+print(f"{{(time.perf_counter() - t0) * 1000:.1f}}")
+"""
+
+
+def bench_handler_imports(scale: Scale) -> dict[str, Any]:
+    """Each handler (functions/*/app.py) imported in a fresh process, alternating with a bare
+    interpreter start measured in the same run: the import's own time (measured inside the process),
+    the whole process's time, and that against the bare start (median of per-pair ratios)."""
+    bare = [sys.executable, "-c", "pass"]
+    handlers: dict[str, dict[str, float]] = {}
+    starts: list[float] = []
+    for app in sorted((ROOT / "functions").glob("*/app.py")):
+        command = [sys.executable, "-c", IMPORT_PROBE.format(paths=[str(app.parent), *sys.path[:2]])]
+        for _ in range(scale.warmups):
+            _probe(command)
+        pairs = []
+        for _ in range(scale.repeat):
+            start = seconds(lambda: subprocess.run(bare, check=True))
+            began = time.perf_counter()
+            imported = float(_probe(command))
+            pairs.append((start, time.perf_counter() - began, imported))
+        starts += [s for s, _, _ in pairs]
+        handlers[app.parent.name] = {
+            "import_ms": statistics.median(i for _, _, i in pairs),
+            "process_ms": statistics.median(p for _, p, _ in pairs) * 1000,
+            "ratio": statistics.median(p / s for s, p, _ in pairs),
+        }
+        print(f"  {app.parent.name}: import {handlers[app.parent.name]['import_ms']:.0f} ms, "
+              f"{handlers[app.parent.name]['ratio']:.1f}x a bare interpreter start", flush=True)  # fmt: skip
+    return {"interpreter_ms": statistics.median(starts) * 1000, "handlers": handlers}
+
+
 # -- report ------------------------------------------------------------------------------------------------
+
+
+def _not_measured(results: dict[str, Any], *stages: str) -> list[str]:
+    """Why a section has no figures: its stage failed (with the error) or did not run."""
+    lines = []
+    for stage in stages:
+        if stage in results["errors"]:
+            lines += [f"**The {stage} stage failed**:", "", "```", results["errors"][stage], "```", ""]
+        elif stage not in results:
+            lines += [f"The {stage} stage did not run.", ""]
+    return lines
+
+
+def _chunk_lines(results: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Corpus: {results['corpus']['documents']} documents, {results['corpus']['megabytes']:.2f} MB "
+        "(Python's documentation topics and the licence and README files of the installed packages).",
+        "`vs floor` = chunker time / one `encode_ordinary` pass over the text that chunker was given (Sluice's input is",
+        "the extracted and cleaned text; the peers get the raw files). Token counts by `encode_ordinary`.",
+        "",
+    ]
+    if "chunkers" in results:
+        lines += [
+            "| settings | chunker | seconds | vs floor | chunks | mean tokens | max tokens | over limit | note |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in results["chunkers"]:
+            lines.append(
+                f"| {r['settings']} | {r['name']} | {r['seconds']:.3f} | {r['ratio']:.2f}x | {r['chunks']} | "
+                f"{r['mean']:.0f} | {r['max']} | {r['over']} | {r['note']} |"
+            )
+        lines.append("")
+    if "pipeline" in results:
+        p = results["pipeline"]
+        lines += [
+            f"Whole front end (detect, extract, clean, chunk at 512/64) on the raw files: {p['ratio']:.2f}x the floor, "
+            f"{p['chunks_per_second']:.0f} chunks/s, {p['mb_per_second']:.2f} MB/s.",
+            "",
+        ]
+    return lines + _not_measured(results, "chunkers", "pipeline")
+
+
+def _pdf_lines(pdf: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{pdf['files']} PDFs, {pdf['pages']} pages, {pdf['megabytes']:.1f} MB (built by the benchmark, plus the "
+        "machine's own).",
+        "",
+        "| extractor | pages/s | speed vs pypdf extract_text (paired) |",
+        "|---|---:|---:|",
+    ]
+    for name, (pps, speedup) in pdf["pages_per_second"].items():
+        lines.append(f"| {name} | {pps:.0f} | {speedup:.1f}x |")
+    if pdf["agreement"]:
+        lines += ["", "Agreement of the two libraries' text (shared words / words of the longer text):", ""]
+        lines += ["| file | raw text | after Sluice's layout analysis |", "|---|---:|---:|"]
+        for name, value in pdf["agreement"].items():
+            lines.append(f"| {name} | {value:.3f} | {pdf['agreement_after_layout'][name]:.3f} |")
+    return lines
+
+
+def _memory_lines(m: dict[str, Any]) -> list[str]:
+    return [
+        f"A {m['megabytes']:.0f} MB PDF ({m['pages']} pages, {m['chunks']} chunks) through the sandboxed pipeline in a "
+        f"fresh process: {m['seconds']:.1f} s; peak RSS {m['parent_mb']:.0f} MB in the function's process and "
+        f"{m['child_mb']:.0f} MB in the parsing worker, {m['parent_mb'] + m['child_mb']:.0f} MB together against the "
+        "function's 1769 MB.",
+    ]
+
+
+def _cold_lines(c: dict[str, Any]) -> list[str]:
+    return [
+        "The ingest handler in a fresh process, median of runs after one that warms the page cache (ms):",
+        "",
+        "| interpreter start | import handler | build service (clients, idempotency) | import + setup | "
+        "tokenizer (first document) | sandbox worker start (first document) |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {c['interpreter_ms']:.0f} | {c['import_ms']:.0f} | {c['setup_ms']:.0f} | {c['import_ms'] + c['setup_ms']:.0f} | "
+        f"{c['tokenizer_ms']:.0f} | {c['sandbox_worker_ms']:.0f} |",
+    ]
+
+
+def _import_lines(imports: dict[str, Any]) -> list[str]:
+    lines = [
+        "Every handler imported in a fresh process, each run paired with a bare interpreter start "
+        f"(median {imports['interpreter_ms']:.0f} ms in this run); medians of runs after one that warms the page "
+        "cache. `vs interpreter start` = the whole process's time / the bare start's, per pair.",
+        "",
+        "| handler | import (ms, inside the process) | whole process (ms) | vs interpreter start |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, h in imports["handlers"].items():
+        lines.append(f"| {name} | {h['import_ms']:.0f} | {h['process_ms']:.0f} | {h['ratio']:.1f}x |")
+    return lines
+
+
+# stage → (the report's heading, its lines from the stage's results); the chunking section is two stages
+SECTIONS: dict[str, tuple[str, Callable[[Any], list[str]]]] = {
+    "pdf": ("PDF extraction", _pdf_lines),
+    "memory": ("Memory", _memory_lines),
+    "cold": ("Cold start of the ingest handler", _cold_lines),
+    "imports": ("Import time of every handler", _import_lines),
+    "sinks": ("", sink_report),
+}
 
 
 def report(results: dict[str, Any]) -> str:
@@ -383,115 +623,108 @@ def report(results: dict[str, Any]) -> str:
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {results['date']}.",
         f"Versions: {results['versions']}",
         "",
-        "## Chunking against the tokenizer floor and the peers",
-        "",
-        f"Corpus: {results['corpus']['documents']} documents, {results['corpus']['megabytes']:.2f} MB "
-        "(Python's documentation topics and the licence and README files of the installed packages).",
-        "`vs floor` = chunker time / one `encode_ordinary` pass over the text that chunker was given (Sluice's input is",
-        "the extracted and cleaned text; the peers get the raw files). Token counts by `encode_ordinary`.",
-        "",
-        "| settings | chunker | seconds | vs floor | chunks | mean tokens | max tokens | over limit | note |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in results["chunkers"]:
-        lines.append(
-            f"| {r['settings']} | {r['name']} | {r['seconds']:.3f} | {r['ratio']:.2f}x | {r['chunks']} | "
-            f"{r['mean']:.0f} | {r['max']} | {r['over']} | {r['note']} |"
-        )
-    p = results["pipeline"]
-    lines += [
-        "",
-        f"Whole front end (detect, extract, clean, chunk at 512/64) on the raw files: {p['ratio']:.2f}x the floor, "
-        f"{p['chunks_per_second']:.0f} chunks/s, {p['mb_per_second']:.2f} MB/s.",
-        "",
-        "## PDF extraction",
-        "",
-    ]
-    pdf = results["pdf"]
-    lines += [
-        f"{pdf['files']} PDFs, {pdf['pages']} pages, {pdf['megabytes']:.1f} MB (built by the benchmark, plus the machine's own).",
-        "",
-        "| extractor | pages/s | speed vs pypdf extract_text (paired) |",
-        "|---|---:|---:|",
-    ]
-    for name, (pps, speedup) in pdf["pages_per_second"].items():
-        lines.append(f"| {name} | {pps:.0f} | {speedup:.1f}x |")
-    lines += ["", "Agreement of the two libraries' text (shared words / words of the longer text):", ""]
-    lines += ["| file | raw text | after Sluice's layout analysis |", "|---|---:|---:|"]
-    for name, value in pdf["agreement"].items():
-        lines.append(f"| {name} | {value:.3f} | {pdf['agreement_after_layout'][name]:.3f} |")
-    m = results["memory"]
-    lines += [
-        "",
-        "## Memory",
-        "",
-        f"A {m['megabytes']:.0f} MB PDF ({m['pages']} pages, {m['chunks']} chunks) through the sandboxed pipeline in a "
-        f"fresh process: {m['seconds']:.1f} s; peak RSS {m['parent_mb']:.0f} MB in the function's process and "
-        f"{m['child_mb']:.0f} MB in the parsing worker, {m['parent_mb'] + m['child_mb']:.0f} MB together against the "
-        "function's 1769 MB.",
-        "",
-        "## Cold start of the ingest handler",
-        "",
-    ]
-    c = results["cold"]
-    lines += [
-        "Fresh process, median of runs after one that warms the page cache (ms):",
-        "",
-        "| interpreter start | import handler | build service (clients, idempotency) | import + setup | "
-        "tokenizer (first document) | sandbox worker start (first document) |",
-        "|---:|---:|---:|---:|---:|---:|",
-        f"| {c['interpreter_ms']:.0f} | {c['import_ms']:.0f} | {c['setup_ms']:.0f} | {c['import_ms'] + c['setup_ms']:.0f} | "
-        f"{c['tokenizer_ms']:.0f} | {c['sandbox_worker_ms']:.0f} |",
-        "",
-        *sink_report(results["sinks"]),
-    ]
-    return "\n".join(lines) + "\n"
+    if results["smoke"]:
+        lines += ["**Smoke run** (`bench/run.py --smoke`): tiny inputs, one repetition; the figures mean nothing.", ""]
+    if results["skipped"]:
+        lines += ["Skipped: " + "; ".join(results["skipped"]) + ".", ""]
+    lines += ["## Chunking against the tokenizer floor and the peers", "", *_chunk_lines(results)]
+    for stage, (heading, render) in SECTIONS.items():
+        if stage in results:  # the sinks' section brings its own heading
+            lines += [*([f"## {heading}", ""] if heading else []), *render(results[stage]), ""]
+        else:
+            lines += [f"## {heading or 'Sink API calls'}", "", *_not_measured(results, stage)]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("tiktoken", "pypdf", "pypdfium2", "langchain-text-splitters", "chonkie", "semchunk"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package} not installed")
+    return ", ".join(found)
+
+
+def _save(results: dict[str, Any], results_path: Path, out: Path) -> None:
+    """The results so far, and the report rendered from them: a later stage that fails loses only itself."""
+    results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    out.write_text(report(results))
+
+
+def run(scale: Scale, out: Path, results_path: Path) -> dict[str, Any]:
+    """Every stage at this scale; the results and the report written after each."""
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "versions": _versions(),
+        "smoke": scale.smoke,
+        "skipped": [],
+        "errors": {},
+    }
+    corpus = prose_corpus(scale.corpus_mb)
+    results["corpus"] = {"documents": len(corpus), "megabytes": sum(len(t) for _, t in corpus) / 1e6}
+    print(f"corpus: {results['corpus']['documents']} documents, {results['corpus']['megabytes']:.2f} MB", flush=True)
+    skipped = results["skipped"]
+    stages: dict[str, Callable[[], Any]] = {
+        "chunkers": lambda: bench_chunkers(corpus, scale, skipped),
+        "pipeline": lambda: bench_pipeline(corpus, scale),
+        "pdf": lambda: bench_pdf(pdf_corpus(scale), scale, skipped),
+        "memory": lambda: bench_memory(scale),
+        "cold": lambda: bench_cold_start(scale),
+        "imports": lambda: bench_handler_imports(scale),
+        "sinks": lambda: bench_sinks(scale.sink_documents, scale.sink_edited),
+    }
+    run_stages(stages, results, lambda done: _save(done, results_path, out))
+    return results
+
+
+def run_stages(stages: dict[str, Callable[[], Any]], results: dict[str, Any], save: Callable[[Any], None]) -> None:
+    """Each stage in turn, its results saved as it ends; a stage that raises is recorded with its
+    error in ``results["errors"]`` and the next one runs."""
+    for stage, measure in stages.items():
+        print(f"{stage} ...", flush=True)
+        started = time.perf_counter()
+        try:
+            results[stage] = measure()
+        except Exception as exc:  # noqa: BLE001 - reported with the stage's name; the other stages still run
+            traceback.print_exc()
+            results["errors"][stage] = f"{type(exc).__name__}: {exc}"
+            print(f"{stage} FAILED: {results['errors'][stage]}", flush=True)
+        else:
+            print(f"{stage}: {time.perf_counter() - started:.1f} s", flush=True)
+        save(results)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--corpus-mb", type=float, default=4.0)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--smoke", action="store_true", help="every stage on a tiny input, into a temporary directory")
+    parser.add_argument("--repeat", type=int, help="measured runs of each timing (default 5; 1 with --smoke)")
+    parser.add_argument("--corpus-mb", type=float, help="size of the prose corpus (default 4)")
+    parser.add_argument("--out", type=Path, help="the report (default docs/benchmarks.md)")
+    parser.add_argument("--results", type=Path, help="the results as JSON, rewritten after every stage")
     args = parser.parse_args()
-    corpus = prose_corpus(args.corpus_mb)
-    import chonkie
-    import langchain_text_splitters
-    import pypdf
-    import pypdfium2
-    import semchunk
-
-    versions = (
-        f"tiktoken {tiktoken.__version__ if hasattr(tiktoken, '__version__') else '?'}, pypdf {pypdf.__version__}, "
-        f"pypdfium2 {pypdfium2.version.PYPDFIUM_INFO.version}, langchain-text-splitters "
-        f"{__import__('importlib.metadata').metadata.version('langchain-text-splitters')}, chonkie "
-        f"{chonkie.__version__}, semchunk {__import__('importlib.metadata').metadata.version('semchunk')}"
-    )
-    del langchain_text_splitters, semchunk
-    results: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d"),
-        "versions": versions,
-        "corpus": {"documents": len(corpus), "megabytes": sum(len(t) for _, t in corpus) / 1e6},
-    }
-    print(f"corpus: {results['corpus']['documents']} documents, {results['corpus']['megabytes']:.2f} MB", flush=True)
-    print("chunkers ...", flush=True)
-    results["chunkers"] = bench_chunkers(corpus, args.repeat)
-    print("whole front end ...", flush=True)
-    results["pipeline"] = bench_pipeline(corpus, args.repeat)
-    print("PDF ...", flush=True)
-    results["pdf"] = bench_pdf(pdf_corpus(), args.repeat)
-    print("memory ...", flush=True)
-    results["memory"] = bench_memory()
-    print("cold start ...", flush=True)
-    results["cold"] = bench_cold_start(args.repeat)
-    print("sink API calls ...", flush=True)
-    results["sinks"] = bench_sinks()
-    text = report(results)
-    Path(args.out).write_text(text)
-    print(text)
+    scale = SMOKE if args.smoke else Scale()
+    scale = replace(scale, repeat=args.repeat or scale.repeat, corpus_mb=args.corpus_mb or scale.corpus_mb)
+    directory = Path(tempfile.mkdtemp(prefix="sluice-bench-")) if args.smoke else None
+    out = args.out or (directory / "benchmarks.md" if directory else ROOT / "docs" / "benchmarks.md")
+    results_path = args.results or (directory / "results.json" if directory else ROOT / "bench" / "results.json")
+    if args.smoke and out.resolve() == (ROOT / "docs" / "benchmarks.md").resolve():
+        parser.error("a smoke run never writes docs/benchmarks.md")
+    results = run(scale, out, results_path)
+    print(out.read_text())
     print(
-        f"written to {args.out}; peak RSS of this run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+        f"written to {out} and {results_path}; "
+        f"peak RSS of this run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )
+    if results["errors"]:
+        print(f"failed stages: {', '.join(results['errors'])}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,13 @@
 ``KendraSink``, driven through ``run_batch`` as the sink function drives them) against the naive ways
 of keeping a knowledge base or a Kendra index in step with a bucket.
 
-Everything runs in memory and in virtual time: the real ``IngestService`` turns 1,000 Markdown files
-into registry records, chunk files and bus events; each bus event goes to each sink's queue, which is
-drained in SQS batches of up to 100 (the sink's own delayed status checks and job polls included, in the
-order their delays put them) until it is empty. The service stand-ins record every call with its
-item count and answer as the services do: an ingested chunk is STARTING, then INDEXED when asked;
-a job is COMPLETE when it is first polled; a Kendra document is INDEXED once put. Call counts are
-deterministic: nothing here is timed.
+Everything runs in memory and in virtual time, on the tests' fakes of the ports (tests/support): the
+real ``IngestService`` turns 1,000 Markdown files into registry records, chunk files and bus events;
+each bus event goes to each sink's queue, which is drained in SQS batches of up to 100 (the sink's own
+delayed status checks and job polls included, in the order their delays put them) until it is empty.
+The service fakes record every call with its item count and answer as the services do: an ingested
+chunk is STARTING, then INDEXED when asked; a job is COMPLETE when it is first polled; a Kendra
+document is INDEXED once put. Call counts are deterministic: nothing here is timed.
 
 Run alone with ``.venv/tools/bench/bin/python bench/sinks.py``; ``make bench`` includes it.
 """
@@ -22,32 +22,36 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "layers" / "sluice") not in sys.path:
-    sys.path.insert(0, str(ROOT / "layers" / "sluice"))
+for _path in (ROOT / "layers" / "sluice", ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from sluice.bus import SOURCE, DocumentEvent  # noqa: E402
-from sluice.errors import DocumentBusyError, LeaseLostError, TransientError  # noqa: E402
 from sluice.ingest import IngestService, IngestSettings, ObjectEvent  # noqa: E402
 from sluice.pipeline.files import chunk_key, document_id, s3_uri  # noqa: E402
-from sluice.registry import DocumentRecord, Status  # noqa: E402
-from sluice.sinks import SinkState, SinkStatus, StateConflictError  # noqa: E402
+from sluice.registry import Status  # noqa: E402
+from sluice.sinks import SinkStatus  # noqa: E402
 from sluice.sinks.diff import DiffSink  # noqa: E402
 from sluice.sinks.kendra import KendraSink  # noqa: E402
-from sluice.sinks.knowledge_base import (  # noqa: E402
-    IngestionJob,
-    JobConflictError,
-    KbDocument,
-    KnowledgeBaseSink,
-)
+from sluice.sinks.knowledge_base import JobConflictError, KbDocument, KnowledgeBaseSink  # noqa: E402
 from sluice.sinks.runner import run_batch  # noqa: E402
 from sluice.storage import ObjectHead  # noqa: E402
+from support.fakes import (  # noqa: E402
+    FakeBucketWriter,
+    FakeBus,
+    FakeObjectReader,
+    FakeQueue,
+    FakeRegistry,
+    FakeSinkStates,
+)
+from support.sinkfakes import FakeKendra, FakeKnowledgeBase  # noqa: E402
 
 DOCUMENTS = 1000
 EDITED = 10  # 1 % of the corpus
@@ -56,21 +60,28 @@ RAW_BUCKET = "raw"
 PROCESSED_BUCKET = "processed"
 SQS_BATCH = 100  # the sink functions' BatchSize (template.yaml)
 SQS_WINDOW = 10  # their MaximumBatchingWindowInSeconds
-MAX_RETRIES = 1000  # the stand-ins never fail: a retry loop would be a bug
+MAX_RETRIES = 1000  # the fakes never fail here: a retry loop would be a bug
 PER_CALL = 10  # documents per Ingest/Delete/GetKnowledgeBaseDocuments and Kendra batch call
 
-# The services' own operation names, in the order the tables show them.
-KB_OPS = (
-    "IngestKnowledgeBaseDocuments",
-    "DeleteKnowledgeBaseDocuments",
-    "GetKnowledgeBaseDocuments",
-    "StartIngestionJob",
-    "GetIngestionJob",
-)
-KENDRA_OPS = ("BatchPutDocument", "BatchDeleteDocument", "BatchGetDocumentStatus", "DescribeIndex")
+# The fakes' names for the calls → the services' own operation names, in the order the tables show them.
+KB_OPERATIONS = {
+    "ingest": "IngestKnowledgeBaseDocuments",
+    "delete": "DeleteKnowledgeBaseDocuments",
+    "get": "GetKnowledgeBaseDocuments",
+    "start_job": "StartIngestionJob",
+    "get_job": "GetIngestionJob",
+}
+KENDRA_OPERATIONS = {
+    "put": "BatchPutDocument",
+    "delete": "BatchDeleteDocument",
+    "status": "BatchGetDocumentStatus",
+    "describe": "DescribeIndex",
+}
+KB_OPS = tuple(KB_OPERATIONS.values())
+KENDRA_OPS = tuple(KENDRA_OPERATIONS.values())
 
 
-# -- virtual time and the in-memory ports ---------------------------------------------------------------
+# -- virtual time, the service fakes' calls ---------------------------------------------------------------
 
 
 @dataclass
@@ -81,137 +92,24 @@ class Clock:
         return self.now
 
 
-class MemoryRawStore:
-    """A versioned bucket: every put is a new version, as S3 with versioning gives the service."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], list[tuple[str, bytes] | None]] = {}
-        self._ids = itertools.count(1)
-
-    def put(self, bucket: str, key: str, data: bytes) -> str:
-        version = f"v{next(self._ids)}"
-        self.objects.setdefault((bucket, key), []).append((version, data))
-        return version
-
-    def head(self, bucket: str, key: str) -> ObjectHead | None:
-        versions = self.objects.get((bucket, key))
-        if not versions or versions[-1] is None:
-            return None
-        version, data = versions[-1]
-        return ObjectHead(bucket, key, len(data), f"etag-{version}", version)
-
-    def get(self, head: ObjectHead) -> bytes:
-        for v in self.objects[(head.bucket, head.key)]:
-            if v is not None and v[0] == head.version_id:
-                return v[1]
-        raise TransientError("version vanished")
-
-
-class MemoryProcessedStore:
-    """ProcessedBucket: written by the ingest service, read back (``head``/``get``) by the Kendra sink."""
-
-    def __init__(self, bucket: str = PROCESSED_BUCKET) -> None:
-        self.bucket = bucket
-        self.files: dict[str, bytes] = {}
-
-    def put(self, key: str, body: bytes, content_type: str) -> None:
-        self.files[key] = body
-
-    def delete(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            self.files.pop(key, None)
-
-    def head(self, bucket: str, key: str) -> ObjectHead | None:
-        data = self.files.get(key)
-        return None if data is None else ObjectHead(bucket, key, len(data), "etag")
-
-    def get(self, head: ObjectHead) -> bytes:
-        return self.files[head.key]
-
-
-class MemoryRegistry:
-    """The registry's contract: one record per document, written only by the lease holder."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, DocumentRecord | None] = {}
-        self.leases: dict[str, tuple[str, float]] = {}
-
-    def acquire(self, doc_id: str, owner: str, now: float, lease_seconds: float) -> DocumentRecord | None:
-        held = self.leases.get(doc_id)
-        if held is not None and held[1] >= now:
-            raise DocumentBusyError(doc_id)
-        self.leases[doc_id] = (owner, now + lease_seconds)
-        return self.items.get(doc_id)
-
-    def commit(self, record: DocumentRecord, owner: str, *, keep_lease_until: float | None) -> None:
-        held = self.leases.get(record.doc_id)
-        if held is None or held[0] != owner:
-            raise LeaseLostError(record.doc_id)
-        self.items[record.doc_id] = record
-        if keep_lease_until is None:
-            del self.leases[record.doc_id]
-        else:
-            self.leases[record.doc_id] = (owner, keep_lease_until)
-
-    def release(self, doc_id: str, owner: str) -> None:
-        held = self.leases.get(doc_id)
-        if held is not None and held[0] == owner:
-            del self.leases[doc_id]
-
-    def get(self, doc_id: str) -> DocumentRecord | None:
-        return self.items.get(doc_id)
-
-    def records(self, status: Status | None = None) -> Iterator[DocumentRecord]:
-        for record in list(self.items.values()):
-            if record is not None and (status is None or record.status is status):
-                yield record
-
-
-class MemoryBus:
-    def __init__(self) -> None:
-        self.events: list[DocumentEvent] = []
-
-    def publish(self, events: Sequence[DocumentEvent]) -> None:
-        self.events.extend(events)
-
-
-class MemorySinkStates:
-    """Sink states with the store's optimistic concurrency."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], SinkState] = {}
-
-    def get(self, sink: str, doc_id: str) -> SinkState | None:
-        return self.items.get((sink, doc_id))
-
-    def put(self, state: SinkState, *, expected_version: int | None) -> None:
-        current = self.items.get((state.sink, state.doc_id))
-        if (current.version if current else None) != expected_version:
-            raise StateConflictError(state.doc_id)
-        self.items[(state.sink, state.doc_id)] = state
-
-    def count(self, sink: str, status: SinkStatus) -> int:
-        return sum(1 for s in self.items.values() if s.sink == sink and s.status is status)
-
-    def states(self, sink: str, status: SinkStatus) -> Iterator[SinkState]:
-        return iter([s for s in list(self.items.values()) if s.sink == sink and s.status is status])
-
-
-class SimQueue:
-    """A sink's SQS queue in virtual time: messages become visible after their delay and are handed
-    out ten at a time, gathered over the batching window, earliest first."""
+class VirtualSqs:
+    """A sink's SQS queue in virtual time around the queue port's fake: what the sink sends (its
+    delayed checks and polls) becomes visible after its delay, and batches of up to 100 are handed
+    out, gathered over the batching window, earliest first."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        self.port = FakeQueue()  # what the sink and run_batch send to
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
-        self.sent = 0
 
     def send(self, body: str, delay_seconds: int = 0) -> None:
-        heapq.heappush(self._heap, (self.clock.now + min(max(delay_seconds, 0), 900), next(self._seq), body))
-        self.sent += 1
+        self.port.send(body, delay_seconds)
 
     def receive(self) -> list[tuple[str, str]]:
+        for body, delay in self.port.sent:
+            heapq.heappush(self._heap, (self.clock.now + min(max(delay, 0), 900), next(self._seq), body))
+        self.port.sent.clear()
         if not self._heap:
             return []
         self.clock.now = max(self.clock.now, self._heap[0][0])
@@ -222,111 +120,45 @@ class SimQueue:
         return batch
 
 
-# -- the services, counting --------------------------------------------------------------------------------
-
-
 @dataclass
-class CallLog:
-    calls: list[tuple[str, int]] = field(default_factory=list)  # (operation, items in the call)
+class CachingKendra(FakeKendra):
+    """The Kendra fake with the index description read once and counted, as the real client reads
+    and caches it per container (the fake answers it without a call)."""
 
-    def record(self, operation: str, items: int) -> None:
-        self.calls.append((operation, items))
-
-    def since(self, mark: int) -> tuple[Counter[str], Counter[str]]:
-        """Calls and items per operation after ``mark`` (an earlier ``len(calls)``)."""
-        calls: Counter[str] = Counter()
-        items: Counter[str] = Counter()
-        for operation, n in self.calls[mark:]:
-            calls[operation] += 1
-            items[operation] += n
-        return calls, items
-
-
-def _at_most_ten(operation: str, n: int) -> None:
-    if n > PER_CALL:
-        raise ValueError(f"{operation}: {n} items; the service takes at most {PER_CALL}")
-
-
-class KnowledgeBaseStandIn:
-    """One knowledge base's S3 data source (the methods of ``BedrockKnowledgeBaseApi``)."""
-
-    def __init__(self, log: CallLog, ds: str = "DS00000001") -> None:
-        self.log = log
-        self.ds = ds
-        self.held: set[str] = set()  # chunk uris the knowledge base holds
-        self.running: str | None = None
-        self.ended: list[str] = []
-        self._jobs = itertools.count(1)
-
-    def ingest(self, documents: Sequence[KbDocument], token: str) -> dict[str, tuple[str, str]]:
-        _at_most_ten("IngestKnowledgeBaseDocuments", len(documents))
-        self.log.record("IngestKnowledgeBaseDocuments", len(documents))
-        self.held |= {d.uri for d in documents}
-        return {d.uri: ("STARTING", "") for d in documents}
-
-    def delete(self, uris: Sequence[str], token: str) -> dict[str, tuple[str, str]]:
-        _at_most_ten("DeleteKnowledgeBaseDocuments", len(uris))
-        self.log.record("DeleteKnowledgeBaseDocuments", len(uris))
-        self.held -= set(uris)
-        return dict.fromkeys(uris, ("DELETING", ""))
-
-    def statuses(self, uris: Sequence[str]) -> dict[str, tuple[str, str]]:
-        _at_most_ten("GetKnowledgeBaseDocuments", len(uris))
-        self.log.record("GetKnowledgeBaseDocuments", len(uris))
-        return {u: ("INDEXED", "") if u in self.held else ("NOT_FOUND", "") for u in uris}
-
-    def start_job(self, token: str, description: str) -> str:
-        self.log.record("StartIngestionJob", 0)
-        if self.running is not None:
-            raise JobConflictError("an ingestion job is already running on the data source")
-        self.running = f"JOB{next(self._jobs):06d}"
-        return self.running
-
-    def job(self, job_id: str) -> IngestionJob:
-        self.log.record("GetIngestionJob", 0)
-        if job_id == self.running:
-            self.running = None  # it completes when polled
-            self.ended.append(job_id)
-        return IngestionJob(job_id, "COMPLETE", {"numberOfDocumentsScanned": 0})
-
-
-class KendraStandIn:
-    """A Kendra index (the methods of ``KendraApi``); the index description is read once, as the
-    real client caches it per container."""
-
-    role_arn: str | None = None
-
-    def __init__(self, log: CallLog) -> None:
-        self.log = log
-        self.documents: set[str] = set()
-        self._fields: dict[str, str] | None = None
+    described: bool = False
 
     def declared_fields(self) -> dict[str, str]:
-        if self._fields is None:
-            self.log.record("DescribeIndex", 0)
-            self._fields = {}
-        return self._fields
+        if not self.described:
+            self.calls.append(("describe", 0))
+            self.described = True
+        return super().declared_fields()
 
-    @contextmanager
-    def sync_job(self) -> Iterator[None]:  # no custom data source: nothing to start
-        yield
 
-    def put(self, documents: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str]]:
-        _at_most_ten("BatchPutDocument", len(documents))
-        self.log.record("BatchPutDocument", len(documents))
-        self.documents |= {d["Id"] for d in documents}
-        return {}
+def counted(
+    calls: Sequence[tuple[str, int]], operations: dict[str, str], mark: int = 0
+) -> tuple[Counter[str], Counter[str]]:
+    """Calls and items per operation (the service's name) after ``mark`` (an earlier ``len(calls)``)."""
+    per_call: Counter[str] = Counter()
+    items: Counter[str] = Counter()
+    for name, n in calls[mark:]:
+        per_call[operations[name]] += 1
+        items[operations[name]] += n
+    return per_call, items
 
-    def delete(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        _at_most_ten("BatchDeleteDocument", len(ids))
-        self.log.record("BatchDeleteDocument", len(ids))
-        self.documents -= set(ids)
-        return {}
 
-    def statuses(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        _at_most_ten("BatchGetDocumentStatus", len(ids))
-        self.log.record("BatchGetDocumentStatus", len(ids))
-        return {i: ("INDEXED", "") if i in self.documents else ("NOT_FOUND", "") for i in ids}
+class ProcessedReader:
+    """The processed bucket's fake read back through the ObjectReader port, as the Kendra sink reads
+    the chunk text."""
+
+    def __init__(self, store: FakeBucketWriter) -> None:
+        self.store = store
+
+    def head(self, bucket: str, key: str) -> ObjectHead | None:
+        data = self.store.files.get(key)
+        return None if data is None else ObjectHead(bucket, key, len(data), "etag")
+
+    def get(self, head: ObjectHead) -> bytes:
+        return self.store.files[head.key]
 
 
 # -- the corpus ----------------------------------------------------------------------------------------------
@@ -385,22 +217,23 @@ def edit_one_paragraph(blocks: list[str], rng: random.Random) -> list[str]:
 
 @dataclass
 class Target:
-    """One sink with its own state table, queue and service stand-in."""
+    """One sink with its own state table, queue and service fake."""
 
     name: str
     sink: DiffSink
-    queue: SimQueue
-    log: CallLog
+    queue: VirtualSqs
+    calls: list[tuple[str, int]]  # the service fake's record of calls
+    operations: dict[str, str]
     retried: int = 0
 
 
 class World:
     def __init__(self) -> None:
         self.clock = Clock()
-        self.raw = MemoryRawStore()
-        self.processed = MemoryProcessedStore()
-        self.registry = MemoryRegistry()
-        self.bus = MemoryBus()
+        self.raw = FakeObjectReader()
+        self.processed = FakeBucketWriter(PROCESSED_BUCKET)
+        self.registry = FakeRegistry()
+        self.bus = FakeBus()
         self.ingest = IngestService(
             raw=self.raw,
             processed=self.processed,
@@ -411,31 +244,30 @@ class World:
         )
         self._sequencer = itertools.count(1)
         self.targets = [self._kb("Sluice KB, direct", "direct"), self._kb("Sluice KB, ingestion-job", "ingestion-job")]
-        log = CallLog()
-        clock = Clock(self.clock.now)
+        api, clock = CachingKendra(fields={}), Clock(self.clock.now)  # the documents carry no metadata
         kendra = KendraSink(
-            api=KendraStandIn(log),  # type: ignore[arg-type]
+            api=api,
             registry=self.registry,
-            states=MemorySinkStates(),
-            processed=self.processed,
+            states=FakeSinkStates(),
+            processed=ProcessedReader(self.processed),
             processed_bucket=PROCESSED_BUCKET,
             clock=clock,
         )
-        self.targets.append(Target("Sluice Kendra", kendra, SimQueue(clock), log))
+        self.targets.append(Target("Sluice Kendra", kendra, VirtualSqs(clock), api.calls, KENDRA_OPERATIONS))
 
     def _kb(self, name: str, mode: str) -> Target:
-        log, clock = CallLog(), Clock(self.clock.now)
-        queue = SimQueue(clock)
+        api, clock = FakeKnowledgeBase(job_status="COMPLETE"), Clock(self.clock.now)
+        queue = VirtualSqs(clock)
         sink = KnowledgeBaseSink(
-            api=KnowledgeBaseStandIn(log),  # type: ignore[arg-type]
+            api=api,
             registry=self.registry,
-            states=MemorySinkStates(),
+            states=FakeSinkStates(),
             processed_bucket=PROCESSED_BUCKET,
             mode=mode,
-            queue=queue,
+            queue=queue.port,
             clock=clock,
         )
-        return Target(name, sink, queue, log)
+        return Target(name, sink, queue, api.calls, KB_OPERATIONS)
 
     def upload(self, files: dict[str, bytes]) -> tuple[list[str], list[DocumentEvent], Counter[str]]:
         """Each file put in the raw bucket and its S3 event handled by the real ingest service:
@@ -455,12 +287,12 @@ class World:
     def deliver(self, target: Target, events: Sequence[DocumentEvent]) -> tuple[Counter[str], Counter[str]]:
         """The bus events on the sink's queue (as EventBridge puts them there), then every batch
         the queue hands out until it is empty: the calls and items per operation this took."""
-        mark = len(target.log.calls)
+        mark = len(target.calls)
         target.queue.clock.now = max(target.queue.clock.now, self.clock.now)
         for e in events:
             target.queue.send(json.dumps({"source": SOURCE, "detail-type": e.detail_type, "detail": e.detail}))
         while batch := target.queue.receive():
-            report = run_batch(target.sink, batch, target.queue)
+            report = run_batch(target.sink, batch, target.queue.port)
             if report.malformed:
                 raise RuntimeError(f"{target.name}: malformed messages {report.malformed}")
             failed = set(report.failed_message_ids)
@@ -470,7 +302,7 @@ class World:
             for message_id, body in batch:  # SQS makes a failed message visible again later
                 if message_id in failed:
                     target.queue.send(body, 30)
-        return target.log.since(mark)
+        return counted(target.calls, target.operations, mark)
 
 
 def changed_events(doc_ids: Sequence[str]) -> list[DocumentEvent]:
@@ -484,35 +316,32 @@ def changed_events(doc_ids: Sequence[str]) -> list[DocumentEvent]:
 def naive_job_per_upload(uploads: int) -> tuple[Counter[str], Counter[str]]:
     """One StartIngestionJob per upload event (most of them refused with ConflictException while
     another job runs; each is still a call)."""
-    log = CallLog()
-    api = KnowledgeBaseStandIn(log)
+    api = FakeKnowledgeBase()
     for n in range(uploads):
         with suppress(JobConflictError):
             api.start_job(f"upload-{n}", "sync")
-    return log.since(0)
+    return counted(api.calls, KB_OPERATIONS)
 
 
-def naive_direct(doc_ids: Sequence[str], registry: MemoryRegistry) -> tuple[Counter[str], Counter[str]]:
+def naive_direct(doc_ids: Sequence[str], registry: FakeRegistry) -> tuple[Counter[str], Counter[str]]:
     """Every chunk of the uploaded document ingested again on each upload, ten to a call, no diff
     (nor status checks, nor deletes of the chunks an edit replaced)."""
-    log = CallLog()
-    api = KnowledgeBaseStandIn(log)
+    api = FakeKnowledgeBase()
     for doc_id in doc_ids:
         record = registry.get(doc_id)
         assert record is not None
         uris = [f"s3://{PROCESSED_BUCKET}/{chunk_key(doc_id, c)}" for c in record.chunks]
         for i in range(0, len(uris), PER_CALL):
             api.ingest([KbDocument(u, u + ".metadata.json") for u in uris[i : i + PER_CALL]], f"{doc_id}-{i}")
-    return log.since(0)
+    return counted(api.calls, KB_OPERATIONS)
 
 
 def naive_kendra_per_upload(doc_ids: Sequence[str]) -> tuple[Counter[str], Counter[str]]:
     """One BatchPutDocument (of one document) per upload event, no status checks."""
-    log = CallLog()
-    api = KendraStandIn(log)
+    api = FakeKendra()
     for doc_id in doc_ids:
         api.put([{"Id": doc_id}])
-    return log.since(0)
+    return counted(api.calls, KENDRA_OPERATIONS)
 
 
 # -- the benchmark -------------------------------------------------------------------------------------------------
@@ -593,19 +422,21 @@ def bench_sinks(documents: int = DOCUMENTS, edited: int = EDITED, seed: int = SE
     }
 
 
-def _held(target: Target, registry: MemoryRegistry) -> str:
+def _held(target: Target, registry: FakeRegistry) -> str:
     """What the index holds at the end against what the registry says it should, and the sink
     states: a check that every sync was complete (nothing missing, stale or left pending)."""
     api = target.sink.api  # type: ignore[attr-defined]
     records = list(registry.records(Status.PROCESSED))
-    if isinstance(api, KendraStandIn):
+    if isinstance(api, FakeKendra):
         want = {r.source_uri for r in records}
-        held = f"{len(api.documents)} documents in the index ({'as' if api.documents == want else 'NOT as'} registered)"
+        got = set(api.documents)
+        held = f"{len(got)} documents in the index ({'as' if got == want else 'NOT as'} registered)"
     elif getattr(target.sink, "mode", "") == "direct":
         want = {f"s3://{PROCESSED_BUCKET}/{chunk_key(r.doc_id, c)}" for r in records for c in r.chunks}
-        held = f"{len(api.held)} chunks in the knowledge base ({'as' if api.held == want else 'NOT as'} registered)"
+        got = set(api.indexed)
+        held = f"{len(got)} chunks in the knowledge base ({'as' if got == want else 'NOT as'} registered)"
     else:
-        held = f"no job running, {len(api.ended)} jobs run" if api.running is None else f"job {api.running} running"
+        held = f"no job running, {len(api.jobs)} jobs run" if api.running is None else f"job {api.running} running"
     states = Counter({s.value: target.sink.states.count(target.sink.name, s) for s in SinkStatus})
     return f"{held}; sink states: {', '.join(f'{n} {s}' for s, n in sorted((+states).items()))}"
 
@@ -670,7 +501,7 @@ def sink_report(result: dict[str, Any]) -> list[str]:
         f"{result['chunks_min']} to {result['chunks_max']} a document (median {result['chunks_median']}). "
         "Each bus event goes to each sink's queue, which is drained in SQS batches of up to 100 "
         "(the template's BatchSize, gathered for up to 10 s) through `run_batch` "
-        "until it is empty, the sinks' own delayed status checks and job polls included. The service stand-ins "
+        "until it is empty, the sinks' own delayed status checks and job polls included. The service fakes "
         "answer at once (a chunk or document is INDEXED at its first status check, a job COMPLETE at its first "
         "poll), so Sluice's checks and polls are the fewest it can make; the naive baselines make no checks or "
         "polls at all, and the direct one never deletes the chunks an edit replaced. Calls are counted, not timed "

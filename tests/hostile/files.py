@@ -1,4 +1,5 @@
-"""Builders for the hostile files of SECURITY.md §1.3: every test creates the file it uses."""
+"""Builders for the hostile files test_catalogue.py runs (docs/ingestion.md, Limits and the sandbox): every
+test creates the file it uses."""
 
 from __future__ import annotations
 

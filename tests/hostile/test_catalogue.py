@@ -1,6 +1,6 @@
-"""Every hostile class of SECURITY.md §1.3, built here, run through the sandbox as the ingest
-function runs it, and answered with its reason code (or safely read) within a time budget.
-Where Sluice's answer differs from the table in SECURITY.md, the case says why."""
+"""Every class of hostile file, built here, run through the sandbox as the ingest function runs it,
+and answered with its reason code (or safely read) within a CPU budget (docs/ingestion.md: Limits, the
+sandbox). Where Sluice's answer is not the obvious one, the case says why."""
 
 from __future__ import annotations
 
@@ -19,12 +19,16 @@ from sluice.pipeline.process import PipelineSettings, process_document
 from sluice.pipeline.sandbox import Sandbox, SandboxLimits
 
 ROOT = Path(__file__).resolve().parents[2]
-BUDGET_SECONDS = 20.0
+# Each case's parsing may use this much CPU: the sandbox stops a worker at it (timeout_cpu, which no
+# case expects), and the parent's share (cleaning, chunking) is measured. CPU time, unlike the wall
+# clock, does not grow when neighbours share the machine; the wall limit only guards against a hang.
+CPU_BUDGET_SECONDS = 10
+LAMBDA_SECONDS = 15 * 60  # the deadline the ingest function passes: its invocation's end
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox(SandboxLimits(memory_mb=768, cpu_seconds=10, wall_seconds=20))
+    box = Sandbox(SandboxLimits(memory_mb=768, cpu_seconds=CPU_BUDGET_SECONDS, wall_seconds=300))
     yield box
     box.close()
 
@@ -54,7 +58,7 @@ CASES: list[tuple[str, str, Callable[[], bytes], str, str]] = [
     # HTML
     ("html 200k-deep nesting", "deep.html", lambda: b"<div>" * 200_000 + b"deep" + b"</div>" * 200_000, "ok", "deep"),
     ("html unterminated comment", "c.html", lambda: b"<p>shown</p><!--" + b"a" * 20_000_000, "ok", "shown"),
-    # Text encodings (SECURITY.md §1.3): repaired or decoded, never guessed wrong
+    # Text encodings: repaired or decoded, never guessed wrong
     ("invalid utf-8 bytes", "inv.txt", lambda: "café ".encode() * 50 + b"\xff\xfe caf\xe9", "ok", "café"),
     (
         "mixed utf-8 and cp1252",
@@ -109,15 +113,16 @@ def test_hostile_input(
     case: str, name: str, build: Callable[[], bytes], expected: str, contains: str, sandbox: Sandbox
 ) -> None:
     data = build()
-    start = time.monotonic()
+    parent_cpu = time.process_time()
     try:
-        doc = process_document(data, name, PipelineSettings(), extractor=sandbox, deadline=time.monotonic() + 60)
+        deadline = time.monotonic() + LAMBDA_SECONDS
+        doc = process_document(data, name, PipelineSettings(), extractor=sandbox, deadline=deadline)
         outcome, text = "ok", doc.text
     except QuarantineError as exc:
         outcome, text = exc.reason.value, exc.detail
-    elapsed = time.monotonic() - start
-    assert outcome == expected, f"{case}: {outcome}: {text[:300]}"
-    assert elapsed < BUDGET_SECONDS, f"{case} took {elapsed:.1f} s"
+    parent_cpu = time.process_time() - parent_cpu
+    assert outcome == expected, f"{case}: {outcome}: {text[:300]}"  # timeout_cpu: over the parser's budget
+    assert parent_cpu < CPU_BUDGET_SECONDS, f"{case}: {parent_cpu:.1f} s of CPU outside the sandbox"
     if expected == "ok":
         assert contains in text
         text.encode("utf-8")  # no lone surrogate survives to fail in boto3 later
