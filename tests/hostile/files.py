@@ -1,4 +1,4 @@
-"""Builders for the hostile files test_catalogue.py runs (docs/ingestion.md, Limits and the sandbox): every
+"""Builders for the hostile files test_catalogue.py runs (docs/security.md): every
 test creates the file it uses."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Every class of hostile file, built here, run through the sandbox as the ingest function runs it,
-and answered with its reason code (or safely read) within a CPU budget (docs/ingestion.md: Limits, the
+and answered with its reason code (or safely read) within a CPU budget (docs/security.md: hostile files, the
 sandbox). Where Sluice's answer is not the obvious one, the case says why."""
 
 from __future__ import annotations
