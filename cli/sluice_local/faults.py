@@ -395,8 +395,9 @@ class Injector:
         if kind == "read-timeout":  # the emulated service acts on it; the answer is lost
             from sluice_local import emulators
 
-            if emulators._installed is not None:
-                emulators._installed.call(service, model, api)
+            emulator = emulators.installed()
+            if emulator is not None:
+                emulator.call(service, model, api)
             return None, ReadTimeoutError(endpoint_url=url)
         metadata = {"HTTPStatusCode": 200, "RequestId": uuid.uuid4().hex, "HTTPHeaders": {}}
         if kind == "entries":
@@ -470,10 +471,11 @@ def install(plan_path: Path) -> Injector:
     from sluice_local import emulators
 
     injector = _injector = Injector(plan_path)
-    if emulators._installed is not None:
+    emulator = emulators.installed()
+    if emulator is not None:
         # The emulated services read chunks from S3 as AWS's own service would: not the pipeline's
         # calls, so their client is made before the hook and gets no faults.
-        emulators._installed.s3()
+        emulator.s3()
     original = botocore.session.Session.create_client
 
     def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
