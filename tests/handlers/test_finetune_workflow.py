@@ -14,9 +14,9 @@ from typing import Any
 
 import boto3
 import pytest
-from handlers.conftest import ROOT, LambdaContext, load_handler
 from moto import mock_aws
 
+from handlers.conftest import ROOT, LambdaContext, load_handler
 from sluice.adapters.aws.registry import DynamoDBRegistry
 from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
 from sluice.ingest import IngestService, IngestSettings, ObjectEvent

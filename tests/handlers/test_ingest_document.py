@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+
 from handlers.conftest import (
     PROCESSED,
     RAW,
@@ -18,7 +19,6 @@ from handlers.conftest import (
     metric_units,
     metric_values,
 )
-
 from sluice.ingest import Action
 
 GOOD_MD = b"# Getting started\n\nDrop a file into the raw bucket.\n\n## Next\n\nWatch it become chunks.\n"

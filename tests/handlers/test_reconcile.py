@@ -17,6 +17,7 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
+
 from handlers.conftest import (
     DS,
     INDEX,
@@ -29,7 +30,6 @@ from handlers.conftest import (
     load_handler,
     metric_values,
 )
-
 from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
 from sluice.adapters.aws.kendra import KendraApi
 from sluice.adapters.aws.registry import DynamoDBRegistry

@@ -11,9 +11,9 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from handlers.conftest import LambdaContext, emf_records, load_handler, metric_values
 from moto import mock_aws
 
+from handlers.conftest import LambdaContext, emf_records, load_handler, metric_values
 from support.awsfixtures import create_connector_state_table
 
 RAW, SOURCE, PARAMETER = "sluice-raw-test", "team-docs", "/sluice/connectors"

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from handlers.conftest import (
     DS,
     INDEX,
@@ -26,7 +27,6 @@ from handlers.conftest import (
     metric_units,
     metric_values,
 )
-
 from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.sinks import SinkStatus
 from sluice_local import emulators
