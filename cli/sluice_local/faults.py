@@ -8,7 +8,8 @@ With it, every boto3 client the handlers create gets two hooks:
 
 - services moto serves over HTTP: a ``before-send`` handler that, instead of sending the attempt,
   answers it with the service's own error (status, headers and body as AWS sends them: S3's
-  ``SlowDown`` XML, DynamoDB's ``ProvisionedThroughputExceededException`` JSON, …) or raises
+  ``SlowDown`` XML, DynamoDB's ``ProvisionedThroughputExceededException`` JSON, …; built in
+  ``sluice_local.fault_answers``) or raises
   botocore's ``ConnectTimeoutError``; a "read timeout" sends the request for real (it takes effect)
   and then raises ``ReadTimeoutError``, as a lost response does. botocore parses the answer and
   decides with its own retry handler (standard mode, the retry quota, the backoff) whether to try
