@@ -8,7 +8,8 @@ With it, every boto3 client the handlers create gets two hooks:
 
 - services moto serves over HTTP: a ``before-send`` handler that, instead of sending the attempt,
   answers it with the service's own error (status, headers and body as AWS sends them: S3's
-  ``SlowDown`` XML, DynamoDB's ``ProvisionedThroughputExceededException`` JSON, …) or raises
+  ``SlowDown`` XML, DynamoDB's ``ProvisionedThroughputExceededException`` JSON, …; built in
+  ``sluice_local.fault_answers``) or raises
   botocore's ``ConnectTimeoutError``; a "read timeout" sends the request for real (it takes effect)
   and then raises ``ReadTimeoutError``, as a lost response does. botocore parses the answer and
   decides with its own retry handler (standard mode, the retry quota, the backoff) whether to try
@@ -46,12 +47,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
 import botocore.session
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+from sluice_local.fault_answers import (
+    ERRORS,
+    dynamodb_table,
+    emulated_entries_answer,
+    emulated_error_answer,
+    http_entries_answer,
+    http_error_answer,
+)
 
 ENV = "SLUICE_FAULTS"  # the plan file's path, in a worker's environment
 SERVICES = ("s3", "dynamodb", "events", "sqs", "bedrock-agent", "kendra")
@@ -70,50 +78,6 @@ ENTRY_OPERATIONS = frozenset(
 RELOAD_SECONDS = 0.2  # how often the plan file's modification time is looked at
 FLUSH_SECONDS = 1.0  # how often the counts are written out
 COUNTS_GLOB = "faults-*.json"
-
-# (status, code, message) of each service's throttling and server errors, as the service sends them.
-ERRORS: dict[str, dict[str, list[tuple[int, str, str]]]] = {
-    "s3": {
-        "throttle": [(503, "SlowDown", "Please reduce your request rate.")],
-        "5xx": [
-            (500, "InternalError", "We encountered an internal error. Please try again."),
-            (503, "ServiceUnavailable", "Service is unable to handle request."),
-        ],
-    },
-    "dynamodb": {
-        "throttle": [
-            (
-                400,
-                "ProvisionedThroughputExceededException",
-                "The level of configured provisioned throughput for the table was exceeded.",
-            ),
-            (400, "ThrottlingException", "Throughput exceeds the current capacity of your table or index."),
-        ],
-        "5xx": [(500, "InternalServerError", "Internal server error")],
-    },
-    "events": {
-        "throttle": [(400, "ThrottlingException", "Rate exceeded")],
-        "5xx": [(500, "InternalException", "An internal error occurred.")],
-    },
-    "sqs": {
-        "throttle": [(400, "RequestThrottled", "The request was denied due to request throttling.")],
-        "5xx": [(500, "InternalError", "We encountered an internal error. Please try again.")],
-    },
-    "bedrock-agent": {
-        "throttle": [
-            (429, "ThrottlingException", "Rate exceeded"),
-            (429, "ThrottlingException", "Too many requests, please wait before trying again."),
-            (400, "ServiceQuotaExceededException", "Request rate exceeds the quota for this account."),
-        ],
-        "5xx": [(500, "InternalServerException", "Internal server error")],
-    },
-    "kendra": {
-        "throttle": [(400, "ThrottlingException", "Rate exceeded")],
-        "5xx": [(500, "InternalServerException", "Internal server error")],
-    },
-}
-JSON_TYPE_PREFIX = {"dynamodb": "com.amazonaws.dynamodb.v20120810#", "sqs": "com.amazonaws.sqs#"}
-JSON_CONTENT_TYPE = {"dynamodb": "1.0", "sqs": "1.0", "events": "1.1", "kendra": "1.1"}
 
 
 @dataclass(frozen=True)
@@ -173,16 +137,6 @@ def read_counts(directory: Path) -> Counter[tuple[str, str, str, str]]:
             event, service, operation, kind, n = row
             total[(str(event), str(service), str(operation), str(kind))] += int(n)
     return total
-
-
-class _Raw:
-    """What AWSResponse reads a body from."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> list[bytes]:
-        return [self._body]
 
 
 class Injector:
@@ -290,7 +244,7 @@ class Injector:
             operation = event_name.rsplit(".", 1)[-1]
             context: dict[str, Any] = request.context
             if service == "dynamodb":  # which table: the registry's and the idempotency layer's differ
-                context.setdefault("sluice_operation", f"{operation} {_table(request)}".rstrip())
+                context.setdefault("sluice_operation", f"{operation} {dynamodb_table(request)}".rstrip())
                 operation = context["sluice_operation"]
             attempt = int(context.get("retries", {}).get("attempt", 1))
             self._attempted(service, operation, attempt)
@@ -305,8 +259,8 @@ class Injector:
                 http_session.send(request).content  # noqa: B018 - read (and so release) the answer
                 raise ReadTimeoutError(endpoint_url=request.url)
             if kind == "entries":
-                return _entries_answer(service, operation, request)
-            return self._error_answer(service, kind, request)
+                return http_entries_answer(service, request)
+            return http_error_answer(service, *self.error(service, kind), request)
 
         return before_send
 
@@ -316,23 +270,6 @@ class Injector:
         else:
             self.count("retry", service, operation)
         self.count("attempt", service, operation)
-
-    def _error_answer(self, service: str, kind: str, request: Any) -> AWSResponse:
-        status, code, message = self.error(service, kind)
-        request_id = uuid.uuid4().hex.upper()[:16]
-        if service == "s3":
-            headers = {"x-amz-request-id": request_id, "content-type": "application/xml"}
-            body = b"" if request.method == "HEAD" else _s3_error(code, message, request_id)
-        else:
-            headers = {
-                "x-amzn-RequestId": request_id,
-                "content-type": f"application/x-amz-json-{JSON_CONTENT_TYPE[service]}",
-            }
-            if service == "sqs":  # SQS's JSON protocol carries the query API's error code too
-                headers["x-amzn-query-error"] = f"{code};{'Sender' if status < 500 else 'Receiver'}"
-            body = json.dumps({"__type": JSON_TYPE_PREFIX.get(service, "") + code, "message": message}).encode()
-        headers["content-length"] = str(len(body))
-        return AWSResponse(request.url, status, headers, _Raw(body))
 
     def _after_call(self, service: str) -> Callable[..., None]:
         def after_call(http_response: Any, model: Any, context: dict[str, Any], **_: Any) -> None:
@@ -395,65 +332,13 @@ class Injector:
         if kind == "read-timeout":  # the emulated service acts on it; the answer is lost
             from sluice_local import emulators
 
-            if emulators._installed is not None:
-                emulators._installed.call(service, model, api)
+            emulator = emulators.installed()
+            if emulator is not None:
+                emulator.call(service, model, api)
             return None, ReadTimeoutError(endpoint_url=url)
-        metadata = {"HTTPStatusCode": 200, "RequestId": uuid.uuid4().hex, "HTTPHeaders": {}}
         if kind == "entries":
-            ids = [d["Id"] for d in api.get("Documents", [])] or list(api.get("DocumentIdList", []))
-            failed = [{"Id": i, "ErrorCode": "InternalError", "ErrorMessage": "Internal server error"} for i in ids]
-            return (AWSResponse(url, 200, {}, None), {"FailedDocuments": failed, "ResponseMetadata": metadata}), None
-        status, code, message = self.error(service, kind)
-        body = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata | {"HTTPStatusCode": status}}
-        return (AWSResponse(url, status, {}, None), body), None
-
-
-def _s3_error(code: str, message: str, request_id: str) -> bytes:
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
-        f"<RequestId>{request_id}</RequestId><HostId>{uuid.uuid4().hex}</HostId></Error>"
-    ).encode()
-
-
-def _table(request: Any) -> str:
-    """The table a DynamoDB request names, without the stack's prefix (``DocumentsTable``)."""
-    try:
-        name = str(json.loads(_body(request)).get("TableName", ""))
-    except ValueError:
-        return ""
-    return name.rsplit("-", 1)[-1]
-
-
-def _body(request: Any) -> bytes:
-    body = request.body
-    if hasattr(body, "read"):
-        data = body.read()
-        body.seek(0)
-        return bytes(data)
-    return body.encode() if isinstance(body, str) else bytes(body or b"")
-
-
-def _entries_answer(service: str, operation: str, request: Any) -> AWSResponse:
-    """A 200 answer in which every entry failed (and nothing was done)."""
-    if service == "events":  # PutEvents
-        entries = json.loads(_body(request)).get("Entries", [])
-        failed = [{"ErrorCode": "InternalFailure", "ErrorMessage": "Internal Service Failure"} for _ in entries]
-        body = json.dumps({"FailedEntryCount": len(failed), "Entries": failed}).encode()
-        headers = {"content-type": "application/x-amz-json-1.1", "x-amzn-RequestId": uuid.uuid4().hex}
-    else:  # S3 DeleteObjects
-        keys = [k.text or "" for k in ElementTree.fromstring(_body(request)).iter() if k.tag.endswith("Key")]
-        errors = "".join(
-            f"<Error><Key>{escape(k)}</Key><Code>InternalError</Code>"
-            "<Message>We encountered an internal error. Please try again.</Message></Error>"
-            for k in keys
-        )
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{errors}</DeleteResult>'
-        ).encode()
-        headers = {"content-type": "application/xml", "x-amz-request-id": uuid.uuid4().hex[:16].upper()}
-    headers["content-length"] = str(len(body))
-    return AWSResponse(request.url, 200, headers, _Raw(body))
+            return emulated_entries_answer(url, api), None
+        return emulated_error_answer(url, *self.error(service, kind)), None
 
 
 _injector: Injector | None = None
@@ -470,10 +355,11 @@ def install(plan_path: Path) -> Injector:
     from sluice_local import emulators
 
     injector = _injector = Injector(plan_path)
-    if emulators._installed is not None:
+    emulator = emulators.installed()
+    if emulator is not None:
         # The emulated services read chunks from S3 as AWS's own service would: not the pipeline's
         # calls, so their client is made before the hook and gets no faults.
-        emulators._installed.s3()
+        emulator.s3()
     original = botocore.session.Session.create_client
 
     def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:

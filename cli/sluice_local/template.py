@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from samtranslator.yaml_helper import yaml_parse
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 NO_VALUE = object()
-_SUB_VAR = re.compile(r"\$\{([^}!]+)\}")
+_SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")  # ${Name} or ${Resource.Attribute}; ${!Literal} is not one
 
 
 class TemplateError(ValueError):
@@ -140,8 +140,7 @@ class Resolver:
         return resource.attributes[attribute]
 
     def sub(self, text: str, variables: Mapping[str, Any]) -> str:
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
+        def value_of(name: str) -> str:
             if name in variables:
                 return str(variables[name])
             if "." in name:
@@ -149,7 +148,13 @@ class Resolver:
                 return self.get_att(logical_id, attribute)
             return str(self.ref(name))
 
-        return _SUB_VAR.sub(replace, text)
+        return substitute(text, value_of)
+
+
+def substitute(text: str, value_of: Callable[[str], str]) -> str:
+    """An Fn::Sub string with each ``${Name}`` or ``${Resource.Attribute}`` replaced by
+    ``value_of(name)``."""
+    return _SUB_VARIABLE.sub(lambda match: value_of(match.group(1)), text)
 
 
 def _ref(r: Resolver, arg: Any) -> Any:

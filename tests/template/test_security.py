@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import pytest
 from samtranslator.model.sam_resources import SamStateMachine
 
+from sluice_local.template import substitute
 from template.conftest import ROOT
 
 pytestmark = pytest.mark.template
@@ -35,7 +36,6 @@ Mutation = Callable[[Template], None]
 
 _PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
            "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "sluice", "AWS::StackId": "stack/sluice/id"}  # fmt: skip
-_SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 
 
 def _of_type(template: Template, *kinds: str) -> dict[str, dict[str, Any]]:
@@ -86,13 +86,13 @@ def render(value: Any) -> str:
             text, variables = (argument, {}) if isinstance(argument, str) else argument
             rendered = {name: render(v) for name, v in variables.items()}
 
-            def substitute(match: re.Match[str]) -> str:
-                if match.group(1) in rendered:
-                    return rendered[match.group(1)]
-                logical_id, _, attribute = match.group(1).partition(".")
+            def value_of(name: str) -> str:
+                if name in rendered:
+                    return rendered[name]
+                logical_id, _, attribute = name.partition(".")
                 return _reference(logical_id, attribute)
 
-            return _SUB_VARIABLE.sub(substitute, text)
+            return substitute(text, value_of)
         if function == "Fn::Join":
             delimiter, items = argument
             return str(delimiter).join(render(item) for item in (items if isinstance(items, list) else [items]))

