@@ -112,7 +112,7 @@ def _importers(module: str, *directories: str) -> list[str]:
         str(path.relative_to(ROOT))
         for directory in directories
         for path in sorted((ROOT / directory).rglob("*.py"))
-        if module in _imports(path)
+        if module in _tops(path)
     ]
 
 
