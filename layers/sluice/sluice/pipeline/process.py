@@ -29,7 +29,7 @@ class PipelineSettings:
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     parse: ParseLimits = field(default_factory=ParseLimits)
     max_bytes: int = 50 * MiB  # Bedrock KB and Kendra both refuse files over 50 MB
-    max_chunks: int = 4000  # the registry keeps every chunk's hash in one item (see layout.py)
+    max_chunks: int = 4000  # the registry keeps every chunk's hash in one item (see files.py)
 
     def fingerprint(self) -> str:
         """Changes whenever re-processing an unchanged file could give a different result."""
