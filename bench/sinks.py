@@ -42,8 +42,8 @@ from sluice.sinks.diff import DiffSink  # noqa: E402
 from sluice.sinks.kendra import KendraSink  # noqa: E402
 from sluice.sinks.knowledge_base import JobConflictError, KbDocument, KnowledgeBaseSink  # noqa: E402
 from sluice.sinks.runner import run_batch  # noqa: E402
-from sluice.storage import ObjectHead  # noqa: E402
 from support.fakes import (  # noqa: E402
+    FakeBucketReader,
     FakeBucketWriter,
     FakeBus,
     FakeObjectReader,
@@ -146,21 +146,6 @@ def counted(
     return per_call, items
 
 
-class ProcessedReader:
-    """The processed bucket's fake read back through the ObjectReader port, as the Kendra sink reads
-    the chunk text."""
-
-    def __init__(self, store: FakeBucketWriter) -> None:
-        self.store = store
-
-    def head(self, bucket: str, key: str) -> ObjectHead | None:
-        data = self.store.files.get(key)
-        return None if data is None else ObjectHead(bucket, key, len(data), "etag")
-
-    def get(self, head: ObjectHead) -> bytes:
-        return self.store.files[head.key]
-
-
 # -- the corpus ----------------------------------------------------------------------------------------------
 
 _VOCABULARY = (
@@ -249,7 +234,7 @@ class World:
             api=api,
             registry=self.registry,
             states=FakeSinkStates(),
-            processed=ProcessedReader(self.processed),
+            processed=FakeBucketReader(self.processed),
             processed_bucket=PROCESSED_BUCKET,
             clock=clock,
         )

@@ -81,6 +81,21 @@ class FakeBucketWriter:
             self.deletes.append(key)
 
 
+class FakeBucketReader:
+    """A FakeBucketWriter's files read back through the ObjectReader port (the Kendra sink reads the
+    cleaned text this way)."""
+
+    def __init__(self, store: FakeBucketWriter) -> None:
+        self.store = store
+
+    def head(self, bucket: str, key: str) -> ObjectHead | None:
+        data = self.store.files.get(key)
+        return None if data is None else ObjectHead(bucket, key, len(data), "etag")
+
+    def get(self, head: ObjectHead) -> bytes:
+        return self.store.files[head.key]
+
+
 @dataclass
 class _Item:
     record: DocumentRecord | None = None

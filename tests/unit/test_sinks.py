@@ -18,25 +18,18 @@ from sluice.sinks import SinkStatus
 from sluice.sinks.kendra import KendraSink
 from sluice.sinks.knowledge_base import KnowledgeBaseSink
 from sluice.sinks.runner import run_batch, sync_message
-from sluice.storage import ObjectHead
-from support.fakes import FakeBucketWriter, FakeBus, FakeObjectReader, FakeQueue, FakeRegistry, FakeSinkStates
+from support.fakes import (
+    FakeBucketReader,
+    FakeBucketWriter,
+    FakeBus,
+    FakeObjectReader,
+    FakeQueue,
+    FakeRegistry,
+    FakeSinkStates,
+)
 from support.sinkfakes import FakeKendra, FakeKnowledgeBase
 
 BUCKET = "raw"
-
-
-class ProcessedAsRaw:
-    """The processed store read back through the ObjectReader port (the Kendra sink reads text)."""
-
-    def __init__(self, store: FakeBucketWriter) -> None:
-        self.store = store
-
-    def head(self, bucket: str, key: str) -> ObjectHead | None:
-        data = self.store.files.get(key)
-        return None if data is None else ObjectHead(bucket, key, len(data), "etag")
-
-    def get(self, head: ObjectHead) -> bytes:
-        return self.store.files[head.key]
 
 
 class World:
@@ -66,7 +59,7 @@ class World:
             queue=self.queue,
         )  # type: ignore[arg-type]
         self.kendra = KendraSink(api=self.kendra_api, registry=self.registry, states=self.states,  # type: ignore[arg-type]
-                                 processed=ProcessedAsRaw(self.processed), processed_bucket="processed")  # fmt: skip
+                                 processed=FakeBucketReader(self.processed), processed_bucket="processed")  # fmt: skip
         self.seq = 0
 
     def put(self, key: str, text: str) -> str:
@@ -411,7 +404,7 @@ def test_kendra_converges_when_an_older_put_lands_after_a_newer_one() -> None:
     w.put("race.md", "# New title\n\nSome text.")
     slow = KendraSink(
         api=_Later(w.kendra_api, "put", lambda: w.kendra.sync([doc])),  # type: ignore[arg-type]
-        registry=stale, states=w.states, processed=ProcessedAsRaw(w.processed), processed_bucket="processed",  # type: ignore[arg-type]
+        registry=stale, states=w.states, processed=FakeBucketReader(w.processed), processed_bucket="processed",  # type: ignore[arg-type]
     )  # fmt: skip
     (result,) = slow.sync([doc])  # puts the old title after the fast worker put the new one
     assert result.retry and w.kendra_api.documents["s3://raw/race.md"]["Title"] == "Old title"
