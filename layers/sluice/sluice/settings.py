@@ -6,13 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sluice.ingest import IngestSettings
-from sluice.pipeline.chunk import ChunkSettings
-from sluice.pipeline.extract import ParseLimits
-from sluice.pipeline.process import PipelineSettings
-from sluice.pipeline.sandbox import SandboxLimits
-
-if TYPE_CHECKING:  # the reconciler's modules stay out of the ingest function's cold start
+if TYPE_CHECKING:  # imported where used: each function's cold start loads only its own settings' modules
+    from sluice.ingest import IngestSettings
+    from sluice.pipeline.process import PipelineSettings
+    from sluice.pipeline.sandbox import SandboxLimits
     from sluice.reconcile import ReconcileSettings
 
 
@@ -66,6 +63,10 @@ class _Env:
 def _pipeline(e: _Env) -> PipelineSettings:
     """The pipeline's settings (MAX_TOKENS, OVERLAP_TOKENS, MIN_TOKENS, BREADCRUMB, MAX_DOCUMENT_BYTES,
     MAX_PAGES, MAX_CHUNKS): the ingest function applies them, the reconciler compares fingerprints."""
+    from sluice.pipeline.chunk import ChunkSettings
+    from sluice.pipeline.extract import ParseLimits
+    from sluice.pipeline.process import PipelineSettings
+
     defaults = PipelineSettings()
     max_tokens = e.integer("MAX_TOKENS", defaults.chunking.max_tokens)
     overlap_tokens = e.integer("OVERLAP_TOKENS", -1)  # -1: max_tokens / 8
@@ -99,6 +100,9 @@ class IngestFunctionSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestFunctionSettings:
+        from sluice.ingest import IngestSettings
+        from sluice.pipeline.sandbox import SandboxLimits
+
         e = _Env(env)
         processed = e.required("PROCESSED_BUCKET")
         table = e.required("DOCUMENTS_TABLE")
