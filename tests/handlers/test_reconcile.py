@@ -34,11 +34,10 @@ from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
 from sluice.adapters.aws.kendra import KendraApi
 from sluice.adapters.aws.reconcile import DynamoDBPassStore
 from sluice.adapters.aws.registry import DynamoDBRegistry
-from sluice.bootstrap.reconcile import wire
+from sluice.bootstrap.reconcile import ReconcileFunctionSettings, wire
 from sluice.pipeline.files import chunk_key, document_id, s3_uri, sidecar_key, text_key
 from sluice.reconcile import PassBusyError, Reconciler, describe
 from sluice.registry import Status
-from sluice.settings import ReconcileFunctionSettings
 from sluice_local import emulators
 
 DOCS = {f"notes/{n:02d}-{name}.md": f"# {name.title()}\n\nThe {name} tide table, page {n}.\n" for n, name in

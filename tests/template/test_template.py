@@ -227,7 +227,7 @@ def test_every_document_event_reaches_the_sink_queue_or_its_dead_letter_queue(
 
 @pytest.mark.parametrize("condition", sorted(SINKS))
 def test_sink_functions_are_configured_as_their_settings_expect(source: dict[str, Any], condition: str) -> None:
-    from sluice.settings import SinkFunctionSettings
+    from sluice.bootstrap.sinks import SinkFunctionSettings
 
     function = source["Resources"][SINKS[condition][0]]["Properties"]
     env = {k: _placeholder(source, v) for k, v in function["Environment"]["Variables"].items()}

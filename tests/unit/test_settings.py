@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.settings import ConfigurationError, IngestFunctionSettings
+from sluice.bootstrap.ingest import IngestFunctionSettings
+from sluice.settings import ConfigurationError
 
 BASE = {"PROCESSED_BUCKET": "p", "DOCUMENTS_TABLE": "t", "EVENT_BUS_NAME": "b"}
 

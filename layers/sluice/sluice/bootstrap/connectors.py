@@ -14,7 +14,27 @@ from sluice.bootstrap import Clients
 from sluice.connectors import Instance, SourceError
 from sluice.connectors.config import read_config
 from sluice.connectors.scheduled import ConnectorPorts
-from sluice.settings import ConnectorFunctionSettings
+from sluice.settings import Env
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorFunctionSettings:
+    """The connector runs: where their configuration is, where they keep their state, where they land."""
+
+    config_parameter: str  # an SSM parameter holding every instance's configuration
+    state_table: str
+    raw_bucket: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ConnectorFunctionSettings:
+        e = Env(env)
+        settings = cls(
+            config_parameter=e.required("CONNECTOR_CONFIG_PARAMETER"),
+            state_table=e.required("CONNECTOR_STATE_TABLE"),
+            raw_bucket=e.required("RAW_BUCKET"),
+        )
+        e.check()
+        return settings
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,23 @@ from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
 from sluice.bootstrap import Clients
 from sluice.errors import TransientError
 from sluice.finetune.workflow import FineTuneSteps
-from sluice.settings import FineTuneFunctionSettings
+from sluice.settings import Env
+
+
+@dataclass(frozen=True, slots=True)
+class FineTuneFunctionSettings:
+    """The fine-tune steps: the registry of the corpus, and the buckets a dataset may be read from."""
+
+    processed_bucket: str
+    documents_table: str
+    raw_bucket: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FineTuneFunctionSettings:
+        e = Env(env)
+        processed, table = e.required("PROCESSED_BUCKET"), e.required("DOCUMENTS_TABLE")
+        e.check()
+        return cls(processed_bucket=processed, documents_table=table, raw_bucket=e.optional("RAW_BUCKET"))
 
 
 @dataclass(frozen=True)

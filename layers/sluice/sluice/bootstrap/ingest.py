@@ -20,13 +20,52 @@ from sluice.adapters.aws.eventbridge import EventBridgeBus
 from sluice.adapters.aws.registry import DynamoDBRegistry
 from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
 from sluice.bootstrap import Clients
-from sluice.ingest import IngestService, ObjectEvent
-from sluice.pipeline.sandbox import Sandbox
-from sluice.settings import IngestFunctionSettings
+from sluice.ingest import IngestService, IngestSettings, ObjectEvent
+from sluice.pipeline.sandbox import Sandbox, SandboxLimits
+from sluice.settings import Env, pipeline_settings
 
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600  # longer than queue retention + DLQ dwell + redrive
 FINISH_SECONDS = 10  # an invocation's last document is recorded and announced in this time
 REPLAYED = "replayed"  # marks an outcome Powertools returned from its record instead of running
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFunctionSettings:
+    """IngestDocumentFunction's environment: where it reads, writes and announces, and its limits."""
+
+    processed_bucket: str
+    documents_table: str
+    event_bus_name: str
+    idempotency_table: str | None
+    raw_bucket: str | None  # when set, notifications from other buckets are ignored
+    ingest: IngestSettings
+    sandbox: SandboxLimits
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> IngestFunctionSettings:
+        e = Env(env)
+        processed = e.required("PROCESSED_BUCKET")
+        table = e.required("DOCUMENTS_TABLE")
+        bus = e.required("EVENT_BUS_NAME")
+        pipeline = pipeline_settings(e)
+        lease = e.integer("LEASE_SECONDS", int(IngestSettings().lease_seconds))
+        require_acl = e.boolean("REQUIRE_ACL")
+        sandbox_defaults = SandboxLimits()
+        sandbox = SandboxLimits(
+            memory_mb=e.integer("PARSER_MEMORY_MB", sandbox_defaults.memory_mb),
+            cpu_seconds=e.integer("PARSER_CPU_SECONDS", sandbox_defaults.cpu_seconds),
+            wall_seconds=float(e.integer("PARSER_WALL_SECONDS", int(sandbox_defaults.wall_seconds))),
+        )
+        e.check()
+        return cls(
+            processed_bucket=processed,
+            documents_table=table,
+            event_bus_name=bus,
+            idempotency_table=e.optional("IDEMPOTENCY_TABLE"),
+            raw_bucket=e.optional("RAW_BUCKET"),
+            ingest=IngestSettings(pipeline=pipeline, lease_seconds=float(lease), require_acl=require_acl),
+            sandbox=sandbox,
+        )
 
 
 @dataclass

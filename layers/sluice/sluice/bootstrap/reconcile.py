@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
@@ -16,13 +17,51 @@ from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.adapters.aws.sqs import SqsBatchSender
 from sluice.bootstrap import Clients
 from sluice.reconcile import Reconciler, ReconcileSettings
-from sluice.settings import ReconcileFunctionSettings
+from sluice.settings import Env, pipeline_settings
 from sluice.sinks.kendra import KendraIndex
 from sluice.sinks.knowledge_base import KnowledgeBaseIndex
 
 # The index APIs' pace: GetKnowledgeBaseDocuments shares 5 requests/s per account with the sink.
 KNOWLEDGE_BASE_PER_SECOND = 1.0
 KENDRA_PER_SECOND = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileFunctionSettings:
+    """ReconcileFunction's settings: the reconciler's (the stack's buckets, table and queues, the sinks
+    that exist, and the ingest function's pipeline settings, to tell records made by an older
+    pipeline), and the indexes it asks."""
+
+    reconcile: ReconcileSettings
+    knowledge_base_id: str = ""
+    data_source_id: str = ""
+    kendra_index_id: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReconcileFunctionSettings:
+        e = Env(env)
+        defaults = ReconcileSettings("", "", "", "", "")
+        queues = {n: e.optional(v) for n, v in (("kb", "KB_QUEUE_URL"), ("kendra", "KENDRA_QUEUE_URL"))}
+        settings = ReconcileSettings(
+            raw_bucket=e.required("RAW_BUCKET"),
+            processed_bucket=e.required("PROCESSED_BUCKET"),
+            documents_table=e.required("DOCUMENTS_TABLE"),
+            ingest_queue_url=e.required("INGEST_QUEUE_URL"),
+            pipeline_fingerprint=pipeline_settings(e).fingerprint(),
+            sink_queues={n: q for n, q in queues.items() if q},
+            kb_mode=e.choice("SYNC_MODE", ("direct", "ingestion-job")),
+            max_repairs=e.integer("RECONCILE_MAX_REPAIRS", defaults.max_repairs),
+            max_index_calls=e.integer("RECONCILE_MAX_INDEX_CALLS", defaults.max_index_calls),
+            reprocess=e.boolean("RECONCILE_REPROCESS"),
+        )
+        kb, kendra = "kb" in settings.sink_queues, "kendra" in settings.sink_queues
+        indexes = {
+            "knowledge_base_id": e.required("KNOWLEDGE_BASE_ID") if kb else "",
+            "data_source_id": e.required("DATA_SOURCE_ID") if kb else "",
+            "kendra_index_id": e.required("KENDRA_INDEX_ID") if kendra else "",
+        }
+        e.check()
+        return cls(settings, **indexes)
 
 
 def build(

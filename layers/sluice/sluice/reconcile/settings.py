@@ -1,4 +1,4 @@
-"""The reconciler's settings (``sluice.settings.ReconcileFunctionSettings`` reads them from the function's
+"""The reconciler's settings (``sluice.bootstrap.reconcile.ReconcileFunctionSettings`` reads them from the function's
 environment)."""
 
 from __future__ import annotations

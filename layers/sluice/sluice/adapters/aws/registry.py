@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from sluice.adapters.aws import error_code
 from sluice.adapters.aws.dynamodb import batch_get
-from sluice.adapters.aws.sink_states import state_from_item
 from sluice.errors import DocumentBusyError, LeaseLostError
 from sluice.registry import DocumentRecord, Status
-from sluice.sinks import SinkState
+
+if TYPE_CHECKING:
+    from sluice.sinks import SinkState
 
 STATUS_INDEX = "status-index"
 _LISTS = ("chunks", "pending_added", "pending_removed")
@@ -158,6 +159,8 @@ class DynamoDBRegistry:
     def scan_page(self, start: dict[str, Any] | None, limit: int) -> tuple[list[DocumentRecord], list[SinkState], Any]:
         """One page of a consistent scan of the table: its records and sink states (lease placeholders
         and other items skipped), and the key the next page starts after (None after the last)."""
+        from sluice.adapters.aws.sink_states import state_from_item  # reconciliation's: not in ingestion's cold start
+
         after = {"ExclusiveStartKey": start} if start else {}
         resp = self._db.scan(TableName=self.table, Limit=limit, ConsistentRead=True, **after)
         records: list[DocumentRecord] = []
