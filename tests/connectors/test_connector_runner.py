@@ -5,6 +5,7 @@ mark and sweep with its cap, the lease, and the configuration's checks."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -293,3 +294,14 @@ def test_a_run_that_lost_its_lease_saves_nothing_over_the_new_owner(aws: Any) ->
 def test_one_bad_instance_leaves_the_others_to_run() -> None:
     instances, problems = read_config({"instances": [{"name": "ok", "type": "web"}, {"name": "Bad", "type": "web"}]})
     assert [i.name for i in instances] == ["ok"] and len(problems) == 1
+
+
+def test_a_json_cursor_of_another_shape_is_refused_with_what_to_do() -> None:
+    from sluice.connectors import SourceError, load_json_cursor
+
+    assert load_json_cursor(None, "Slack", "channels") == {"v": 1, "channels": {}}
+    kept = '{"v": 1, "objects": {"Case": {"since": "2026-01-01"}}}'
+    assert load_json_cursor(kept, "Salesforce", "objects")["objects"] == {"Case": {"since": "2026-01-01"}}
+    for bad, says in (("not json", "(JSON); reset it"), ('{"v": 1, "channels": []}', "Slack connector cursor; reset")):
+        with pytest.raises(SourceError, match=re.escape(says)):
+            load_json_cursor(bad, "Slack", "channels")

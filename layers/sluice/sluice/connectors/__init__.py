@@ -19,6 +19,7 @@ runner marks what it saw, and a finished pass sweeps the rest (mark and sweep, c
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -151,3 +152,17 @@ def safe_item_id(*parts: str) -> str:
         readable = re.sub(r"[^A-Za-z0-9._-]+", "-", part).strip("-._")[:80] or "item"
         out.append(f"{readable}-{hashlib.sha256(part.encode()).hexdigest()[:10]}")
     return "/".join(out)
+
+
+def load_json_cursor(cursor: str | None, connector: str, table: str) -> dict[str, Any]:
+    """A connector's JSON cursor, ``{"v": 1, table: {...}}`` (a fresh one when there is none); a
+    cursor of another shape is refused with what to do about it."""
+    if not cursor:
+        return {"v": 1, table: {}}
+    try:
+        state = json.loads(cursor)
+    except ValueError as exc:
+        raise SourceError(f"the cursor is not a {connector} connector cursor (JSON); reset it to start over") from exc
+    if not (isinstance(state, dict) and isinstance(state.get(table), dict)):
+        raise SourceError(f"the cursor is not a {connector} connector cursor; reset it to start over")
+    return state

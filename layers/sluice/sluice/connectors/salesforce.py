@@ -71,6 +71,7 @@ from sluice.connectors import (
     Item,
     SourceError,
     Tombstone,
+    load_json_cursor,
     safe_item_id,
 )
 from sluice.connectors.http import Response
@@ -208,7 +209,7 @@ class SalesforceConnector:
     # -- the sync --------------------------------------------------------------------------------
 
     def changes(self, cursor: str | None) -> Iterator[Change]:
-        state = _load_cursor(cursor)
+        state = load_json_cursor(cursor, "Salesforce", "objects")
         state["objects"] = {k: v for k, v in state["objects"].items() if k in {o.name for o in self.objects}}
 
         def checkpoint() -> Checkpoint:
@@ -494,15 +495,3 @@ def _error(data: Any) -> tuple[str, str]:
             first.get("message") or first.get("error_description") or ""
         )
     return "", ""
-
-
-def _load_cursor(cursor: str | None) -> dict[str, Any]:
-    if not cursor:
-        return {"v": 1, "objects": {}}
-    try:
-        state = json.loads(cursor)
-    except ValueError as exc:
-        raise SourceError("the cursor is not a Salesforce connector cursor (JSON); reset it to start over") from exc
-    if not (isinstance(state, dict) and isinstance(state.get("objects"), dict)):
-        raise SourceError("the cursor is not a Salesforce connector cursor; reset it to start over")
-    return state

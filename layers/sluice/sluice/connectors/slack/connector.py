@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sluice.connectors import Change, Checkpoint, Context, Instance, SourceError, Tombstone
+from sluice.connectors import Change, Checkpoint, Context, Instance, Tombstone, load_json_cursor
 from sluice.connectors.settings import Problems, allowed_networks, check_url, http_client, unknown_settings
 from sluice.connectors.slack.api import PAGE, SlackApi, next_cursor
 from sluice.connectors.slack.messages import day_of, day_start, dirty, epoch, renders, ts
@@ -112,7 +112,7 @@ class SlackConnector:
     # -- the sync --------------------------------------------------------------------------------
 
     def changes(self, cursor: str | None) -> Iterator[Change]:
-        state = _load_cursor(cursor)
+        state = load_json_cursor(cursor, "Slack", "channels")
         state["channels"] = {c: s for c, s in state["channels"].items() if c in self.channels}
         auth = self.api.call("auth.test", {})
         people = People(self.api, members_as_acl=self.members_as_acl, resolve_users=self.resolve_users)
@@ -216,15 +216,3 @@ class SlackConnector:
 
     def _key_end(self, key: str) -> Decimal:
         return self._key_start(key) + (Decimal(86400) if self.group_by == "day" else 0)
-
-
-def _load_cursor(cursor: str | None) -> dict[str, Any]:
-    if not cursor:
-        return {"v": 1, "channels": {}}
-    try:
-        state = json.loads(cursor)
-    except ValueError as exc:
-        raise SourceError("the cursor is not a Slack connector cursor (JSON); reset it to start over") from exc
-    if not (isinstance(state, dict) and isinstance(state.get("channels"), dict)):
-        raise SourceError("the cursor is not a Slack connector cursor; reset it to start over")
-    return state
