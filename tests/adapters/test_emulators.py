@@ -109,6 +109,15 @@ def test_documents_outside_the_data_source_and_oversized_sidecars_are_refused(wo
     assert _status(agent, uri) == "METADATA_UPDATE_FAILED"
 
 
+def test_metadata_a_vector_cannot_keep_is_refused_as_s3_vectors_would(world: dict[str, Any]) -> None:
+    agent, s3 = world["agent"], world["s3"]
+    fits = _chunk(s3, "chunks/d/fits.txt", "text", {"summary": {"value": {"type": "STRING", "stringValue": "s" * 990}}})
+    too_big = _chunk(s3, "chunks/d/big.txt", "text", {"summary": "s" * 1100})
+    too_many = _chunk(s3, "chunks/d/keys.txt", "text", {f"k{i}": i for i in range(36)})
+    _ingest(agent, [fits, too_big, too_many])
+    assert [_status(agent, u) for u in (fits, too_big, too_many)] == ["INDEXED", "FAILED", "FAILED"]
+
+
 def test_a_repeated_client_token_is_ignored(world: dict[str, Any]) -> None:
     agent, s3 = world["agent"], world["s3"]
     uri = _chunk(s3, "chunks/d/1.txt", "first")

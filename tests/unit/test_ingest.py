@@ -3,6 +3,8 @@ duplicates and crash recovery."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -371,3 +373,20 @@ def test_files_an_attempt_wrote_and_never_committed_are_swept_by_the_next(world:
     world.registry.commit = real_commit  # type: ignore[method-assign]
     world.service.handle(world.delete("gone.md"))  # never recorded, now deleted: nothing may be left
     assert world.chunk_files("gone.md") == set()
+
+
+def test_sidecars_fitted_to_the_vector_store_are_noted_and_unfit_ones_quarantined(world: World) -> None:
+    long_heading = "# " + "A heading that goes on and on " * 12 + "\n\n"
+    world.service.handle(
+        world.put("long.md", long_heading + "## " + "Another long heading " * 12 + "\n\n" + _paragraphs(2))
+    )
+    record = world.record("long.md")
+    assert record.status is Status.PROCESSED
+    assert "headings" in record.notes["sidecar_fields_dropped"].split(",")
+    world.raw.put(
+        BUCKET, "tagged.md.metadata.json", json.dumps({"metadataAttributes": {"summary": "s" * 1500}}).encode()
+    )
+    world.service.handle(world.put("tagged.md", "# Tagged\n\n" + _paragraphs(2)))
+    tagged = world.record("tagged.md")
+    assert tagged.status is Status.QUARANTINED and tagged.reason == "metadata_too_large"
+    assert "summary" in (tagged.detail or "") and not world.chunk_files("tagged.md")

@@ -45,3 +45,12 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_invalid_chunk_settings_are_named() -> None:
     with pytest.raises(ConfigurationError, match="overlap_tokens"):
         IngestFunctionSettings.from_env({**BASE, "MAX_TOKENS": "128", "OVERLAP_TOKENS": "100"})
+
+
+def test_the_vector_store_decides_the_sidecar_limits() -> None:
+    from sluice.pipeline.files import S3_VECTORS
+
+    assert IngestFunctionSettings.from_env(BASE).ingest.vector_limits == S3_VECTORS  # a new knowledge base's store
+    assert IngestFunctionSettings.from_env({**BASE, "VECTOR_STORE": "other"}).ingest.vector_limits is None
+    with pytest.raises(ConfigurationError, match="VECTOR_STORE must be one of s3-vectors, other"):
+        IngestFunctionSettings.from_env({**BASE, "VECTOR_STORE": "opensearch"})

@@ -26,6 +26,23 @@ from sluice_local.emulators.common import (
 )
 
 MAX_SIDECAR_BYTES = 10 * 1024
+# What a vector in Amazon S3 Vectors keeps of a chunk's custom metadata, through Bedrock: 1 KB and 35 keys.
+VECTOR_METADATA_BYTES, VECTOR_METADATA_KEYS = 1024, 35
+
+
+def _metadata_bytes(attributes: dict[str, Any]) -> int:
+    """The keys' and values' own bytes (a number 8, a boolean 1), whether plain or in Bedrock's typed form."""
+    total = 0
+    for name, attribute in attributes.items():
+        value = attribute.get("value", attribute) if isinstance(attribute, dict) else attribute
+        if isinstance(value, dict):
+            value = next((v for k, v in value.items() if k != "type"), "")
+        items = value if isinstance(value, list) else [value]
+        total += len(name.encode()) + sum(
+            1 if isinstance(v, bool) else 8 if isinstance(v, int | float) else len(str(v).encode()) for v in items
+        )
+    return total
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS data_sources (kb TEXT, ds TEXT, bucket TEXT, prefix TEXT, PRIMARY KEY (kb, ds));
@@ -203,6 +220,12 @@ class KnowledgeBase:
                 metadata = json.loads(raw).get("metadataAttributes", {})
             except Exception as exc:  # noqa: BLE001
                 return "METADATA_UPDATE_FAILED", f"cannot read {metadata_uri}: {exc}"[:300]
+            size = _metadata_bytes(metadata)
+            if len(metadata) > VECTOR_METADATA_KEYS or size > VECTOR_METADATA_BYTES:
+                return "FAILED", (
+                    f"custom metadata of {len(metadata)} keys and {size} bytes; a vector keeps "
+                    f"{VECTOR_METADATA_KEYS} keys and {VECTOR_METADATA_BYTES} bytes"
+                )
         self._db.execute("DELETE FROM kb_fts WHERE kb = ? AND uri = ?", (kb, uri))
         self._db.execute("INSERT INTO kb_fts VALUES (?, ?, ?)", (text, kb, uri))
         self._db.execute(

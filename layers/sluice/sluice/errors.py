@@ -28,6 +28,7 @@ class Reason(StrEnum):
     JSON_NUMBER_TOO_LARGE = "json_number_too_large"
     MALFORMED = "malformed"
     METADATA_INVALID = "metadata_invalid"
+    METADATA_TOO_LARGE = "metadata_too_large"  # required sidecar fields do not fit a vector's metadata
     ACL_UNRESOLVED = "acl_unresolved"
     TIMEOUT_CPU = "timeout_cpu"
     TIMEOUT_WALL = "timeout_wall"

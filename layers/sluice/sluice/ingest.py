@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -23,7 +23,10 @@ from typing import Any
 from sluice.bus import DOCUMENT_CHANGED, DOCUMENT_DELETED, DOCUMENT_QUARANTINED, DocumentEvent, EventBus
 from sluice.errors import DocumentBusyError, QuarantineError, Reason, TransientError
 from sluice.pipeline.files import (
+    S3_VECTORS,
+    ChunkFile,
     Source,
+    VectorLimits,
     chunk_files,
     chunk_key,
     chunk_prefix,
@@ -113,6 +116,14 @@ class IngestSettings:
     lease_seconds: float = 900.0  # at least the function timeout: a crashed worker's lease expires
     busy_wait_seconds: float = 10.0  # how long to wait for another worker's lease before retrying later
     require_acl: bool = False  # refuse (acl_unresolved) documents whose metadata names no principal
+    # What the knowledge base's vector store keeps of a chunk's metadata (None: other stores, no limit).
+    vector_limits: VectorLimits | None = S3_VECTORS
+
+
+def _dropped_note(files: Iterable[ChunkFile]) -> dict[str, str]:
+    """The record notes which optional sidecar fields some chunk left out to fit the vector store."""
+    dropped = sorted({name for f in files for name in f.dropped})
+    return {"sidecar_fields_dropped": ",".join(dropped)} if dropped else {}
 
 
 class IngestService:
@@ -247,7 +258,9 @@ class _Transition:
             )
             doc = replace(doc, title=metadata.title or doc.title)
             source = Source(uri=metadata.source_url or self.uri, doc_id=self.doc_id, metadata=metadata)
-            files = {f.hash: f for f in chunk_files(doc, source)}  # identical chunks share one file
+            files = {
+                f.hash: f for f in chunk_files(doc, source, self.s.settings.vector_limits)
+            }  # identical chunks share one
         except QuarantineError as exc:
             return self._quarantine(head, raw_sha, exc)
         except TransientError:
@@ -286,7 +299,7 @@ class _Transition:
             parser=doc.parser,
             chunks=hashes,
             token_count=doc.token_count,
-            notes=doc.notes,
+            notes=doc.notes | _dropped_note(files.values()),
             doc_metadata=metadata.to_json() if metadata.attributes or metadata.acl else {},
             pending_event=DOCUMENT_CHANGED if changed else None,
             pending_added=added,

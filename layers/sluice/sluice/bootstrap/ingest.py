@@ -21,6 +21,7 @@ from sluice.adapters.aws.registry import DynamoDBRegistry
 from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
 from sluice.bootstrap import Clients
 from sluice.ingest import IngestService, IngestSettings, ObjectEvent
+from sluice.pipeline.files import S3_VECTORS
 from sluice.pipeline.sandbox import Sandbox, SandboxLimits
 from sluice.settings import Env, pipeline_settings
 
@@ -50,6 +51,9 @@ class IngestFunctionSettings:
         pipeline = pipeline_settings(e)
         lease = e.integer("LEASE_SECONDS", int(IngestSettings().lease_seconds))
         require_acl = e.boolean("REQUIRE_ACL")
+        # The knowledge base's vector store: S3 Vectors (the default, and what a new knowledge base uses)
+        # keeps 1 KB and 35 keys of a chunk's metadata; other stores take Bedrock's 10 KB sidecar.
+        vector_store = e.choice("VECTOR_STORE", ("s3-vectors", "other"))
         sandbox_defaults = SandboxLimits()
         sandbox = SandboxLimits(
             memory_mb=e.integer("PARSER_MEMORY_MB", sandbox_defaults.memory_mb),
@@ -63,7 +67,12 @@ class IngestFunctionSettings:
             event_bus_name=bus,
             idempotency_table=e.optional("IDEMPOTENCY_TABLE"),
             raw_bucket=e.optional("RAW_BUCKET"),
-            ingest=IngestSettings(pipeline=pipeline, lease_seconds=float(lease), require_acl=require_acl),
+            ingest=IngestSettings(
+                pipeline=pipeline,
+                lease_seconds=float(lease),
+                require_acl=require_acl,
+                vector_limits=S3_VECTORS if vector_store == "s3-vectors" else None,
+            ),
             sandbox=sandbox,
         )
 

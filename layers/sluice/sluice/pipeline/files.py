@@ -96,6 +96,25 @@ class ChunkFile:
     text: str
     sidecar: bytes
     tokens: int
+    dropped: tuple[str, ...] = ()  # optional sidecar fields left out to fit the limits
+
+
+@dataclass(frozen=True, slots=True)
+class VectorLimits:
+    """How much of a chunk's custom metadata the vector store keeps. Bedrock with Amazon S3 Vectors
+    keeps at most 1 KB (filterable and non-filterable together) and 35 keys per vector, and refuses
+    the chunk at ingestion otherwise."""
+
+    max_bytes: int = 1024
+    max_keys: int = 35
+
+
+S3_VECTORS = VectorLimits()
+# Sluice's own fields a chunk can do without, left out in this order until its sidecar fits. Never
+# left out: source_uri and doc_id (citations, reconciliation), acl_allow / acl_deny (who may read
+# it) and the document's own attributes (the filters its owner relies on): a document whose
+# required fields cannot fit is refused (metadata_too_large).
+OPTIONAL_FIELDS = ("headings", "heading_path", "title", "tokens", "content_type", "page_end", "page_start")
 
 
 def _string(value: str) -> dict[str, Any]:
@@ -147,28 +166,57 @@ def chunk_metadata(doc: ProcessedDocument, chunk: Chunk, source: Source) -> dict
     return {"metadataAttributes": attrs}
 
 
-def _sidecar_bytes(metadata: dict[str, Any]) -> bytes:
-    body = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-    attrs = metadata["metadataAttributes"]
-    # Long heading paths are what can push a sidecar over Bedrock's 10 KB: drop them first. The
-    # document's own attributes and access list are never dropped: then the document is refused.
-    for name in ("headings", "heading_path", "title"):
-        if len(body) <= MAX_SIDECAR_BYTES:
-            break
-        attrs.pop(name, None)
-        body = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+def _plain(value: dict[str, Any]) -> Any:
+    return next(v for k, v in value.items() if k != "type")
+
+
+def vector_metadata_bytes(attrs: dict[str, Any]) -> int:
+    """What the vector store counts of a chunk's metadata, from above: the compact JSON of each key
+    and its plain value (the keys' and values' own bytes plus quotes and separators)."""
+    plain = {name: _plain(attr["value"]) for name, attr in attrs.items()}
+    return len(json.dumps(plain, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _over(body: bytes, attrs: dict[str, Any], limits: VectorLimits | None) -> str | None:
     if len(body) > MAX_SIDECAR_BYTES:
-        raise QuarantineError(
-            Reason.METADATA_INVALID, f"chunk metadata is {len(body)} bytes; Bedrock reads at most 10 KB"
-        )
-    return body
+        return f"the sidecar is {len(body)} bytes; Bedrock reads at most {MAX_SIDECAR_BYTES}"
+    if limits is None:
+        return None
+    if len(attrs) > limits.max_keys:
+        return f"{len(attrs)} metadata keys; the vector store keeps {limits.max_keys}"
+    size = vector_metadata_bytes(attrs)
+    if size > limits.max_bytes:
+        return f"{size} bytes of metadata; the vector store keeps {limits.max_bytes}"
+    return None
 
 
-def chunk_files(doc: ProcessedDocument, source: Source) -> list[ChunkFile]:
+def _sidecar_bytes(metadata: dict[str, Any], limits: VectorLimits | None) -> tuple[bytes, tuple[str, ...]]:
+    """The sidecar, with optional fields left out (OPTIONAL_FIELDS, in order) until it fits Bedrock's
+    10 KB file limit and the vector store's ``limits``; and the fields left out."""
+    attrs = metadata["metadataAttributes"]
+    dropped: list[str] = []
+    for name in (None, *OPTIONAL_FIELDS):
+        if name is not None:
+            if name not in attrs:
+                continue
+            attrs.pop(name)
+            dropped.append(name)
+        body = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+        problem = _over(body, attrs, limits)
+        if problem is None:
+            return body, tuple(dropped)
+    kept = ", ".join(f"{k} ({vector_metadata_bytes({k: v})} bytes)" for k, v in sorted(attrs.items()))
+    reason = Reason.METADATA_INVALID if len(body) > MAX_SIDECAR_BYTES else Reason.METADATA_TOO_LARGE
+    raise QuarantineError(reason, f"chunk metadata does not fit: {problem}, with only the required fields: {kept}")
+
+
+def chunk_files(doc: ProcessedDocument, source: Source, limits: VectorLimits | None = S3_VECTORS) -> list[ChunkFile]:
+    """The document's chunk files and sidecars. ``limits``: what the vector store keeps of a chunk's
+    metadata (None: no limit beyond Bedrock's 10 KB sidecar file)."""
     files = []
     for chunk in doc.chunks:
-        sidecar = _sidecar_bytes(chunk_metadata(doc, chunk, source))
+        sidecar, dropped = _sidecar_bytes(chunk_metadata(doc, chunk, source), limits)
         content = chunk.text.encode("utf-8", "surrogatepass") + b"\x00" + sidecar
         digest = hashlib.sha256(content).hexdigest()[:CHUNK_HASH_CHARS]
-        files.append(ChunkFile(digest, chunk.text, sidecar, chunk.tokens))
+        files.append(ChunkFile(digest, chunk.text, sidecar, chunk.tokens, dropped))
     return files
