@@ -50,7 +50,7 @@ def run_here(outputs: dict[str, str], client: Clients, name: str) -> list[RunRep
     state = DynamoDBConnectorState(client("dynamodb"), outputs["ConnectorStateTableName"])
     landing = S3BucketWriter(client("s3"), outputs["RawBucketName"])
     instances, _ = configured(outputs, client)
-    wanted = select(instances, {"instance": name}) or select(instances, {"connector": name})
+    wanted = select(instances, {"instance": name})  # an instance, or every instance of a type
     return [
         run_instance(
             i, secret=secret, aws=aws, state=state, landing=landing, seconds=LOCAL_SECONDS, owner=f"cli-{time.time()}"

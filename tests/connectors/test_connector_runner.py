@@ -234,6 +234,10 @@ def test_an_invocation_selects_its_instances() -> None:
     assert [i.name for i in select(instances, {"connector": "web"})] == ["a", "b"]
     assert [i.name for i in select(instances, {"instance": "c"})] == ["c"]
     assert len(select(instances, {})) == 3
+    # `sluice connector run web` on a deployed stack sends {"instance": "web"}: no instance is so
+    # named, so it means every instance of that type, as it does on the local stack.
+    assert [i.name for i in select(instances, {"instance": "web"})] == ["a", "b"]
+    assert select(instances, {"instance": "nothing"}) == []
 
 
 def test_an_item_the_runner_cannot_land_is_skipped_and_the_run_goes_on(aws: Any) -> None:

@@ -368,8 +368,12 @@ def _iso(epoch: float) -> str:
 
 
 def select(instances: list[Instance], event: Mapping[str, Any]) -> list[Instance]:
-    """The instances an invocation asks for: ``{"instance": name}``, ``{"connector": type}``, or all."""
+    """The instances an invocation asks for: ``{"connector": type}`` (EventBridge Scheduler's),
+    ``{"instance": name}`` (``sluice connector run NAME``: the instance so named or, when none is,
+    every instance of the type NAME), or all."""
     name, kind = event.get("instance"), event.get("connector")
+    if name is not None and kind is None and not any(i.name == name for i in instances):
+        name, kind = None, name
     return [i for i in instances if (name is None or i.name == name) and (kind is None or i.type == kind)]
 
 
