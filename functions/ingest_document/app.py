@@ -55,7 +55,7 @@ def record_outcome(outcome: dict[str, Any]) -> None:
     log("document %s", action.value, extra={k: v for k, v in outcome.items() if v not in (None, 0)})
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no document's source key outlives its invocation
 @metrics.log_metrics
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, ingest: IngestFunction | None = None

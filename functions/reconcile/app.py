@@ -1,7 +1,7 @@
 """ReconcileFunction: one run of the reconciliation pass (see sluice.reconcile).
 
 EventBridge Scheduler invokes it on ReconcileSchedule with ``{}``; ``sluice reconcile --stack`` with
-``{"dry_run": true}`` or ``{}``. A run goes on with the pass in progress (or starts one) until the
+``{"dry_run": true}`` or ``{"dry_run": false}``. A run goes on with the pass in progress (or starts one) until the
 pass is complete, its budgets are spent or the invocation is nearly out of time; the next run goes
 on from the saved position. The report is returned, logged, and counted in metrics: drift found by
 kind (``ReconcileDrift``), repairs made, and whether the pass completed.

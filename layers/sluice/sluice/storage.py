@@ -1,4 +1,6 @@
-"""Object storage ports: reading raw documents, writing processed files."""
+"""Object storage ports: reading an object (``ObjectReader``), writing, listing and deleting in one
+bucket (``BucketWriter``: processed files, or connector items landed in RawBucket), listing a bucket a
+page at a time (``BucketListing``)."""
 
 from __future__ import annotations
 

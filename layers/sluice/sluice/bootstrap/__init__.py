@@ -2,9 +2,11 @@
 
 This package is the one place that knows which adapter serves which port. A handler calls its
 module's ``build(os.environ)`` once per execution environment and keeps what it returns; settings
-are read once, there, and every client shares ``CLIENT_CONFIG``. One module per function, so that a
-handler's cold start imports its own service and nothing else. Tests build the same services around
-fakes through the services' own constructors, or call these builders against moto.
+are read once, there, and every client shares ``CLIENT_CONFIG`` (the connector function reads
+its configuration and secrets through Powertools parameters, with their own clients and cache).
+One module per function, so that a handler's cold start imports its own service and nothing else.
+Tests build the same services around fakes through the services' own constructors, or call these
+builders against moto.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ A dry run finds and reports, and changes nothing (not even its position).
 
 The reconciler (``service``, with ``sink_checks`` for what the sinks recorded) works on ports only
 (``ports``, the storage ports and the indexes'); ``report`` holds the kinds of drift and the report.
-``sluice.adapters.aws.reconcile`` wires it on AWS.
+``sluice.bootstrap.reconcile`` wires it on AWS.
 """
 
 from sluice.reconcile.ports import PassBusyError
