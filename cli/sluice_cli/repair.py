@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from sluice.adapters.aws.sink_states import DynamoDBSinkStates
+from sluice.compat import batched
 from sluice.sinks import SinkStatus
 from sluice.sinks.runner import MAX_IDS_PER_MESSAGE, sync_message
 from sluice_cli.status import QUEUES, SINKS
@@ -43,10 +44,8 @@ def move_back(sqs: Any, dead_letters: str, queue: str) -> int:
 
 def requeue_failed(states: DynamoDBSinkStates, sqs: Any, sink: str, queue: str) -> int:
     failed = [s.doc_id for s in states.states(sink, SinkStatus.FAILED)]
-    for i in range(0, len(failed), MAX_IDS_PER_MESSAGE):
-        sqs.send_message(
-            QueueUrl=queue, MessageBody=sync_message(failed[i : i + MAX_IDS_PER_MESSAGE], retry_failed=True)
-        )
+    for batch in batched(failed, MAX_IDS_PER_MESSAGE):
+        sqs.send_message(QueueUrl=queue, MessageBody=sync_message(batch, retry_failed=True))
     return len(failed)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sluice.compat import batched
 from sluice.errors import RefusedError, TransientError
 from sluice.sinks import Queue, SyncResult
 from sluice.sinks.diff import DiffSink
@@ -116,9 +117,8 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
         if r.check_after is not None and r.version is not None and not r.retry:
             by_delay.setdefault(r.check_after, {})[r.doc_id] = r.version
     for delay, versions in sorted(by_delay.items()):
-        items = list(versions.items())
-        for i in range(0, len(items), MAX_IDS_PER_MESSAGE):
-            queue.send(check_message(dict(items[i : i + MAX_IDS_PER_MESSAGE])), delay)
+        for batch in batched(versions.items(), MAX_IDS_PER_MESSAGE):
+            queue.send(check_message(dict(batch)), delay)
     retry = {r.doc_id for r in results if r.retry}
     report.failed_message_ids += [
         m.message_id for m in messages if retry & set(m.sync + m.retry + list(m.check))

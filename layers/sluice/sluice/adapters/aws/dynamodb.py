@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sluice.compat import batched
 from sluice.errors import TransientError
 
 BATCH_GET = 100  # keys per BatchGetItem call
@@ -19,8 +20,8 @@ def batch_get(
     have no item in the answer. Keys the table leaves unprocessed (it is throttling) are asked again
     after a backoff."""
     found: list[dict[str, Any]] = []
-    for i in range(0, len(keys), BATCH_GET):
-        pending = list(keys[i : i + BATCH_GET])
+    for batch in batched(keys, BATCH_GET):
+        pending = list(batch)
         for attempt in range(ATTEMPTS):
             if not pending:
                 break

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sluice.bus import SOURCE, DocumentEvent
+from sluice.compat import batched
 from sluice.errors import TransientError
 
 PUT_EVENTS_BATCH = 10  # PutEvents takes at most 10 entries
@@ -18,8 +19,7 @@ class EventBridgeBus:
         self.bus_name = bus_name
 
     def publish(self, events: Sequence[DocumentEvent]) -> None:
-        for i in range(0, len(events), PUT_EVENTS_BATCH):
-            batch = events[i : i + PUT_EVENTS_BATCH]
+        for batch in batched(events, PUT_EVENTS_BATCH):
             resp = self._events.put_events(
                 Entries=[
                     {

@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sluice.adapters.aws import error_code
+from sluice.compat import batched
 from sluice.errors import TransientError
 from sluice.storage import ListedObject, ObjectHead, ObjectPage
 
@@ -74,8 +75,7 @@ class S3BucketWriter:
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def delete(self, keys: Sequence[str]) -> None:
-        for i in range(0, len(keys), DELETE_BATCH):
-            batch = keys[i : i + DELETE_BATCH]
+        for batch in batched(keys, DELETE_BATCH):
             resp = self._s3.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
             )

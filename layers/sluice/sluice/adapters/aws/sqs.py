@@ -11,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sluice.compat import batched
 from sluice.errors import TransientError
 
 MAX_DELAY_SECONDS = 900  # SQS's longest message delay
@@ -56,8 +57,8 @@ class SqsBatchSender:
         self._sleep = sleep
 
     def send(self, queue_url: str, bodies: Sequence[str]) -> None:
-        for i in range(0, len(bodies), PER_BATCH):
-            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies[i : i + PER_BATCH])]
+        for batch in batched(bodies, PER_BATCH):
+            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)]
             for attempt in range(BATCH_ATTEMPTS):
                 if attempt:
                     self._sleep(BATCH_PAUSE_SECONDS)
