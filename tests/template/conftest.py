@@ -14,6 +14,16 @@ from samtranslator.yaml_helper import yaml_parse
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
+# The knowledge base's id wherever it is used: the stack's own in create mode, KnowledgeBaseId's otherwise;
+# and its ARN in IAM policies.
+KNOWLEDGE_BASE_ID = {
+    "Fn::If": ["CreatesKnowledgeBase", {"Fn::GetAtt": ["KnowledgeBase", "KnowledgeBaseId"]}, {"Ref": "KnowledgeBaseId"}]
+}
+KNOWLEDGE_BASE_ARN = [
+    "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:knowledge-base/${Id}",
+    {"Id": KNOWLEDGE_BASE_ID},
+]
+
 
 class _NoManagedPolicies:
     """The transform asks IAM for managed policy ARNs only when a template names them by name."""

@@ -331,6 +331,8 @@ HOLDS_NO_DATA = frozenset({
     "AWS::Lambda::EventSourceMapping", "AWS::Lambda::EventInvokeConfig", "AWS::Lambda::Permission",
     "AWS::Lambda::LayerVersion", "AWS::Lambda::Version", "AWS::Lambda::Alias", "AWS::Events::Rule",
     "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard", "AWS::Logs::MetricFilter",
+    # A vector knowledge base is its configuration: its vectors are in the S3 Vectors index.
+    "AWS::Bedrock::KnowledgeBase",
 })  # fmt: skip
 
 # Types that hold data but are encrypted here with keys AWS owns, and why that is accepted.
@@ -339,8 +341,10 @@ NOT_UNDER_THE_STACK_KEY = {
     "AWS::SSM::Parameter": "CloudFormation creates only String parameters; the connectors' configuration "
     "holds no credentials (those are in Secrets Manager)",
     "AWS::Scheduler::Schedule": "a schedule's input names a connector type or the retraining settings",
-    "AWS::Bedrock::DataSource": "its transient ingestion data; a key of ours there needs the knowledge "
-    "base's role granted on DataKey, which the stack may not know (KnowledgeBaseRoleArn is optional)",
+    "AWS::Bedrock::DataSource": "its transient ingestion data (chunks on their way to the index); a key of "
+    "ours there needs kms:GenerateDataKey and kms:Decrypt for the knowledge base's role with no kms:ViaService "
+    "to scope them (Bedrock's guide, 'Encryption of transient data storage during data ingestion'), wider than "
+    "the role's reads through S3 and S3 Vectors; and in existing mode the role may be unknown (optional)",
 }
 # AWS::Serverless::StateMachine has no EncryptionConfiguration in this SAM version: execution
 # history stays under an AWS owned key (and out of the logs: IncludeExecutionData false). When SAM
@@ -355,6 +359,8 @@ _KEY_PROPERTY = {  # where a type names its key
     "AWS::DynamoDB::Table": ("SSESpecification", "KMSMasterKeyId"),
     "AWS::SecretsManager::Secret": ("KmsKeyId",),
     "AWS::StepFunctions::StateMachine": ("EncryptionConfiguration", "KmsKeyId"),
+    "AWS::S3Vectors::VectorBucket": ("EncryptionConfiguration", "KmsKeyArn"),
+    "AWS::S3Vectors::Index": ("EncryptionConfiguration", "KmsKeyArn"),  # else the bucket's, which may change
 }
 
 
@@ -390,6 +396,11 @@ def encryption_problems(template: Template) -> list[str]:
                 continue
             if not _names_a_stack_key(template, _dig(properties, *_KEY_PROPERTY[kind])):
                 problems.append(f"{where}: {'.'.join(_KEY_PROPERTY[kind])} does not name the stack's key")
+            if (
+                kind.startswith("AWS::S3Vectors::")
+                and _dig(properties, "EncryptionConfiguration", "SseType") != "aws:kms"
+            ):
+                problems.append(f"{where}: EncryptionConfiguration.SseType is not aws:kms")
             if kind == "AWS::DynamoDB::Table" and (
                 _dig(properties, "SSESpecification", "SSEEnabled") is not True
                 or _dig(properties, "SSESpecification", "SSEType") != "KMS"
@@ -856,12 +867,12 @@ def granting(role: str, statement: dict[str, Any]) -> Mutation:
 
 
 def changing(name: str, sid: str, **changes: Any) -> Mutation:
-    """Changes the statement with this Sid in a resource policy or a role's inline policies; None
-    removes a key."""
+    """Changes the statement with this Sid in a resource policy, a key policy or a role's inline
+    policies; None removes a key."""
 
     def mutate(template: Template) -> None:
         properties = template["Resources"][name]["Properties"]
-        documents = [properties["PolicyDocument"]] if "PolicyDocument" in properties else []
+        documents = [properties[k] for k in ("PolicyDocument", "KeyPolicy") if k in properties]
         documents += [policy["PolicyDocument"] for policy in _branches(properties.get("Policies", []))]
         statement = next(s for d in documents for s in _branches(d["Statement"]) if s.get("Sid") == sid)
         for key, value in changes.items():
@@ -900,6 +911,8 @@ CAUGHT = [
                  ("FineTuneFunctionRole", "AmazonS3FullAccess"), id="managed policy"),
     pytest.param(least_privilege_problems, granting("FineTuneFunctionRole", {"NotAction": "iam:*", "Resource": {"Fn::GetAtt": ["DataKey", "Arn"]}}),
                  ("FineTuneFunctionRole", "NotAction"), id="NotAction"),
+    pytest.param(least_privilege_problems, changing("KnowledgeBaseServiceRole", "UseTheVectorIndex", Action="s3vectors:*"),
+                 ("KnowledgeBaseServiceRole", "s3vectors:*"), id="every vector action"),
     pytest.param(sqs_consumer_problems, changing("SyncKendraFunctionRole", "OnlyItsOwnQueue", NotResource={"Fn::GetAtt": ["KnowledgeBaseQueue", "Arn"]}),
                  ("SyncKendraFunctionRole", "AWSLambdaSQSQueueExecutionRole", "KendraQueue"), id="a sink may read another sink's queue"),
     pytest.param(input_bucket_problems, granting("IngestDocumentFunctionRole", {"Action": "s3:PutObject", "Resource": {"Fn::Sub": "${RawBucket.Arn}/derived/*"}}),
@@ -923,6 +936,10 @@ CAUGHT = [
                  ("FineTuneFunction", "KmsKeyArn"), id="function environment"),
     pytest.param(encryption_problems, removing("RunConnectorFunction", "LoggingConfig"),
                  ("RunConnectorFunction", "LoggingConfig.LogGroup"), id="function logs to Lambda's own group"),
+    pytest.param(encryption_problems, removing("VectorIndex", "EncryptionConfiguration"),
+                 ("VectorIndex", "KmsKeyArn"), id="vector index with its bucket's key"),
+    pytest.param(encryption_problems, setting("VectorBucket", "EncryptionConfiguration", value={"SseType": "AES256"}),
+                 ("VectorBucket", "SseType"), id="vector bucket SSE-S3"),
     pytest.param(encryption_problems, adding("ApiKey", {"Type": "AWS::SecretsManager::Secret", "Properties": {}}),
                  ("ApiKey", "KmsKeyId"), id="secret"),
     pytest.param(encryption_problems, adding("Shared", {"Type": "AWS::EFS::FileSystem", "Properties": {}}),
@@ -965,6 +982,10 @@ CAUGHT = [
                  ("IngestQueuePolicy", "s3.amazonaws.com"), id="service principal of any account"),
     pytest.param(resource_policy_problems, trusting_any_account("ConnectorSchedulerRole"),
                  ("ConnectorSchedulerRole", "scheduler.amazonaws.com"), id="trust without conditions"),
+    pytest.param(resource_policy_problems, trusting_any_account("KnowledgeBaseServiceRole"),
+                 ("KnowledgeBaseServiceRole", "bedrock.amazonaws.com"), id="any account's knowledge base"),
+    pytest.param(resource_policy_problems, changing("DataKey", "S3VectorsIndexesEncryptedVectors", Condition=None),
+                 ("DataKey", "indexing.s3vectors.amazonaws.com"), id="key for any account's vector index"),
 ]  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from sluice_local.template import substitute
-from template.conftest import ROOT, TEMPLATE
+from template.conftest import KNOWLEDGE_BASE_ARN, ROOT, TEMPLATE
 
 pytestmark = pytest.mark.template
 BIN = ROOT / ".venv" / "bin"
@@ -201,7 +201,8 @@ def _placeholder(source: dict[str, Any], value: Any) -> str:
 
 
 @pytest.mark.parametrize("condition", sorted(SINKS))
-def test_a_sink_exists_only_when_its_parameter_is_given(source: dict[str, Any], condition: str) -> None:
+def test_a_sink_exists_only_with_its_index(source: dict[str, Any], condition: str) -> None:
+    """Kendra's with KendraIndexId; the knowledge base's unless KnowledgeBaseMode is off."""
     function, queue, rule = SINKS[condition]
     resources = source["Resources"]
     for name in (function, queue, f"{queue.removesuffix('Queue')}DeadLetterQueue", f"{queue}Policy", rule):
@@ -249,7 +250,7 @@ def test_sink_permissions_name_the_index_not_a_wildcard(source: dict[str, Any]) 
         assert services
         for service in services:
             resource = service["Resource"]["Fn::Sub"]
-            assert "${KnowledgeBaseId}" in resource or "${KendraIndexId}" in resource
+            assert resource == KNOWLEDGE_BASE_ARN or "${KendraIndexId}" in resource, resource
 
 
 def test_the_data_source_takes_our_chunks_as_they_are(source: dict[str, Any]) -> None:
