@@ -14,6 +14,17 @@ from samtranslator.yaml_helper import yaml_parse
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
+# The knowledge base's three modes, as parameter values: create is the template's defaults.
+MODES: dict[str, dict[str, str]] = {
+    "create": {},
+    "existing": {
+        "KnowledgeBaseMode": "existing",
+        "KnowledgeBaseId": "EXISTINGKB",
+        "KnowledgeBaseRoleArn": "arn:aws:iam::123456789012:role/existing-knowledge-base",
+    },
+    "off": {"KnowledgeBaseMode": "off"},
+}
+
 # The knowledge base's id wherever it is used: the stack's own in create mode, KnowledgeBaseId's otherwise;
 # and its ARN in IAM policies.
 KNOWLEDGE_BASE_ID = {

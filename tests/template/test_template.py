@@ -202,7 +202,8 @@ def _placeholder(source: dict[str, Any], value: Any) -> str:
 
 @pytest.mark.parametrize("condition", sorted(SINKS))
 def test_a_sink_exists_only_with_its_index(source: dict[str, Any], condition: str) -> None:
-    """Kendra's with KendraIndexId; the knowledge base's unless KnowledgeBaseMode is off."""
+    """Kendra's with KendraIndexId; the knowledge base's unless KnowledgeBaseMode is off (which
+    parameters make each condition true: test_knowledge_base.py)."""
     function, queue, rule = SINKS[condition]
     resources = source["Resources"]
     for name in (function, queue, f"{queue.removesuffix('Queue')}DeadLetterQueue", f"{queue}Policy", rule):
