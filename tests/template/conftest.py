@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ MODES: dict[str, dict[str, str]] = {
     },
     "off": {"KnowledgeBaseMode": "off"},
 }
+SCANNED = [(mode, which) for mode in MODES for which in ("source", "transformed")]  # conftest.mode_files
 
 # The knowledge base's id wherever it is used: the stack's own in create mode, KnowledgeBaseId's otherwise;
 # and its ARN in IAM policies.
@@ -43,6 +45,13 @@ class _NoManagedPolicies:
         return {}
 
 
+def tool(name: str) -> str:
+    path = ROOT / ".venv" / "bin" / name
+    found = str(path) if path.exists() else shutil.which(name)
+    assert found, f"{name} is not installed; run make install"
+    return found
+
+
 def sam_transform(path: Path) -> dict[str, Any]:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     document = yaml_parse(path.read_text())
@@ -53,6 +62,14 @@ def sam_transform(path: Path) -> dict[str, Any]:
             if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
                 props[key] = f"s3://sluice-artifacts/{props[key].strip('/')}"
     return dict(transform(document, {}, _NoManagedPolicies()))
+
+
+def with_defaults(path: Path, defaults: dict[str, str]) -> dict[str, Any]:
+    """The template at ``path`` with these parameters' defaults changed: a deployment that sets them."""
+    document = yaml_parse(path.read_text())
+    for name, value in defaults.items():
+        document["Parameters"][name]["Default"] = value
+    return dict(document)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +83,18 @@ def transformed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def transformed_file(transformed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sam") / "transformed.json"
-    path.write_text(json.dumps(transformed, indent=1))
-    return path
+def mode_files(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """(mode, source|transformed) -> a file of the template in that KnowledgeBaseMode: create's source
+    is template.yaml itself (its defaults are create's), the others copies with other defaults."""
+    folder = tmp_path_factory.mktemp("modes")
+    paths: dict[tuple[str, str], Path] = {}
+    for mode, defaults in MODES.items():
+        if defaults:
+            source = folder / f"{mode}.json"
+            source.write_text(json.dumps(with_defaults(TEMPLATE, defaults), indent=1))
+        else:
+            source = TEMPLATE
+        transformed = folder / f"{mode}-transformed.json"
+        transformed.write_text(json.dumps(sam_transform(source), indent=1))
+        paths[mode, "source"], paths[mode, "transformed"] = source, transformed
+    return paths

@@ -6,10 +6,12 @@ at fault. It runs on the real template, which must have none, and on copies brok
 which it must find the break: a check that cannot fail is a defect. The checks read every resource
 of a kind, so resources added later are covered without being named here.
 
-Already in test_template.py and not repeated: cfn-lint and checkov, ReportBatchItemFailures on every
-event source mapping, visibility timeouts, every queue's dead-letter queue (its retention and
-maxReceiveCount), wildcard actions in roles' inline policies, and a TLS-only statement in every
-bucket policy (extended here to the objects of each bucket, to queues and to topics).
+Already in test_template.py and not repeated: ReportBatchItemFailures on every event source
+mapping, visibility timeouts, every queue's dead-letter queue (its retention and maxReceiveCount),
+wildcard actions in roles' inline policies, and a TLS-only statement in every bucket policy (extended
+here to the objects of each bucket, to queues and to topics). cfn-lint and checkov, in each
+KnowledgeBaseMode: test_cfn_lint.py, test_checkov.py; the knowledge base's own contract:
+test_knowledge_base.py.
 """
 
 from __future__ import annotations
