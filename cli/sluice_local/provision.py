@@ -1,8 +1,10 @@
 """template.yaml's resources created on the local stack's moto server: physical names and
 attributes first (so that every reference resolves), then the queues, tables, buses and rules,
-buckets and their notifications, topics, parameters and state machines; the functions as specs for
-the workers; the emulated services' data sources and index; and two local-only taps (a queue
-receiving every bus event, one subscribed to every topic) for the demo and the tests.
+buckets and their notifications; the emulated services' resources (the S3 Vectors bucket and index,
+the knowledge base and its data source, created by their own API calls from the template's
+properties, as CloudFormation would; the Kendra index); topics, parameters and state machines; the
+functions as specs for the workers; and two local-only taps (a queue receiving every bus event, one
+subscribed to every topic) for the demo and the tests.
 
 Resource types the local stack does not emulate (KMS keys, IAM roles, log groups, bucket and queue
 policies) are listed in ``skipped``, not silently dropped: their absence changes nothing about how
@@ -11,7 +13,6 @@ data flows.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -26,8 +27,16 @@ TAP_RULE = "sluice-local-tap"
 LOCAL_ROLE = f"arn:aws:iam::{ACCOUNT}:role/sluice-local"  # IAM is not emulated; state machines need a role ARN
 # Local-only speed-ups of deployed settings: sink status checks after 1 s, 2 s, 4 s … instead of 20 s …
 LOCAL_SINK_ENVIRONMENT = {"SINK_FIRST_CHECK_SECONDS": "1"}
+# The emulated resource types, in the order they are created (each may refer to the one before), and
+# the API call that creates each: (service, operation, response member holding the new id, its key).
+EMULATED = {
+    "AWS::S3Vectors::VectorBucket": ("s3vectors", "create_vector_bucket", None, None),
+    "AWS::S3Vectors::Index": ("s3vectors", "create_index", None, None),
+    "AWS::Bedrock::KnowledgeBase": ("bedrock-agent", "create_knowledge_base", "knowledgeBase", "knowledgeBaseId"),
+    "AWS::Bedrock::DataSource": ("bedrock-agent", "create_data_source", "dataSource", "dataSourceId"),
+}
 _CREATED = {  # the resource types created here; the others are listed in `skipped`
-    "AWS::Bedrock::DataSource",
+    *EMULATED,
     "AWS::SNS::Topic",
     "AWS::SSM::Parameter",
     "AWS::Serverless::StateMachine",
@@ -55,9 +64,17 @@ class Provisioner:
     taps' queues, are its attributes afterwards."""
 
     def __init__(
-        self, root: Path, resolver: Resolver, stack_name: str, region: str, endpoint: str, client: Callable[[str], Any]
+        self,
+        root: Path,
+        resolver: Resolver,
+        stack_name: str,
+        region: str,
+        endpoint: str,
+        client: Callable[[str], Any],
+        emulator_dir: Path,
     ) -> None:
         self.root = root
+        self.emulator_dir = emulator_dir
         self.resolver = resolver
         self.stack_name = stack_name
         self.region = region
@@ -124,6 +141,7 @@ class Provisioner:
                 s3.put_bucket_notification_configuration(
                     Bucket=b.physical_id, NotificationConfiguration={"QueueConfigurations": queue_configs}
                 )
+        self._provision_emulated_services()
         for f in self._of_type("AWS::Serverless::Function"):
             self.functions[f.logical_id] = self._function_spec(f)
         self._create_tap()
@@ -188,9 +206,15 @@ class Provisioner:
             res.physical_id = _physical_name(stack, lid)
             res.ref = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{res.physical_id}"
             res.attributes.update(Arn=res.ref, Name=res.physical_id)
-        elif kind == "AWS::Bedrock::DataSource":
-            res.physical_id = "LOCAL" + hashlib.sha256(f"{stack}/{lid}".encode()).hexdigest()[:5].upper()
-            res.attributes.update(DataSourceId=res.physical_id)
+        elif kind == "AWS::S3Vectors::VectorBucket":
+            res.physical_id = _bucket_name(stack, lid)
+            res.ref = f"arn:aws:s3vectors:{region}:{ACCOUNT}:bucket/{res.physical_id}"
+            res.attributes.update(VectorBucketArn=res.ref)
+        elif kind == "AWS::S3Vectors::Index":
+            res.physical_id = _bucket_name(stack, lid)  # its ARN names its bucket: set when it is created
+        elif kind == "AWS::IAM::Role":
+            res.physical_id = _physical_name(stack, lid, 64)
+            res.attributes.update(Arn=f"arn:aws:iam::{ACCOUNT}:role/{res.physical_id}", RoleId=res.physical_id)
         elif kind == "AWS::Serverless::Function":
             res.physical_id = _physical_name(stack, lid, 64)
             res.attributes.update(Arn=f"arn:aws:lambda:{region}:{ACCOUNT}:function:{res.physical_id}")
@@ -201,26 +225,44 @@ class Provisioner:
                 Arn=f"arn:aws:{service}:{region}:{ACCOUNT}:{lid}/{res.physical_id}", KeyId=res.physical_id
             )
 
-    def provision_emulated_services(self, emulator_dir: Path) -> None:
-        """The knowledge base's data sources and the Kendra index, in the emulator's database (fresh
-        for every stack, like moto's in-memory services)."""
+    def _provision_emulated_services(self) -> None:
+        """The emulator's database, fresh for every stack like moto's in-memory services; in it, the
+        template's vector store, knowledge base and data source, each made by its own API call (so
+        botocore checks the template's properties against the API, and the emulator checks what AWS
+        would, such as equal dimensions); a knowledge base and data source named by parameter
+        (``existing`` mode) and the Kendra index are set up as already there."""
         from sluice.pipeline.files import CHUNK_PREFIX
         from sluice_local.emulators import LOCAL_KENDRA_FIELDS, Emulator
 
-        shutil.rmtree(emulator_dir, ignore_errors=True)
-        emulator = Emulator(emulator_dir, s3=self.client("s3"))
+        shutil.rmtree(self.emulator_dir, ignore_errors=True)
+        emulator = Emulator(self.emulator_dir, s3=self.client("s3"))
         r = self.resolver
-        for source in self._of_type("AWS::Bedrock::DataSource"):
-            props = r.resolve(source.properties)
-            s3 = props["DataSourceConfiguration"]["S3Configuration"]
-            bucket = s3["BucketArn"].rsplit(":", 1)[-1]
-            emulator.create_data_source(
-                props["KnowledgeBaseId"], source.physical_id, bucket, s3["InclusionPrefixes"][0]
-            )
         kb, ds = r.parameters.get("KnowledgeBaseId"), r.parameters.get("KnowledgeBaseDataSourceId")
-        if kb and ds:  # an existing data source, named by parameter: over the processed chunks
-            processed = next(b for b in self._of_type("AWS::S3::Bucket") if b.logical_id == "ProcessedBucket")
-            emulator.create_data_source(kb, ds, processed.physical_id, CHUNK_PREFIX)
+        if kb and r.parameters.get("KnowledgeBaseMode") == "existing":
+            emulator.adopt_knowledge_base(kb)
+            if ds:  # its data source, over the processed chunks
+                processed = next(b for b in self._of_type("AWS::S3::Bucket") if b.logical_id == "ProcessedBucket")
+                emulator.create_data_source(kb, ds, processed.physical_id, CHUNK_PREFIX)
+        for kind, (service, operation, member, id_key) in EMULATED.items():
+            for res in self._of_type(kind):
+                client = emulator.client(service)
+                call = getattr(client, operation)
+                request = _api_request(
+                    r.resolve(res.properties),
+                    client.meta.service_model.operation_model(client.meta.method_to_api_mapping[operation]).input_shape,
+                )
+                if kind == "AWS::S3Vectors::VectorBucket":
+                    request["vectorBucketName"] = res.physical_id
+                elif kind == "AWS::S3Vectors::Index":
+                    request["indexName"] = res.physical_id
+                response = call(**request)
+                if kind == "AWS::S3Vectors::Index":
+                    res.ref = response["indexArn"]
+                    res.attributes.update(IndexArn=res.ref)
+                elif member and id_key:
+                    created = response[member]
+                    res.physical_id = res.ref = created[id_key]
+                    res.attributes.update({k[0].upper() + k[1:]: v for k, v in created.items() if isinstance(v, str)})
         if r.parameters.get("KendraIndexId"):
             emulator.create_index(r.parameters["KendraIndexId"], LOCAL_KENDRA_FIELDS)
 
@@ -300,3 +342,27 @@ class Provisioner:
                 Name=TAP_RULE, EventBusName=bus.physical_id, EventPattern=json.dumps({"account": [ACCOUNT]})
             )
             events.put_targets(Rule=TAP_RULE, EventBusName=bus.physical_id, Targets=[{"Id": "tap", "Arn": arn}])
+
+
+def _api_request(properties: Any, shape: Any) -> Any:
+    """CloudFormation properties (PascalCase, numbers often strings) as an API request of ``shape``:
+    each key becomes the member of the same name in camelCase, numbers are converted. A property the
+    API has no member for is an error: the template and the emulated API have drifted apart."""
+    if shape.type_name == "structure":
+        members = {name.lower(): name for name in shape.members}
+        request = {}
+        for key, value in properties.items():
+            name = members.get(key.lower())
+            if name is None:
+                raise ValueError(f"{key}: {shape.name} has no such member (the template's property has no API twin)")
+            request[name] = _api_request(value, shape.members[name])
+        return request
+    if shape.type_name == "list":
+        return [_api_request(v, shape.member) for v in properties]
+    if shape.type_name in ("integer", "long"):
+        return int(properties)
+    if shape.type_name in ("float", "double"):
+        return float(properties)
+    if shape.type_name == "boolean":
+        return properties if isinstance(properties, bool) else str(properties).lower() == "true"
+    return properties

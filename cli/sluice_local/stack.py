@@ -28,9 +28,20 @@ from sluice_local.template import REGION, Resolver, load
 
 DEFAULT_PORT = 4566
 STATE_FILE = "state.json"
-# The sinks' services are emulated in-process (sluice_local.emulators); these parameters give the
-# local stack a knowledge base and a Kendra index so that both sinks exist and run.
-LOCAL_PARAMETERS = {"KnowledgeBaseId": "LOCALKB001", "KendraIndexId": "10ca1000-0000-4000-8000-000000000001"}
+STATE_DIR = Path(".sluice") / "local"  # under the repository: where `sluice ... --local` finds the stack
+
+
+def state_dir() -> Path:
+    """Where the running local stack's state is: SLUICE_LOCAL_STATE (a test's own stack), else the
+    repository's .sluice/local."""
+    override = os.environ.get("SLUICE_LOCAL_STATE")
+    return Path(override) if override else find_root() / STATE_DIR
+
+
+# The sinks' services are emulated in-process (sluice_local.emulators). The knowledge base is the one
+# the template creates (KnowledgeBaseMode=create, the default); this parameter stands for an existing
+# Kendra index (Kendra takes no new customers) so that the Kendra sink exists and runs too.
+LOCAL_PARAMETERS = {"KendraIndexId": "10ca1000-0000-4000-8000-000000000001"}
 EMULATOR_DIR = "emulators"
 
 
@@ -130,7 +141,7 @@ class LocalStack:
         self.root = root
         self.port = port
         self.stack_name = stack_name
-        self.state_dir = state_dir or root / ".sluice" / "local"
+        self.state_dir = state_dir or root / STATE_DIR
         self.resolver = Resolver(load(root / "template.yaml"), stack_name, {**LOCAL_PARAMETERS, **(parameters or {})})
         self.region = REGION
         self.endpoint = ""
@@ -165,9 +176,10 @@ class LocalStack:
         self.port = int(port)
         self.endpoint = f"http://{host}:{self.port}"
         os.environ["MOTO_PORT"] = str(self.port)  # where the interpreter sends its own AWS calls
-        provisioner = Provisioner(self.root, self.resolver, self.stack_name, self.region, self.endpoint, self.client)
+        provisioner = Provisioner(
+            self.root, self.resolver, self.stack_name, self.region, self.endpoint, self.client, self.emulator_dir
+        )
         provisioner.provision()
-        provisioner.provision_emulated_services(self.emulator_dir)
         self.functions, self.skipped = provisioner.functions, provisioner.skipped
         self.tap_queue_url = provisioner.tap_queue_url
         self.notification_queue_url = provisioner.notification_queue_url

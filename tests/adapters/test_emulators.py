@@ -220,3 +220,112 @@ def test_a_sync_job_orphaned_by_a_lost_worker_is_stopped(world: dict[str, Any]) 
         "BatchPutDocument",
         "StopDataSourceSyncJob",
     ]
+
+
+def _created_knowledge_base(world: dict[str, Any], dimension: int, non_filterable: list[str]) -> tuple[str, str]:
+    """A vector bucket, an index and a knowledge base over it, made by their API calls as the local
+    stack makes them from template.yaml; the knowledge base's id and its data source's."""
+    vectors = boto3.client("s3vectors")
+    vectors.create_vector_bucket(vectorBucketName="vectors")
+    config = {"nonFilterableMetadataKeys": non_filterable} if non_filterable else {}
+    index = vectors.create_index(
+        vectorBucketName="vectors",
+        indexName="chunks",
+        dataType="float32",
+        dimension=dimension,
+        distanceMetric="cosine",
+        **({"metadataConfiguration": config} if config else {}),
+    )["indexArn"]
+    kb = world["agent"].create_knowledge_base(
+        name="kb",
+        roleArn="arn:aws:iam::123456789012:role/kb",
+        knowledgeBaseConfiguration={
+            "type": "VECTOR",
+            "vectorKnowledgeBaseConfiguration": {
+                "embeddingModelArn": "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0",
+                "embeddingModelConfiguration": {"bedrockEmbeddingModelConfiguration": {"dimensions": 1024}},
+            },
+        },
+        storageConfiguration={"type": "S3_VECTORS", "s3VectorsConfiguration": {"indexArn": index}},
+    )["knowledgeBase"]["knowledgeBaseId"]
+    ds = world["agent"].create_data_source(
+        knowledgeBaseId=kb,
+        name="chunks",
+        dataSourceConfiguration={
+            "type": "S3",
+            "s3Configuration": {"bucketArn": "arn:aws:s3:::processed", "inclusionPrefixes": ["chunks/"]},
+        },
+        dataDeletionPolicy="RETAIN",
+    )["dataSource"]["dataSourceId"]
+    return kb, ds
+
+
+def test_a_knowledge_base_takes_only_an_index_of_its_embedding_dimension(world: dict[str, Any]) -> None:
+    with pytest.raises(ClientError, match="differ from the vector index's dimension"):
+        _created_knowledge_base(world, 512, [])
+
+
+def test_chunk_text_counts_as_filterable_metadata_unless_the_index_says_otherwise(world: dict[str, Any]) -> None:
+    long_text = "A sentence that fills the chunk. " * 100  # 3,300 bytes
+    for keys, expected in (([], "FAILED"), (["AMAZON_BEDROCK_TEXT", "AMAZON_BEDROCK_METADATA"], "INDEXED")):
+        with mock_aws():
+            boto3.client("s3").create_bucket(Bucket="processed")
+            emulators.install(world["dir"] / f"kb-{expected}", s3=boto3.client("s3"))
+            kb, ds = _created_knowledge_base(world | {"agent": boto3.client("bedrock-agent")}, 1024, keys)
+            uri = _chunk(boto3.client("s3"), "chunks/d/long.txt", long_text)
+            agent = boto3.client("bedrock-agent")
+            agent.ingest_knowledge_base_documents(
+                knowledgeBaseId=kb,
+                dataSourceId=ds,
+                documents=[{"content": {"dataSourceType": "S3", "s3": {"s3Location": {"uri": uri}}}}],
+            )
+            detail = agent.get_knowledge_base_documents(
+                knowledgeBaseId=kb, dataSourceId=ds, documentIdentifiers=[{"dataSourceType": "S3", "s3": {"uri": uri}}]
+            )["documentDetails"][0]
+            assert detail["status"] == expected, detail
+            if expected == "FAILED":
+                assert "Filterable metadata must have at most 2048 bytes" in detail["statusReason"]
+
+
+def test_retrieve_and_generate_answers_from_what_the_filter_admits_and_cites_it(world: dict[str, Any]) -> None:
+    s3, agent, runtime = world["s3"], world["agent"], world["runtime"]
+
+    def acl(*allow: str) -> dict[str, Any]:
+        return {"acl_allow": {"value": {"type": "STRING_LIST", "stringListValue": list(allow)}}}
+
+    secret = _chunk(
+        s3, "chunks/a/1.txt", "The heron budget is forty-two pebbles. Herons count pebbles.", acl("group:board")
+    )
+    public = _chunk(s3, "chunks/b/1.txt", "The heron is a bird that wades. A heron counts fish, not pebbles.", acl("*"))
+    _ingest(agent, [secret, public])
+    question = {"text": "How many pebbles is the heron budget?"}
+
+    def ask(model: str, condition: dict[str, Any] | None = None) -> dict[str, Any]:
+        search: dict[str, Any] = {"numberOfResults": 5} | ({"filter": condition} if condition else {})
+        return dict(
+            runtime.retrieve_and_generate(
+                input=question,
+                retrieveAndGenerateConfiguration={
+                    "type": "KNOWLEDGE_BASE",
+                    "knowledgeBaseConfiguration": {
+                        "knowledgeBaseId": KB,
+                        "modelArn": model,
+                        "retrievalConfiguration": {"vectorSearchConfiguration": search},
+                    },
+                },
+            )
+        )
+
+    with pytest.raises(ClientError, match="on-demand throughput isn't supported"):
+        ask("amazon.nova-2-lite-v1:0")
+    profile = "us.amazon.nova-2-lite-v1:0"
+    answer = ask(profile)
+    assert answer["output"]["text"].startswith("Emulated answer")
+    cited = [r["location"]["s3Location"]["uri"] for c in answer["citations"] for r in c["retrievedReferences"]]
+    assert cited[0] == secret  # the best match
+    for citation in answer["citations"]:
+        span, text = citation["generatedResponsePart"]["textResponsePart"]["span"], answer["output"]["text"]
+        assert text[span["start"] : span["end"] + 1] == citation["generatedResponsePart"]["textResponsePart"]["text"]
+    outsider = ask(profile, {"orAll": [{"listContains": {"key": "acl_allow", "value": v}} for v in ("*", "user:x")]})
+    cited = [r["location"]["s3Location"]["uri"] for c in outsider["citations"] for r in c["retrievedReferences"]]
+    assert cited == [public]

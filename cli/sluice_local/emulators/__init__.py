@@ -9,17 +9,20 @@ from a SQLite database whose FTS5 tables hold the chunks and documents it was gi
 answer against the model's output shape too, and appends the call to a JSON Lines log that the
 demo summarises. Several processes share the database (SQLite locks it) and the log (appends).
 
-One module per service (``knowledge_base``: Bedrock Agent and Agent Runtime; ``kendra``;
-``bedrock``), what they share in ``common``, the botocore hooks in ``hooks``.
+One module per service (``knowledge_base``: Bedrock Agent and Agent Runtime, with its retrieval
+``filters``; ``vectors``: S3 Vectors; ``kendra``; ``bedrock``: provisioned throughput and the model
+catalogue), what they share in ``common`` (the assumptions a test may break, among them), the
+botocore hooks in ``hooks``.
 
 Dev-only: never in the Lambda layer.
 """
 
-from sluice_local.emulators.common import CALLS_FILE, DB_FILE, read_calls
+from sluice_local.emulators.common import ASSUMPTIONS, CALLS_FILE, DB_FILE, read_calls
 from sluice_local.emulators.hooks import Emulator, install, installed, route_lambda, uninstall
 from sluice_local.emulators.kendra import LOCAL_KENDRA_FIELDS
 
 __all__ = [
+    "ASSUMPTIONS",
     "CALLS_FILE",
     "DB_FILE",
     "LOCAL_KENDRA_FIELDS",

@@ -1,13 +1,15 @@
-"""Bedrock's provisioned throughput, which moto's Bedrock backend lacks (moto serves the model
-customization jobs). A repeated client request token gets the same throughput back."""
+"""What moto's Bedrock backend lacks (moto serves the model customization jobs): provisioned
+throughput (a repeated client request token gets the same throughput back), and the model catalogue
+that `sluice ask` and `sluice verify` consult (foundation models, their availability, inference
+profiles)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sluice_local.emulators.common import Database, Operation, ServiceError, now
+from sluice_local.emulators.common import Database, Operation, ServiceError, broken, now
 
 PROVISIONING_CHECKS = 1  # a provisioned throughput is Creating for this many checks, then InService
 
@@ -65,3 +67,120 @@ class ProvisionedThroughput:
             "creationTime": datetime.fromisoformat(created),
             "lastModifiedTime": now(),
         }
+
+
+REGION = "us-east-1"
+_FM = f"arn:aws:bedrock:{REGION}::foundation-model/"
+# The local Bedrock's catalogue: a small copy of the real one's shapes. Titan V2 embeds on demand; Nova
+# 2 Lite (the default generation model) answers only through inference profiles, as in AWS; a LEGACY
+# model for the warnings.
+MODELS: dict[str, dict[str, Any]] = {
+    "amazon.titan-embed-text-v2:0": {
+        "modelName": "Titan Text Embeddings V2",
+        "providerName": "Amazon",
+        "inputModalities": ["TEXT"],
+        "outputModalities": ["EMBEDDING"],
+        "inferenceTypesSupported": ["ON_DEMAND"],
+        "status": "ACTIVE",
+    },
+    "amazon.nova-2-lite-v1:0": {
+        "modelName": "Nova 2 Lite",
+        "providerName": "Amazon",
+        "inputModalities": ["TEXT", "IMAGE", "VIDEO"],
+        "outputModalities": ["TEXT"],
+        "inferenceTypesSupported": ["INFERENCE_PROFILE"],
+        "status": "ACTIVE",
+    },
+    "amazon.nova-lite-v1:0": {
+        "modelName": "Nova Lite",
+        "providerName": "Amazon",
+        "inputModalities": ["TEXT", "IMAGE", "VIDEO"],
+        "outputModalities": ["TEXT"],
+        "inferenceTypesSupported": ["ON_DEMAND", "INFERENCE_PROFILE"],
+        "status": "ACTIVE",
+    },
+    "anthropic.claude-3-haiku-20240307-v1:0": {
+        "modelName": "Claude 3 Haiku",
+        "providerName": "Anthropic",
+        "inputModalities": ["TEXT", "IMAGE"],
+        "outputModalities": ["TEXT"],
+        "inferenceTypesSupported": ["ON_DEMAND"],
+        "status": "LEGACY",
+    },
+}
+PROFILES = {
+    "us.amazon.nova-2-lite-v1:0": ("amazon.nova-2-lite-v1:0", ("us-east-1", "us-east-2", "us-west-2")),
+    "global.amazon.nova-2-lite-v1:0": ("amazon.nova-2-lite-v1:0", ("us-east-1", "eu-west-1", "ap-northeast-1")),
+    "us.amazon.nova-lite-v1:0": ("amazon.nova-lite-v1:0", ("us-east-1", "us-east-2", "us-west-2")),
+}
+
+
+def model_id_of(identifier: str) -> str:
+    """A model or profile identifier (id or ARN) -> the foundation model's id, or '' when unknown."""
+    name = identifier.rsplit("/", 1)[-1]
+    if name in MODELS:
+        return name
+    return PROFILES[name][0] if name in PROFILES else ""
+
+
+class ModelCatalogue:
+    """GetFoundationModel, its availability and the inference profiles, from MODELS and PROFILES."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def operations(self) -> dict[tuple[str, str], Operation]:
+        return {
+            ("bedrock", "GetFoundationModel"): self.get_model,
+            ("bedrock", "GetFoundationModelAvailability"): self.availability,
+            ("bedrock", "GetInferenceProfile"): self.get_profile,
+            ("bedrock", "ListInferenceProfiles"): self.list_profiles,
+        }
+
+    def get_model(self, params: dict[str, Any]) -> dict[str, Any]:
+        model_id = params["modelIdentifier"].rsplit("/", 1)[-1]
+        if model_id not in MODELS:
+            raise ServiceError("ValidationException", f"The provided model identifier is invalid: {model_id}", 400)
+        model = MODELS[model_id]
+        lifecycle: dict[str, Any] = {"status": model["status"]}
+        if model["status"] == "LEGACY":
+            lifecycle["endOfLifeTime"] = datetime(2027, 1, 31, tzinfo=UTC)
+        details = {k: v for k, v in model.items() if k != "status"}
+        details |= {"modelArn": _FM + model_id, "modelId": model_id, "modelLifecycle": lifecycle}
+        return {"modelDetails": details | {"customizationsSupported": [], "responseStreamingSupported": True}}
+
+    def availability(self, params: dict[str, Any]) -> dict[str, Any]:
+        model_id = params["modelId"]
+        if model_id not in MODELS:
+            raise ServiceError("ValidationException", f"The provided model identifier is invalid: {model_id}", 400)
+        granted = not broken(self._db, "model_access")
+        return {
+            "modelId": model_id,
+            "agreementAvailability": {"status": "AVAILABLE"},
+            "authorizationStatus": "AUTHORIZED" if granted else "NOT_AUTHORIZED",
+            "entitlementAvailability": "AVAILABLE",
+            "regionAvailability": "AVAILABLE",
+        }
+
+    def get_profile(self, params: dict[str, Any]) -> dict[str, Any]:
+        profile_id = params["inferenceProfileIdentifier"].rsplit("/", 1)[-1]
+        if profile_id not in PROFILES:
+            raise ServiceError("ResourceNotFoundException", f"no inference profile {profile_id}", 404)
+        return _profile(profile_id)
+
+    def list_profiles(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("typeEquals", "SYSTEM_DEFINED") != "SYSTEM_DEFINED":
+            return {"inferenceProfileSummaries": []}
+        return {"inferenceProfileSummaries": [_profile(p) for p in PROFILES]}
+
+
+def _profile(profile_id: str) -> dict[str, Any]:
+    model_id, regions = PROFILES[profile_id]
+    return {
+        "inferenceProfileName": f"{profile_id.split('.', 1)[0].upper()} {MODELS[model_id]['modelName']}",
+        "inferenceProfileArn": f"arn:aws:bedrock:{REGION}:123456789012:inference-profile/{profile_id}",
+        "inferenceProfileId": profile_id,
+        "models": [{"modelArn": f"arn:aws:bedrock:{r}::foundation-model/{model_id}"} for r in regions],
+        "status": "ACTIVE",
+        "type": "SYSTEM_DEFINED",
+    }

@@ -49,6 +49,26 @@ class Database:
         return self.connection().execute(sql, parameters)
 
 
+# What Sluice assumes of AWS, each of which a test can break in the emulators to show that `sluice
+# verify` catches it (Emulator.break_assumption). name -> what breaking it does.
+ASSUMPTIONS = {
+    "model_access": "Bedrock reports model access not granted for every model",
+    "knowledge_base": "the stack's knowledge base is gone",
+    "indexing": "ingested chunks never become INDEXED",
+    "metadata": "Retrieve returns chunks without their sidecar attributes",
+    "citations": "RetrieveAndGenerate answers without citations",
+    "filters": "Retrieve and RetrieveAndGenerate ignore metadata filters",
+    "client_token": "a repeated client token is refused",
+    "deletion": "deleted chunks stay in the index",
+}
+ASSUMPTIONS_SCHEMA = "CREATE TABLE IF NOT EXISTS broken (name TEXT PRIMARY KEY);"
+
+
+def broken(db: Database, name: str) -> bool:
+    """Whether a test broke this assumption (see ASSUMPTIONS)."""
+    return db.execute("SELECT 1 FROM broken WHERE name = ?", (name,)).fetchone() is not None
+
+
 class CallLog:
     """Every emulated call, appended to a JSON Lines file that processes share and the demo reads."""
 

@@ -17,8 +17,10 @@ import botocore.session
 from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 
-from sluice_local.emulators import bedrock, kendra, knowledge_base
+from sluice_local.emulators import bedrock, kendra, knowledge_base, vectors
 from sluice_local.emulators.common import (
+    ASSUMPTIONS,
+    ASSUMPTIONS_SCHEMA,
     CALLS_FILE,
     DB_FILE,
     CallLog,
@@ -29,7 +31,8 @@ from sluice_local.emulators.common import (
     check_request_limits,
 )
 
-WHOLLY_EMULATED = ("bedrock-agent", "bedrock-agent-runtime", "kendra")  # the others: only their listed operations
+# the others: only their listed operations
+WHOLLY_EMULATED = ("bedrock-agent", "bedrock-agent-runtime", "kendra", "s3vectors")
 
 LambdaResolver = Callable[[str], Callable[[dict[str, Any]], dict[str, Any]] | None]
 
@@ -41,17 +44,20 @@ class Emulator:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self._s3 = s3
-        db = Database(self.dir / DB_FILE)
+        db = self._db = Database(self.dir / DB_FILE)
         self._log = CallLog(self.dir / CALLS_FILE)
         self.knowledge_base = knowledge_base.KnowledgeBase(db, self.s3)
         self.kendra = kendra.Kendra(db, self.s3)
-        provisioned = bedrock.ProvisionedThroughput(db)
         self._operations: dict[tuple[str, str], Operation] = {
             **self.knowledge_base.operations(),
             **self.kendra.operations(),
-            **provisioned.operations(),
+            **bedrock.ProvisionedThroughput(db).operations(),
+            **bedrock.ModelCatalogue(db).operations(),
+            **vectors.VectorStore(db).operations(),
         }
-        db.connection().executescript(knowledge_base.SCHEMA + kendra.SCHEMA + bedrock.SCHEMA)
+        db.connection().executescript(
+            knowledge_base.SCHEMA + kendra.SCHEMA + bedrock.SCHEMA + vectors.SCHEMA + ASSUMPTIONS_SCHEMA
+        )
 
     def s3(self) -> Any:
         """The S3 client the services read documents with, as AWS's own services would."""
@@ -64,8 +70,34 @@ class Emulator:
     def create_data_source(self, kb: str, ds: str, bucket: str, prefix: str) -> None:
         self.knowledge_base.create_data_source(kb, ds, bucket, prefix)
 
+    def adopt_knowledge_base(self, kb: str) -> None:
+        self.knowledge_base.adopt(kb)
+
+    def client(self, service: str) -> Any:
+        """A client of an emulated service answered by this emulator, whichever one is installed
+        (it is made without the installed one's hooks)."""
+        patched = botocore.session.Session.create_client
+        create = getattr(patched, "_sluice_original", patched)
+        client = create(
+            botocore.session.get_session(),
+            service,
+            region_name=knowledge_base.REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        self.attach(client)
+        return client
+
     def create_index(self, index_id: str, fields: dict[str, str]) -> None:
         self.kendra.create_index(index_id, fields)
+
+    def break_assumption(self, name: str, *, broken: bool = True) -> None:
+        """Make the emulated services behave as Sluice assumes AWS does not (see ASSUMPTIONS), in
+        every process sharing this directory; ``broken=False`` mends it."""
+        if name not in ASSUMPTIONS:
+            raise ValueError(f"{name!r}: the assumptions are {', '.join(ASSUMPTIONS)}")
+        sql = "INSERT OR IGNORE INTO broken VALUES (?)" if broken else "DELETE FROM broken WHERE name = ?"
+        self._db.execute(sql, (name,))
 
     def attach(self, client: Any) -> None:
         """Answer this client's calls: all of them for a wholly emulated service, only the emulated

@@ -14,7 +14,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sluice_local.emulators.common import Database, Operation, S3Client, ServiceError, fts_query, now, plain_value
+from sluice_local.emulators.common import (
+    Database,
+    Operation,
+    S3Client,
+    ServiceError,
+    broken,
+    fts_query,
+    now,
+    plain_value,
+)
 
 LOCAL_KENDRA_FIELDS = {"department": "STRING_VALUE", "audience": "STRING_LIST_VALUE", "year": "LONG_VALUE"}
 _RESERVED_FIELDS = {"_source_uri": "STRING_VALUE", "_last_updated_at": "DATE_VALUE", "_file_type": "STRING_VALUE"}
@@ -129,13 +138,16 @@ class Kendra:
     def retrieve(self, params: dict[str, Any]) -> dict[str, Any]:
         limit = int(params.get("PageSize", 10))
         rows = self._db.execute(
-            "SELECT kendra_fts.id, d.title, snippet(kendra_fts, 0, '', '', ' … ', 48), bm25(kendra_fts) AS rank "
-            "FROM kendra_fts JOIN kendra_docs d ON d.index_id = kendra_fts.index_id AND d.id = kendra_fts.id "
-            "WHERE kendra_fts MATCH ? AND kendra_fts.index_id = ? ORDER BY rank LIMIT ?",
-            (fts_query(params["QueryText"]), params["IndexId"], limit),
+            "SELECT kendra_fts.id, d.title, snippet(kendra_fts, 0, '', '', ' … ', 48), bm25(kendra_fts) AS rank, "
+            "d.acl FROM kendra_fts JOIN kendra_docs d ON d.index_id = kendra_fts.index_id AND d.id = kendra_fts.id "
+            "WHERE kendra_fts MATCH ? AND kendra_fts.index_id = ? ORDER BY rank",
+            (fts_query(params["QueryText"]), params["IndexId"]),
         ).fetchall()
+        user = params.get("UserContext")
+        if user is not None and not broken(self._db, "filters"):
+            rows = [row for row in rows if _visible(json.loads(row[4] or "[]"), user)]
         items = []
-        for n, (doc_id, title, passage, rank) in enumerate(rows):
+        for n, (doc_id, title, passage, rank, _) in enumerate(rows[:limit]):
             confidence = "VERY_HIGH" if n == 0 else "HIGH" if abs(rank) > 2 else "MEDIUM"
             items.append(
                 {
@@ -188,3 +200,14 @@ class Kendra:
             "INSERT OR REPLACE INTO kendra_docs VALUES (?, ?, ?, ?, ?, ?)",
             (index_id, d["Id"], title, text, json.dumps(attributes), acl),
         )
+
+
+def _visible(acl: list[dict[str, str]], user: dict[str, Any]) -> bool:
+    """Kendra's access check with a UserContext: a document without an access list is open; one with
+    a list needs an ALLOW for the user or one of the groups, and no DENY for any of them."""
+    if not acl:
+        return True
+    who = {("USER", str(user.get("UserId", "")).lower())} | {("GROUP", g) for g in user.get("Groups") or []}
+    entries = {(e["Access"], e["Type"], e["Name"].lower() if e["Type"] == "USER" else e["Name"]) for e in acl}
+    allowed = any(("ALLOW", *w) in entries for w in who)
+    return allowed and not any(("DENY", *w) in entries for w in who)

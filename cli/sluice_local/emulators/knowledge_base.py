@@ -1,31 +1,46 @@
-"""A Bedrock knowledge base: Bedrock Agent's direct ingestion (documents in, out, their status) and
-ingestion jobs, and Bedrock Agent Runtime's Retrieve.
+"""A Bedrock knowledge base: its creation over an S3 Vectors index and its S3 data sources (as the
+stack's template creates them), Bedrock Agent's direct ingestion (documents in, out, their status)
+and ingestion jobs, and Bedrock Agent Runtime's Retrieve and RetrieveAndGenerate.
 
-What it keeps of the service's behaviour: S3 documents must lie inside the data source's bucket and
-prefix; metadata sidecars over 10 KB fail; a repeated client token is ignored; one ingestion job at
-a time per data source (ConflictException); deleting what was never there is success. Retrieval is
-BM25 over the text, not vectors: good enough to see that edits and deletions arrive.
+What it keeps of the service's behaviour: the index's dimension must equal the embedding
+dimensions; S3 documents must lie inside the data source's bucket and prefix; metadata sidecars over
+10 KB fail, and so does custom metadata a vector cannot keep (1 KB, 35 keys), and filterable metadata
+over 2 KB (the chunk's text counts unless the index marks AMAZON_BEDROCK_TEXT non-filterable); a
+repeated client token is ignored; one ingestion job at a time per data source (ConflictException);
+deleting what was never there is success; metadata filters (equals ... listContains, andAll, orAll)
+apply. Retrieval is BM25 over the text, not vectors: good enough to see that edits, deletions and
+filters arrive. RetrieveAndGenerate answers extractively, quoting the top passages, and says so.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime
 from typing import Any
 
+from sluice_local.emulators.bedrock import MODELS, PROFILES, model_id_of
 from sluice_local.emulators.common import (
     Database,
     Operation,
     S3Client,
     ServiceError,
+    broken,
     fts_query,
     now,
     plain_value,
     split_s3_uri,
 )
+from sluice_local.emulators.filters import matches
+from sluice_local.emulators.vectors import index_row
 
 MAX_SIDECAR_BYTES = 10 * 1024
+MAX_FILTERABLE_BYTES = 2048  # S3 Vectors: filterable metadata per vector
+REGION, ACCOUNT = "us-east-1", "123456789012"
+_FOUNDATION = f"arn:aws:bedrock:{REGION}::foundation-model/"
+EMULATED = "Emulated answer (sentences quoted from the top passages): "  # how a local answer begins
+NO_ANSWER = "Sorry, I am unable to assist you with this request."  # Bedrock's answer when nothing was retrieved
 # What a vector in Amazon S3 Vectors keeps of a chunk's custom metadata, through Bedrock: 1 KB and 35 keys.
 VECTOR_METADATA_BYTES, VECTOR_METADATA_KEYS = 1024, 35
 
@@ -45,7 +60,10 @@ def _metadata_bytes(attributes: dict[str, Any]) -> int:
 
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS data_sources (kb TEXT, ds TEXT, bucket TEXT, prefix TEXT, PRIMARY KEY (kb, ds));
+CREATE TABLE IF NOT EXISTS knowledge_bases (kb TEXT PRIMARY KEY, name TEXT, request TEXT, index_arn TEXT,
+    created_at TEXT);
+CREATE TABLE IF NOT EXISTS data_sources (kb TEXT, ds TEXT, bucket TEXT, prefix TEXT, request TEXT,
+    PRIMARY KEY (kb, ds));
 CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS kb_chunks (
     kb TEXT, ds TEXT, uri TEXT, status TEXT, reason TEXT, text TEXT, metadata TEXT, updated_at TEXT,
@@ -70,11 +88,110 @@ class KnowledgeBase:
             ("bedrock-agent", "StartIngestionJob"): self.start_ingestion_job,
             ("bedrock-agent", "GetIngestionJob"): self.get_ingestion_job,
             ("bedrock-agent-runtime", "Retrieve"): self.retrieve,
+            ("bedrock-agent-runtime", "RetrieveAndGenerate"): self.retrieve_and_generate,
+            ("bedrock-agent", "CreateKnowledgeBase"): self.create_knowledge_base,
+            ("bedrock-agent", "GetKnowledgeBase"): self.get_knowledge_base,
+            ("bedrock-agent", "CreateDataSource"): self.create_data_source_call,
+            ("bedrock-agent", "GetDataSource"): self.get_data_source,
         }
 
     def create_data_source(self, kb: str, ds: str, bucket: str, prefix: str) -> None:
-        """Set-up, by the local stack: what the template's data source (or a parameter) names."""
-        self._db.execute("INSERT OR REPLACE INTO data_sources VALUES (?, ?, ?, ?)", (kb, ds, bucket, prefix))
+        """Set-up of an existing knowledge base's data source, named by parameter (``existing`` mode)."""
+        self._db.execute("INSERT OR REPLACE INTO data_sources VALUES (?, ?, ?, ?, '{}')", (kb, ds, bucket, prefix))
+
+    # -- the knowledge base and its data sources ---------------------------------------------------
+
+    def adopt(self, kb: str) -> None:
+        """Set-up of a knowledge base made elsewhere (``existing`` mode): its store is not S3 Vectors."""
+        request = {
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/existing-knowledge-base",
+            "knowledgeBaseConfiguration": {
+                "type": "VECTOR",
+                "vectorKnowledgeBaseConfiguration": {"embeddingModelArn": f"{_FOUNDATION}amazon.titan-embed-text-v2:0"},
+            },
+        }
+        self._db.execute(
+            "INSERT OR REPLACE INTO knowledge_bases VALUES (?, ?, ?, '', ?)",
+            (kb, kb, json.dumps(request), now().isoformat()),
+        )
+
+    def create_knowledge_base(self, params: dict[str, Any]) -> dict[str, Any]:
+        config = params["knowledgeBaseConfiguration"]
+        vector = config.get("vectorKnowledgeBaseConfiguration") or {}
+        storage = params.get("storageConfiguration") or {}
+        if config["type"] != "VECTOR" or storage.get("type") != "S3_VECTORS":
+            raise ServiceError("ValidationException", "the local knowledge base is a VECTOR one on S3_VECTORS")
+        model_id = vector["embeddingModelArn"].rsplit("/", 1)[-1]
+        if "EMBEDDING" not in MODELS.get(model_id, {}).get("outputModalities", []):
+            raise ServiceError("ValidationException", f"{vector['embeddingModelArn']} is not an embedding model")
+        dimensions = int(
+            ((vector.get("embeddingModelConfiguration") or {}).get("bedrockEmbeddingModelConfiguration") or {}).get(
+                "dimensions", 1024
+            )
+        )
+        index_arn = (storage.get("s3VectorsConfiguration") or {}).get("indexArn", "")
+        dimension = index_row(self._db, index_arn)[3]
+        if dimension != dimensions:
+            raise ServiceError(
+                "ValidationException",
+                f"The embedding dimensions ({dimensions}) differ from the vector index's dimension ({dimension})",
+            )
+        kb = uuid.uuid4().hex[:10].upper()
+        self._db.execute(
+            "INSERT INTO knowledge_bases VALUES (?, ?, ?, ?, ?)",
+            (kb, params["name"], json.dumps(params), index_arn, now().isoformat()),
+        )
+        return self.get_knowledge_base({"knowledgeBaseId": kb})
+
+    def get_knowledge_base(self, params: dict[str, Any]) -> dict[str, Any]:
+        kb = params["knowledgeBaseId"]
+        row = self._db.execute("SELECT name, request, created_at FROM knowledge_bases WHERE kb = ?", (kb,)).fetchone()
+        if row is None or broken(self._db, "knowledge_base"):
+            raise ServiceError("ResourceNotFoundException", f"no knowledge base {kb}", 404)
+        request, created = json.loads(row[1]), datetime.fromisoformat(row[2])
+        body = {
+            "knowledgeBaseId": kb,
+            "name": row[0],
+            "knowledgeBaseArn": f"arn:aws:bedrock:{REGION}:{ACCOUNT}:knowledge-base/{kb}",
+            "roleArn": request["roleArn"],
+            "knowledgeBaseConfiguration": request["knowledgeBaseConfiguration"],
+            "status": "ACTIVE",
+            "createdAt": created,
+            "updatedAt": created,
+        }
+        if request.get("storageConfiguration"):
+            body["storageConfiguration"] = request["storageConfiguration"]
+        return {"knowledgeBase": body}
+
+    def create_data_source_call(self, params: dict[str, Any]) -> dict[str, Any]:
+        kb = params["knowledgeBaseId"]
+        self.get_knowledge_base({"knowledgeBaseId": kb})
+        s3 = params["dataSourceConfiguration"].get("s3Configuration") or {}
+        prefixes = s3.get("inclusionPrefixes") or [""]
+        if len(prefixes) > 1:
+            raise ServiceError("ValidationException", "an S3 data source takes at most one inclusion prefix")
+        ds = uuid.uuid4().hex[:10].upper()
+        bucket = s3["bucketArn"].rsplit(":", 1)[-1]
+        self._db.execute(
+            "INSERT INTO data_sources VALUES (?, ?, ?, ?, ?)", (kb, ds, bucket, prefixes[0], json.dumps(params))
+        )
+        return self.get_data_source({"knowledgeBaseId": kb, "dataSourceId": ds})
+
+    def get_data_source(self, params: dict[str, Any]) -> dict[str, Any]:
+        kb, ds, bucket, prefix = self._data_source(params)
+        request = json.loads(
+            self._db.execute("SELECT request FROM data_sources WHERE kb = ? AND ds = ?", (kb, ds)).fetchone()[0]
+        ) or {
+            "name": ds,
+            "dataSourceConfiguration": {
+                "type": "S3",
+                "s3Configuration": {"bucketArn": f"arn:aws:s3:::{bucket}", "inclusionPrefixes": [prefix]},
+            },
+        }
+        source = {k: v for k, v in request.items() if k not in ("clientToken", "knowledgeBaseId")}
+        source |= {"knowledgeBaseId": kb, "dataSourceId": ds, "status": "AVAILABLE"}
+        source |= {"createdAt": now(), "updatedAt": now()}
+        return {"dataSource": source}
 
     # -- direct ingestion --------------------------------------------------------------------------
 
@@ -108,7 +225,7 @@ class KnowledgeBase:
         details = []
         for identifier in params["documentIdentifiers"]:
             uri = identifier["s3"]["uri"]
-            if first:
+            if first and not broken(self._db, "deletion"):
                 self._unindex_chunk(kb, ds, uri)
             details.append(_detail(kb, ds, uri, "DELETING"))
         return {"documentDetails": details}
@@ -167,27 +284,91 @@ class KnowledgeBase:
 
     def retrieve(self, params: dict[str, Any]) -> dict[str, Any]:
         kb = params["knowledgeBaseId"]
-        config = (params.get("retrievalConfiguration") or {}).get("vectorSearchConfiguration") or {}
-        limit = int(config.get("numberOfResults", 5))
+        self._knowledge_base_exists(kb)
+        return {"retrievalResults": self._passages(kb, params["retrievalQuery"]["text"], params)}
+
+    def retrieve_and_generate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """An extractive answer: from each of the top passages, its sentence sharing most words with
+        the question, quoted and cited. It begins with EMULATED, so no one takes it for a model's."""
+        config = params.get("retrieveAndGenerateConfiguration") or {}
+        kb_config = config.get("knowledgeBaseConfiguration") or {}
+        if config.get("type") != "KNOWLEDGE_BASE" or not kb_config:
+            raise ServiceError("ValidationException", "the local RetrieveAndGenerate answers from a knowledge base")
+        self._check_generation_model(kb_config["modelArn"])
+        kb = kb_config["knowledgeBaseId"]
+        self._knowledge_base_exists(kb)
+        question = params["input"]["text"]
+        passages = self._passages(kb, question, kb_config)
+        session = params.get("sessionId") or str(uuid.uuid4())
+        if not passages:
+            return {"output": {"text": NO_ANSWER}, "citations": [], "sessionId": session}
+        text, citations = EMULATED, []
+        words = set(re.findall(r"\w{3,}", question.lower()))
+        for passage in passages[:3]:
+            sentence = _best_sentence(passage["content"]["text"], words)
+            if not sentence:
+                continue
+            start = len(text)
+            text += sentence + " "
+            part = {"textResponsePart": {"text": sentence, "span": {"start": start, "end": start + len(sentence) - 1}}}
+            reference = {k: v for k, v in passage.items() if k != "score"}  # a reference has no score
+            citations.append({"generatedResponsePart": part, "retrievedReferences": [reference]})
+        if broken(self._db, "citations"):
+            citations = []
+        return {"output": {"text": text.rstrip()}, "citations": citations, "sessionId": session}
+
+    def _passages(self, kb: str, query: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """The top chunks for ``query`` that pass the configuration's filter, best first."""
+        search = (config.get("retrievalConfiguration") or {}).get("vectorSearchConfiguration") or {}
+        limit = int(search.get("numberOfResults", 5))
+        condition = None if broken(self._db, "filters") else search.get("filter")
         rows = self._db.execute(
             "SELECT kb_fts.uri, kb_fts.text, bm25(kb_fts) AS rank, c.metadata FROM kb_fts "
             "JOIN kb_chunks c ON c.kb = kb_fts.kb AND c.uri = kb_fts.uri "
-            "WHERE kb_fts MATCH ? AND kb_fts.kb = ? ORDER BY rank LIMIT ?",
-            (fts_query(params["retrievalQuery"]["text"]), kb, limit),
+            "WHERE kb_fts MATCH ? AND kb_fts.kb = ? ORDER BY rank",
+            (fts_query(query), kb),
         ).fetchall()
-        results = []
-        best = max((abs(rank) for _, _, rank, _ in rows), default=0.0)
+        found = []
         for uri, text, rank, metadata in rows:
             attributes = {k: plain_value(v) for k, v in json.loads(metadata or "{}").items()}
+            if condition is not None and not matches(condition, attributes):
+                continue
+            found.append((uri, text, rank, attributes))
+            if len(found) == limit:
+                break
+        best = max((abs(rank) for _, _, rank, _ in found), default=0.0)
+        results = []
+        dropped = broken(self._db, "metadata")
+        for uri, text, rank, attributes in found:
             results.append(
                 {
                     "content": {"type": "TEXT", "text": text},
                     "location": {"type": "S3", "s3Location": {"uri": uri}},
                     "score": round(abs(rank) / best, 4) if best > 1e-9 else 1.0,  # BM25, relative to the best hit
-                    "metadata": {"x-amz-bedrock-kb-source-uri": uri, **attributes},
+                    "metadata": {"x-amz-bedrock-kb-source-uri": uri, **({} if dropped else attributes)},
                 }
             )
-        return {"retrievalResults": results}
+        return results
+
+    def _knowledge_base_exists(self, kb: str) -> None:
+        created = self._db.execute("SELECT 1 FROM knowledge_bases WHERE kb = ?", (kb,)).fetchone()
+        named = self._db.execute("SELECT 1 FROM data_sources WHERE kb = ?", (kb,)).fetchone()  # an existing one
+        if (created is None and named is None) or broken(self._db, "knowledge_base"):
+            raise ServiceError("ResourceNotFoundException", f"no knowledge base {kb}", 404)
+
+    def _check_generation_model(self, identifier: str) -> None:
+        model_id = model_id_of(identifier)
+        if not model_id or "TEXT" not in MODELS[model_id]["outputModalities"]:
+            raise ServiceError("ValidationException", f"The provided model identifier is invalid: {identifier}")
+        if broken(self._db, "model_access"):
+            raise ServiceError("AccessDeniedException", f"You don't have access to the model {model_id}", 403)
+        through_profile = identifier.rsplit("/", 1)[-1] in PROFILES
+        if not through_profile and "ON_DEMAND" not in MODELS[model_id]["inferenceTypesSupported"]:
+            raise ServiceError(
+                "ValidationException",
+                f"Invocation of model ID {model_id} with on-demand throughput isn't supported. Retry your request "
+                "with the ID or ARN of an inference profile that contains this model.",
+            )
 
     # -- the index ---------------------------------------------------------------------------------
 
@@ -201,7 +382,10 @@ class KnowledgeBase:
     def _first_use(self, token: str | None) -> bool:
         if not token:
             return True
-        return self._db.execute("INSERT OR IGNORE INTO tokens VALUES (?)", (token,)).rowcount == 1
+        first = self._db.execute("INSERT OR IGNORE INTO tokens VALUES (?)", (token,)).rowcount == 1
+        if not first and broken(self._db, "client_token"):
+            raise ServiceError("ValidationException", f"client token {token} has already been used", 400)
+        return first
 
     def _index_chunk(self, kb: str, ds: str, uri: str, metadata_uri: str | None) -> tuple[str, str]:
         """Read a chunk and its sidecar from S3, as the service does; index it. (status, reason)"""
@@ -226,6 +410,11 @@ class KnowledgeBase:
                     f"custom metadata of {len(metadata)} keys and {size} bytes; a vector keeps "
                     f"{VECTOR_METADATA_KEYS} keys and {VECTOR_METADATA_BYTES} bytes"
                 )
+        filterable = self._filterable_bytes(kb, text, uri, metadata)
+        if filterable > MAX_FILTERABLE_BYTES:
+            return "FAILED", f"Filterable metadata must have at most {MAX_FILTERABLE_BYTES} bytes ({filterable})"
+        if broken(self._db, "indexing"):
+            return "IN_PROGRESS", ""
         self._db.execute("DELETE FROM kb_fts WHERE kb = ? AND uri = ?", (kb, uri))
         self._db.execute("INSERT INTO kb_fts VALUES (?, ?, ?)", (text, kb, uri))
         self._db.execute(
@@ -233,6 +422,18 @@ class KnowledgeBase:
             (kb, ds, uri, text, json.dumps(metadata), now().isoformat()),
         )
         return "INDEXED", ""
+
+    def _filterable_bytes(self, kb: str, text: str, uri: str, metadata: dict[str, Any]) -> int:
+        """What the vector index may filter on: every key it does not mark non-filterable, Bedrock's
+        own AMAZON_BEDROCK_TEXT (the chunk) and AMAZON_BEDROCK_METADATA (its source) among them. 0 for a
+        knowledge base this emulator did not create (its store is not S3 Vectors)."""
+        row = self._db.execute("SELECT index_arn FROM knowledge_bases WHERE kb = ?", (kb,)).fetchone()
+        if row is None or not row[0]:
+            return 0
+        non_filterable = set(json.loads(index_row(self._db, row[0])[5]))
+        sizes = {"AMAZON_BEDROCK_TEXT": len(text.encode()), "AMAZON_BEDROCK_METADATA": len(json.dumps({"source": uri}))}
+        sizes |= {name: _metadata_bytes({name: value}) for name, value in metadata.items()}
+        return sum(size for name, size in sizes.items() if name not in non_filterable)
 
     def _unindex_chunk(self, kb: str, ds: str, uri: str) -> None:
         self._db.execute("DELETE FROM kb_fts WHERE kb = ? AND uri = ?", (kb, uri))
@@ -284,3 +485,12 @@ def _detail(kb: str, ds: str, uri: str, status: str, reason: str = "") -> dict[s
         "updatedAt": now(),
     }
     return detail | ({"statusReason": reason} if reason else {})
+
+
+def _best_sentence(text: str, words: set[str]) -> str:
+    """The sentence of ``text`` sharing most words with the question (the first on a tie)."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n{2,}", text) if len(s.strip()) > 20]
+    if not sentences:
+        return " ".join(text.split())[:300]
+    best = max(sentences, key=lambda s: len(words & set(re.findall(r"\w{3,}", s.lower()))))
+    return " ".join(best.split())[:400]
