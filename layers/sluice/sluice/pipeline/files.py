@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluice.access import ALLOW, DENY, allowed
 from sluice.errors import QuarantineError, Reason
 from sluice.model import Chunk, ProcessedDocument
 from sluice.pipeline.metadata import MAX_LIST, SIDECAR_SUFFIX, DocumentMetadata
@@ -138,9 +139,10 @@ def _typed(value: str | float | bool | list[str]) -> dict[str, Any]:
 def chunk_metadata(doc: ProcessedDocument, chunk: Chunk, source: Source) -> dict[str, Any]:
     """Bedrock's typed ``metadataAttributes`` for one chunk (filterable in Retrieve): Sluice's own,
     the document's custom attributes, and its access list as ``acl_allow`` / ``acl_deny``
-    principal lists (``group:finance``, ``user:alice@example.com``) for retrieval filters."""
+    principal lists (``group:finance``, ``user:alice@example.com``; ``acl_allow`` is ``["*"]`` for an
+    open document) for retrieval filters (``sluice.access``)."""
     attrs: dict[str, Any] = {name: _attr(_typed(value)) for name, value in source.metadata.attributes.items()}
-    for name, principals in (("acl_allow", source.metadata.allowed()), ("acl_deny", source.metadata.denied())):
+    for name, principals in ((ALLOW, allowed(source.metadata.allowed())), (DENY, source.metadata.denied())):
         if len(principals) > MAX_LIST:
             raise QuarantineError(
                 Reason.ACL_UNRESOLVED,

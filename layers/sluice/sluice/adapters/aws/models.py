@@ -1,0 +1,158 @@
+"""Whether a Bedrock model can be called here, asked of Bedrock at run time (the catalogue moves: models
+become LEGACY, and many current ones take on-demand calls only through an inference profile).
+
+``check_model`` takes a foundation-model id or ARN, or an inference-profile id or ARN, and answers
+with what to call (the identifier itself, or the cross-region inference profile of this region that
+serves a model refusing on-demand calls), the problems that stop a call (no access granted, not in
+this region, an offer not accepted) and warnings (LEGACY, with its end of life).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from sluice.adapters.aws import error_code
+
+# An inference profile: its ARN, or a system-defined profile's id, a geography before the model's id.
+_PROFILE = re.compile(
+    r"^arn:aws[a-z-]*:bedrock:[^:]*:\d*:(application-)?inference-profile/|^(us|us-gov|eu|apac|jp|au|ca|global)\."
+)
+_GEOGRAPHIES = {"us": ("us-", "ca-"), "eu": ("eu-",), "apac": ("ap-",), "jp": ("ap-northeast-1", "ap-northeast-3")}
+
+
+@dataclass
+class ModelCheck:
+    identifier: str  # what was asked about
+    invoke_id: str = ""  # what to call: the identifier, or the inference profile that serves it
+    name: str = ""
+    problems: list[str] = field(default_factory=list)  # each stops a call; each says what to do
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return not self.problems and bool(self.invoke_id)
+
+
+def check_model(bedrock: Any, identifier: str, region: str) -> ModelCheck:
+    """What Bedrock says of ``identifier`` in ``region`` (``bedrock`` is a Bedrock control-plane client)."""
+    check = ModelCheck(identifier)
+    try:
+        if _PROFILE.match(identifier):
+            profile = bedrock.get_inference_profile(inferenceProfileIdentifier=identifier)
+            check.invoke_id = profile["inferenceProfileArn"]
+            check.name = profile.get("inferenceProfileName", identifier)
+            here = [m["modelArn"] for m in profile.get("models", []) if f":{region}:" in m["modelArn"]]
+            model_id = (here or [m["modelArn"] for m in profile.get("models", [])] or [""])[0].rsplit("/", 1)[-1]
+            if model_id:
+                _lifecycle_and_access(bedrock, model_id, check)
+            return check
+        details = bedrock.get_foundation_model(modelIdentifier=identifier)["modelDetails"]
+    except ClientError as exc:
+        check.problems.append(_refusal(identifier, exc, region))
+        return check
+    check.name = f"{details.get('providerName', '')} {details.get('modelName', identifier)}".strip()
+    ways = details.get("inferenceTypesSupported") or []
+    if "ON_DEMAND" in ways:
+        check.invoke_id = details.get("modelId", identifier)
+    elif "INFERENCE_PROFILE" in ways:
+        profile_arn = _profile_serving(bedrock, details["modelArn"], region)
+        if profile_arn:
+            check.invoke_id = profile_arn
+            check.warnings.append(f"{identifier} takes no on-demand calls; using the inference profile {profile_arn}")
+        else:
+            check.problems.append(
+                f"{identifier} takes no on-demand calls and no inference profile in {region} serves it: "
+                "pass an inference profile (aws bedrock list-inference-profiles) or choose another model"
+            )
+    else:
+        check.problems.append(
+            f"{identifier} supports only {', '.join(ways) or 'no inference type'} here: "
+            "choose a model with on-demand or inference-profile access"
+        )
+    _lifecycle(details, check)
+    _access(bedrock, details.get("modelId", identifier), check)
+    return check
+
+
+def _lifecycle_and_access(bedrock: Any, model_id: str, check: ModelCheck) -> None:
+    try:
+        details = bedrock.get_foundation_model(modelIdentifier=model_id)["modelDetails"]
+    except ClientError:
+        return  # the profile is what is called; its model's details are a courtesy
+    _lifecycle(details, check)
+    _access(bedrock, model_id, check)
+
+
+def _lifecycle(details: dict[str, Any], check: ModelCheck) -> None:
+    lifecycle = details.get("modelLifecycle") or {}
+    if lifecycle.get("status") == "LEGACY":
+        end = lifecycle.get("endOfLifeTime")
+        when = f" and ends on {end:%Y-%m-%d}" if isinstance(end, datetime) else ""
+        check.warnings.append(f"{check.identifier} is LEGACY{when}: move to a current model")
+
+
+def _access(bedrock: Any, model_id: str, check: ModelCheck) -> None:
+    try:
+        availability = bedrock.get_foundation_model_availability(modelId=model_id)
+    except ClientError as exc:
+        if error_code(exc) == "AccessDeniedException":
+            check.warnings.append(f"cannot read {model_id}'s availability (bedrock:GetFoundationModelAvailability)")
+        return
+    if availability.get("regionAvailability") == "NOT_AVAILABLE":
+        check.problems.append(f"{model_id} is not available in this region: choose another region or model")
+    if availability.get("authorizationStatus") == "NOT_AUTHORIZED":
+        check.problems.append(
+            f"model access has not been granted for {model_id}: grant it in the Bedrock console (Model access), "
+            "or allow bedrock:InvokeModel on it for your role"
+        )
+    agreement = (availability.get("agreementAvailability") or {}).get("status")
+    if agreement in ("NOT_AVAILABLE", "ERROR") or availability.get("entitlementAvailability") == "NOT_AVAILABLE":
+        detail = (availability.get("agreementAvailability") or {}).get("errorMessage") or "no agreement in place"
+        check.problems.append(
+            f"{model_id}: {detail}; open the model in the Bedrock console once to accept its offer "
+            "(some providers ask for a first-use form)"
+        )
+    elif agreement == "PENDING":
+        check.problems.append(f"{model_id}: its agreement is still pending; try again in a few minutes")
+
+
+def _profile_serving(bedrock: Any, model_arn: str, region: str) -> str:
+    """The system-defined inference profile that serves ``model_arn`` from ``region``: one of this
+    region's geography first (data stays in it), a global one otherwise; empty when there is none."""
+    candidates = []
+    token: str | None = None
+    while True:
+        page = bedrock.list_inference_profiles(typeEquals="SYSTEM_DEFINED", **({"nextToken": token} if token else {}))
+        for profile in page.get("inferenceProfileSummaries", []):
+            arns = [m["modelArn"] for m in profile.get("models", [])]
+            if profile.get("status", "ACTIVE") == "ACTIVE" and model_arn in arns:
+                candidates.append(profile)
+        token = page.get("nextToken")
+        if not token:
+            break
+
+    def rank(profile: dict[str, Any]) -> int:
+        prefix = str(profile.get("inferenceProfileId", "")).split(".", 1)[0]
+        if region.startswith(_GEOGRAPHIES.get(prefix, ("\0",))):
+            return 0
+        return 1 if prefix == "global" else 2
+
+    candidates.sort(key=rank)
+    return str(candidates[0]["inferenceProfileArn"]) if candidates and rank(candidates[0]) < 2 else ""
+
+
+def _refusal(identifier: str, exc: ClientError, region: str) -> str:
+    code = error_code(exc)
+    if code == "AccessDeniedException":
+        return f"not allowed to read {identifier} (bedrock:GetFoundationModel / GetInferenceProfile for your role)"
+    if code in ("ResourceNotFoundException", "ValidationException"):
+        return (
+            f"{identifier} is not a model or inference profile in {region}: "
+            "check the id (aws bedrock list-foundation-models)"
+        )
+    return f"{identifier}: {code}: {exc.response.get('Error', {}).get('Message', '')}"

@@ -1,0 +1,139 @@
+"""check_model asks Bedrock what a model is now (botocore's Stubber checks each request and answer
+against Bedrock's own service model): on-demand or through this region's inference profile, access
+granted or not, LEGACY or not, unknown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from sluice.adapters.aws.models import check_model
+
+REGION = "us-east-1"
+FM = f"arn:aws:bedrock:{REGION}::foundation-model/"
+
+
+@pytest.fixture
+def bedrock() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.client("bedrock", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def _model(model_id: str, ways: list[str], status: str = "ACTIVE", **lifecycle: Any) -> dict[str, Any]:
+    return {
+        "modelDetails": {
+            "modelArn": FM + model_id,
+            "modelId": model_id,
+            "modelName": model_id,
+            "providerName": "Amazon",
+            "inferenceTypesSupported": ways,
+            "modelLifecycle": {"status": status, **lifecycle},
+        }
+    }
+
+
+def _availability(model_id: str, authorized: bool = True, agreement: str = "AVAILABLE") -> dict[str, Any]:
+    return {
+        "modelId": model_id,
+        "agreementAvailability": {"status": agreement},
+        "authorizationStatus": "AUTHORIZED" if authorized else "NOT_AUTHORIZED",
+        "entitlementAvailability": "AVAILABLE",
+        "regionAvailability": "AVAILABLE",
+    }
+
+
+def _profile(profile_id: str, model_id: str, regions: list[str]) -> dict[str, Any]:
+    return {
+        "inferenceProfileName": profile_id,
+        "inferenceProfileArn": f"arn:aws:bedrock:{REGION}:123456789012:inference-profile/{profile_id}",
+        "inferenceProfileId": profile_id,
+        "models": [{"modelArn": f"arn:aws:bedrock:{r}::foundation-model/{model_id}"} for r in regions],
+        "status": "ACTIVE",
+        "type": "SYSTEM_DEFINED",
+    }
+
+
+def test_an_on_demand_model_is_called_by_its_id(bedrock: tuple[Any, Stubber]) -> None:
+    client, stub = bedrock
+    stub.add_response("get_foundation_model", _model("m.embed", ["ON_DEMAND"]), {"modelIdentifier": "m.embed"})
+    stub.add_response("get_foundation_model_availability", _availability("m.embed"), {"modelId": "m.embed"})
+    check = check_model(client, "m.embed", REGION)
+    assert check.usable and check.invoke_id == "m.embed" and not check.warnings
+
+
+def test_a_model_without_on_demand_calls_goes_through_this_geographys_profile(bedrock: tuple[Any, Stubber]) -> None:
+    client, stub = bedrock
+    model = "amazon.nova-2-lite-v1:0"
+    stub.add_response("get_foundation_model", _model(model, ["INFERENCE_PROFILE"]), {"modelIdentifier": model})
+    profiles = [
+        _profile("global.amazon.nova-2-lite-v1:0", model, [REGION, "eu-west-1"]),
+        _profile("eu.amazon.nova-2-lite-v1:0", model, ["eu-west-1"]),
+        _profile("us.amazon.nova-2-lite-v1:0", model, [REGION, "us-west-2"]),
+    ]
+    stub.add_response(
+        "list_inference_profiles",
+        {"inferenceProfileSummaries": profiles[:2], "nextToken": "page-2"},
+        {"typeEquals": "SYSTEM_DEFINED"},
+    )
+    stub.add_response(
+        "list_inference_profiles",
+        {"inferenceProfileSummaries": profiles[2:]},
+        {"typeEquals": "SYSTEM_DEFINED", "nextToken": "page-2"},
+    )
+    stub.add_response("get_foundation_model_availability", _availability(model), {"modelId": model})
+    check = check_model(client, model, REGION)
+    assert check.usable
+    assert check.invoke_id.endswith("inference-profile/us.amazon.nova-2-lite-v1:0")  # its geography before global
+    assert "no on-demand calls" in check.warnings[0]
+
+
+def test_access_not_granted_is_said_plainly(bedrock: tuple[Any, Stubber]) -> None:
+    client, stub = bedrock
+    stub.add_response("get_foundation_model", _model("m.x", ["ON_DEMAND"]), {"modelIdentifier": "m.x"})
+    stub.add_response(
+        "get_foundation_model_availability",
+        _availability("m.x", authorized=False, agreement="NOT_AVAILABLE"),
+        {"modelId": "m.x"},
+    )
+    check = check_model(client, "m.x", REGION)
+    assert not check.usable
+    assert any("model access has not been granted" in p for p in check.problems)
+    assert any("accept its offer" in p for p in check.problems)
+
+
+def test_a_legacy_model_is_a_warning_with_its_end(bedrock: tuple[Any, Stubber]) -> None:
+    client, stub = bedrock
+    end = datetime(2027, 1, 31, tzinfo=UTC)
+    stub.add_response(
+        "get_foundation_model",
+        _model("m.old", ["ON_DEMAND"], "LEGACY", endOfLifeTime=end),
+        {"modelIdentifier": "m.old"},
+    )
+    stub.add_response("get_foundation_model_availability", _availability("m.old"), {"modelId": "m.old"})
+    check = check_model(client, "m.old", REGION)
+    assert check.usable and check.warnings == ["m.old is LEGACY and ends on 2027-01-31: move to a current model"]
+
+
+def test_an_unknown_model_is_refused_with_where_to_look(bedrock: tuple[Any, Stubber]) -> None:
+    client, stub = bedrock
+    stub.add_client_error("get_foundation_model", "ValidationException", "The provided model identifier is invalid.")
+    check = check_model(client, "m.nope", REGION)
+    assert not check.usable and "list-foundation-models" in check.problems[0]
+
+
+def test_an_inference_profile_is_called_as_given_and_its_model_checked(bedrock: tuple[Any, Stubber]) -> None:
+    client, stub = bedrock
+    profile = _profile("us.amazon.nova-2-lite-v1:0", "amazon.nova-2-lite-v1:0", [REGION])
+    stub.add_response("get_inference_profile", profile, {"inferenceProfileIdentifier": "us.amazon.nova-2-lite-v1:0"})
+    model = "amazon.nova-2-lite-v1:0"
+    stub.add_response("get_foundation_model", _model(model, ["INFERENCE_PROFILE"]), {"modelIdentifier": model})
+    stub.add_response("get_foundation_model_availability", _availability(model), {"modelId": model})
+    check = check_model(client, "us.amazon.nova-2-lite-v1:0", REGION)
+    assert check.usable and check.invoke_id == profile["inferenceProfileArn"]
