@@ -1,10 +1,12 @@
 """`sluice local demo` (what `make run` runs): the local stack up, the samples uploaded and ingested
 and synced into the (emulated) knowledge base and Kendra index, then an unchanged re-upload, an edit
-and a delete, a report of what the pipeline and the sinks did, a search over the result, and one
-fine-tune workflow execution from the ingested corpus."""
+and a delete, a report of what the pipeline and the sinks did, the knowledge base the template
+created, a search, a question answered with its citations, `sluice verify`, and one fine-tune
+workflow execution from the ingested corpus."""
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 import sys
@@ -20,7 +22,7 @@ from sluice.pipeline.files import chunk_key, document_id, s3_uri
 from sluice.reconcile import describe
 from sluice.registry import DocumentRecord, Status
 from sluice.sinks import SinkStatus
-from sluice_cli import connectors, finetune, reconcile
+from sluice_cli import ask, connectors, finetune, reconcile, verify
 from sluice_cli.search import render, search
 from sluice_local import emulators
 from sluice_local.site import Site
@@ -32,6 +34,7 @@ EDIT_TO = "Logs are structured JSON, one object per line,"
 UNCHANGED_KEY = "release-notes.txt"
 DELETE_KEY = "retrieval-guide.html"
 SEARCH = "structured JSON logs"  # finds the edited paragraph: the sinks hold the new text
+QUESTION = "How are Sluice's logs written?"  # `sluice ask`: answered from the edited paragraph, cited
 SITE_INSTANCE = "harbour-site"  # the web connector's instance, crawling samples/site/ served on 127.0.0.1
 FINETUNE_INPUT = "finetune_corpus.json"  # in events/: continued pre-training from the whole corpus
 # What the sinks' changes did, per call-log operation, for the report ("checks" are reported apart).
@@ -83,6 +86,9 @@ class DemoResult:
     finetune: finetune.FineTuneRun | None = None
     notifications: list[str] = field(default_factory=list)  # what the fine-tune topic sent
     reconciled: list[str] = field(default_factory=list)  # the two reconciliation reports
+    knowledge_base: list[str] = field(default_factory=list)  # what the template created
+    answer: ask.Answer | None = None
+    verified: list[verify.StepResult] = field(default_factory=list)
 
 
 def drain_events(stack: LocalStack) -> list[dict[str, Any]]:
@@ -219,8 +225,41 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
         result.sinks[sink] = {status.value.lower(): states.count(sink, status) for status in SinkStatus}
     emulators.install(stack.emulator_dir)  # this process asks the emulated services too
     result.hits = search(outputs, stack.client, SEARCH, top_k=2)
+    result.knowledge_base = _knowledge_base(stack)
+    result.answer = ask.ask(outputs, stack.client, QUESTION, top_k=3)
+    progress.update("sluice verify --local: a canary through every step")
+    result.verified = verify.verify(outputs, stack.client, timeout=60, poll=0.3)
+    progress.done("sluice verify --local: " + ("passed" if verify.passed(result.verified) else "FAILED"))
     result.finetune, result.notifications = _fine_tune(stack, samples.parent / "events" / FINETUNE_INPUT, out)
     return result
+
+
+def _knowledge_base(stack: LocalStack) -> list[str]:
+    """The knowledge base, vector index and data source the template created, as the services describe them."""
+    outputs = stack.outputs()
+    if "KnowledgeBaseId" not in outputs:
+        return []
+    agent = stack.client("bedrock-agent")
+    kb = agent.get_knowledge_base(knowledgeBaseId=outputs["KnowledgeBaseId"])["knowledgeBase"]
+    vector = kb["knowledgeBaseConfiguration"].get("vectorKnowledgeBaseConfiguration") or {}
+    lines = [f"knowledge base {kb['knowledgeBaseId']} ({kb['name']}): {kb['status']}"]
+    lines.append(f"  embeds with {vector.get('embeddingModelArn', '?').rsplit('/', 1)[-1]}")
+    if outputs.get("VectorIndexArn"):
+        index = stack.client("s3vectors").get_index(indexArn=outputs["VectorIndexArn"])["index"]
+        keys = ", ".join(index["metadataConfiguration"]["nonFilterableMetadataKeys"])
+        lines.append(
+            f"  S3 Vectors index {index['indexName']}: {index['dimension']} x {index['dataType']}, "
+            f"{index['distanceMetric']}; non-filterable {keys}"
+        )
+    ds = agent.get_data_source(knowledgeBaseId=kb["knowledgeBaseId"], dataSourceId=outputs["KnowledgeBaseDataSourceId"])
+    source = ds["dataSource"]
+    prefixes = source["dataSourceConfiguration"]["s3Configuration"].get("inclusionPrefixes", [])
+    chunking = source["vectorIngestionConfiguration"]["chunkingConfiguration"]["chunkingStrategy"]
+    lines.append(
+        f"  data source {source['dataSourceId']} over {', '.join(prefixes)}: chunking {chunking}, "
+        f"deletion policy {source.get('dataDeletionPolicy', '?')}"
+    )
+    return lines
 
 
 def _reconcile(stack: LocalStack, registry: DynamoDBRegistry, progress: Progress) -> list[str]:
@@ -373,8 +412,22 @@ def report(stack: LocalStack, result: DemoResult, out: TextIO, max_tokens: int) 
     for (service, operation, status), n in sorted(calls.items()):
         out.write(f"    {service:<22} {operation:<30} {n:>3} calls {items[(service, operation, status)]:>4} items")
         out.write(f"  HTTP {status}\n" if status != 200 else "\n")
+    if result.knowledge_base:
+        out.write("\nThe knowledge base template.yaml created (KnowledgeBaseMode=create)\n")
+        for line in result.knowledge_base:
+            out.write(f"  {line}\n")
     out.write(f"\nsluice search {SEARCH!r} --local --top-k 2\n")
     render(SEARCH, result.hits, out, as_json=False, width=96)
+    if result.answer is not None:
+        out.write(f"\nsluice ask {QUESTION!r} --local --top-k 3\n")
+        buffer = io.StringIO()
+        ask.render(result.answer, buffer, as_json=False)
+        out.write("".join(f"  {line}\n" if line else "\n" for line in buffer.getvalue().splitlines()))
+    if result.verified:
+        out.write("\nsluice verify --local\n")
+        show = verify.printer(out)
+        for outcome in result.verified:
+            show(outcome)
     if result.reconciled:
         out.write("\nsluice reconcile --local, twice\n")
         for line in result.reconciled:
@@ -426,7 +479,8 @@ def main(root: Path, *, port: int | None, serve: bool, out: TextIO = sys.stdout)
         stack.stop()
     out.write(f"Done in {time.monotonic() - started:.1f} s.\n")
     tuned = result.finetune is None or result.finetune.status == "SUCCEEDED"
-    return 0 if result.settled and result.dead_letters == 0 and tuned else 1
+    verified = verify.passed(result.verified) if result.verified else True
+    return 0 if result.settled and result.dead_letters == 0 and tuned and verified else 1
 
 
 def _serve(stack: LocalStack, out: TextIO) -> None:

@@ -5,7 +5,10 @@ sluice local up [--port 4566]
 sluice local outputs [--json]
 sluice local demo [--port N] [--serve]
 sluice status [--local | --stack NAME] [--json]
-sluice search QUERY [--local | --stack NAME] [--top-k N] [--json]
+sluice search QUERY [--local | --stack NAME] [--top-k N] [--as PRINCIPAL ...] [--json]
+sluice ask QUESTION [--local | --stack NAME] [--top-k N] [--filter KEY=VALUE ...] [--as PRINCIPAL ...]
+           [--model ID] [--json]
+sluice verify [--local | --stack NAME] [--keep] [--timeout SECONDS] [--json]
 sluice redrive [--sink ingest|kb|kendra] [--local | --stack NAME]
 sluice reconcile [--local | --stack NAME] [--dry-run] [--json]
 sluice connector run NAME [--local | --stack NAME] [--json]
@@ -80,10 +83,10 @@ def _local_up(args: argparse.Namespace) -> int:
 
 
 def _local_outputs(args: argparse.Namespace) -> int:
-    from sluice_local.stack import StackState, find_root
+    from sluice_local.stack import StackState, state_dir
 
     try:
-        state = StackState.read(find_root() / ".sluice" / "local")
+        state = StackState.read(state_dir())
     except FileNotFoundError as exc:
         sys.stderr.write(f"sluice local outputs: {exc}\n")
         return 1
@@ -118,15 +121,16 @@ def _on_stack(command: str, run: Callable[[argparse.Namespace, dict[str, str], C
             client = boto3.session.Session().client
             return run(args, stack_outputs(args.stack, client), client)
         from sluice_local.emulators import install
-        from sluice_local.stack import EMULATOR_DIR, StackState, find_root
+        from sluice_local.stack import EMULATOR_DIR, StackState, state_dir
 
-        state_dir = find_root() / ".sluice" / "local"
         try:
-            state = StackState.read(state_dir)
+            state = StackState.read(state_dir())
         except FileNotFoundError as exc:
             sys.stderr.write(f"sluice {command}: {exc}\n")
             return 1
-        install(Path(state.emulator_dir) if state.emulator_dir else state_dir / EMULATOR_DIR)
+        # the emulated services read the chunks from the local stack's S3, as AWS's read from S3
+        emulator_dir = Path(state.emulator_dir) if state.emulator_dir else state_dir() / EMULATOR_DIR
+        install(emulator_dir, s3=state.client("s3"))
         return run(args, state.outputs, state.client)
 
     return on_stack
@@ -143,11 +147,82 @@ def _search(args: argparse.Namespace, outputs: dict[str, str], client: Clients) 
     from sluice_cli import search
 
     if not (outputs.get("KnowledgeBaseId") or outputs.get("KendraIndexId")):
-        sys.stderr.write("sluice search: this stack has no sink (deploy with KnowledgeBaseId or KendraIndexId)\n")
+        sys.stderr.write("sluice search: this stack has no sink (deploy with KnowledgeBaseMode=create)\n")
         return 1
-    hits = search.search(outputs, client, args.query, args.top_k)
+    try:
+        hits = search.search(outputs, client, args.query, args.top_k, principals=args.principals)
+    except ValueError as exc:
+        sys.stderr.write(f"sluice search: {exc}\n")
+        return 2
     search.render(args.query, hits, sys.stdout, as_json=args.json)
     return 0
+
+
+def _ask(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
+    from sluice_cli import ask
+
+    try:
+        filters = ask.parse_filters(args.filter)
+        answer = ask.ask(
+            outputs,
+            client,
+            args.question,
+            top_k=args.top_k,
+            filters=filters,
+            principals=args.principals,
+            model=args.model,
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"sluice ask: {exc}\n")
+        return 2
+    except ask.AskError as exc:
+        sys.stderr.write(f"sluice ask: {exc}\n")
+        return 1
+    ask.render(answer, sys.stdout, as_json=args.json)
+    return 0
+
+
+def _verify(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
+    from sluice_cli import verify
+
+    timeout = args.timeout if args.timeout is not None else (60.0 if args.local else 900.0)
+    if not args.json:
+        where = "the local stack" if args.local else f"stack {args.stack}"
+        print(f"sluice verify: {where}, each step within {timeout:.0f} s")
+    results = verify.verify(
+        outputs,
+        client,
+        timeout=timeout,
+        poll=0.5 if args.local else 5.0,
+        keep=args.keep,
+        on_step=None if args.json else verify.printer(sys.stdout),
+    )
+    if args.json:
+        print(verify.to_json(results))
+    else:
+        print("verified: every step passed" if verify.passed(results) else "NOT verified: see the failed step")
+    return 0 if verify.passed(results) else 1
+
+
+def _principal(text: str) -> str:
+    from sluice.access import principal
+
+    try:
+        return principal(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _as(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--as",
+        dest="principals",
+        action="append",
+        type=_principal,
+        default=[],
+        metavar="PRINCIPAL",
+        help="only what this principal may read: user:alice@example.com or group:finance (repeatable)",
+    )
 
 
 def _redrive(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
@@ -162,9 +237,9 @@ def _reconcile(args: argparse.Namespace, outputs: dict[str, str], client: Client
     report: Any
     try:
         if args.local:
-            from sluice_local.stack import StackState, find_root
+            from sluice_local.stack import StackState, state_dir
 
-            environments = StackState.read(find_root() / ".sluice" / "local").environments
+            environments = StackState.read(state_dir()).environments
             report = reconcile.run_here(environments["ReconcileFunction"], client, dry_run=args.dry_run)
         else:
             report = reconcile.run_deployed(outputs, client, dry_run=args.dry_run)
@@ -258,8 +333,28 @@ def parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     _where(search)
     search.add_argument("--top-k", type=int, default=5, help="hits per sink (default 5)")
+    _as(search)
     search.add_argument("--json", action="store_true")
     search.set_defaults(run=_on_stack("search", _search))
+
+    ask = commands.add_parser("ask", help="the knowledge base's answer to a question, with its sources")
+    ask.add_argument("question")
+    _where(ask)
+    ask.add_argument("--top-k", type=int, default=5, help="chunks the answer may use (default 5)")
+    ask.add_argument(
+        "--filter", action="append", default=[], metavar="KEY=VALUE", help="only chunks whose attribute equals"
+    )
+    _as(ask)
+    ask.add_argument("--model", help="generation model, inference profile or ARN (default: the stack's)")
+    ask.add_argument("--json", action="store_true", help="the answer, each cited span and its sources")
+    ask.set_defaults(run=_on_stack("ask", _ask))
+
+    check = commands.add_parser("verify", help="prove the stack works on its account: a canary, end to end")
+    _where(check)
+    check.add_argument("--keep", action="store_true", help="leave the canary and what it made")
+    check.add_argument("--timeout", type=float, help="seconds each wait may take (default 900; 60 locally)")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(run=_on_stack("verify", _verify))
 
     redrive = commands.add_parser("redrive", help="dead letters back to their queues, failed documents again")
     redrive.add_argument("--sink", choices=["ingest", "kb", "kendra"], help="one queue only (default: all)")

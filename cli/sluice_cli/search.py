@@ -4,6 +4,10 @@ The same Retrieve calls whether the stack is local (answered by the local stack'
 what the sinks gave them) or deployed (Bedrock Agent Runtime ``Retrieve`` on the knowledge base,
 Kendra ``Retrieve`` on the index). Each hit names its sink, its source (the bucket key or URL the
 document came from), a score (Bedrock's relevance score; Kendra's confidence band) and its text.
+
+``--as PRINCIPAL`` shows only what those principals may read: for the knowledge base, the allow
+filter of ``sluice.access`` and a check of every hit's deny list; for Kendra, its own access check
+(a UserContext with the user and groups).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
+
+from sluice.access import allow_filter, may_read
 
 ClientFactory = Callable[[str], Any]
 
@@ -26,15 +32,20 @@ class Hit:
     text: str
 
 
-def _knowledge_base(client: Any, knowledge_base_id: str, query: str, top_k: int) -> list[Hit]:
+def _knowledge_base(client: Any, knowledge_base_id: str, query: str, top_k: int, principals: list[str]) -> list[Hit]:
+    search: dict[str, Any] = {"numberOfResults": top_k}
+    if principals:  # more, since those denied to one of them are dropped here
+        search |= {"numberOfResults": min(100, top_k * 4), "filter": allow_filter(principals)}
     response = client.retrieve(
         knowledgeBaseId=knowledge_base_id,
         retrievalQuery={"text": query},
-        retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": top_k}},
+        retrievalConfiguration={"vectorSearchConfiguration": search},
     )
     hits = []
     for result in response.get("retrievalResults", []):
         metadata = result.get("metadata") or {}
+        if principals and not may_read(metadata, principals):
+            continue
         location = (result.get("location") or {}).get("s3Location", {}).get("uri", "")
         hits.append(
             Hit(
@@ -45,11 +56,21 @@ def _knowledge_base(client: Any, knowledge_base_id: str, query: str, top_k: int)
                 text=str((result.get("content") or {}).get("text", "")),
             )
         )
-    return hits
+    return hits[:top_k]
 
 
-def _kendra(client: Any, index_id: str, query: str, top_k: int) -> list[Hit]:
-    response = client.retrieve(IndexId=index_id, QueryText=query, PageSize=top_k)
+def user_context(principals: list[str]) -> dict[str, Any]:
+    """Kendra's UserContext for ``user:``/``group:`` principals (Kendra checks one user at a time)."""
+    users = [p.split(":", 1)[1] for p in principals if p.startswith("user:")]
+    if len(users) > 1:
+        raise ValueError("Kendra checks one user at a time: give at most one --as user:NAME")
+    context: dict[str, Any] = {"Groups": [p.split(":", 1)[1] for p in principals if p.startswith("group:")]}
+    return context | ({"UserId": users[0]} if users else {})
+
+
+def _kendra(client: Any, index_id: str, query: str, top_k: int, principals: list[str]) -> list[Hit]:
+    extra = {"UserContext": user_context(principals)} if principals else {}
+    response = client.retrieve(IndexId=index_id, QueryText=query, PageSize=top_k, **extra)
     return [
         Hit(
             sink="kendra",
@@ -62,13 +83,22 @@ def _kendra(client: Any, index_id: str, query: str, top_k: int) -> list[Hit]:
     ]
 
 
-def search(outputs: dict[str, str], client: ClientFactory, query: str, top_k: int) -> list[Hit]:
-    """Hits from every sink the stack has (its outputs say which)."""
+def search(
+    outputs: dict[str, str],
+    client: ClientFactory,
+    query: str,
+    top_k: int,
+    *,
+    principals: list[str] | None = None,
+) -> list[Hit]:
+    """Hits from every sink the stack has (its outputs say which), as ``principals`` may see them."""
     hits: list[Hit] = []
+    who = principals or []
     if outputs.get("KnowledgeBaseId"):
-        hits += _knowledge_base(client("bedrock-agent-runtime"), outputs["KnowledgeBaseId"], query, top_k)
+        runtime = client("bedrock-agent-runtime")
+        hits += _knowledge_base(runtime, outputs["KnowledgeBaseId"], query, top_k, who)
     if outputs.get("KendraIndexId"):
-        hits += _kendra(client("kendra"), outputs["KendraIndexId"], query, top_k)
+        hits += _kendra(client("kendra"), outputs["KendraIndexId"], query, top_k, who)
     return hits
 
 

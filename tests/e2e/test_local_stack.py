@@ -4,11 +4,8 @@ handler in its own process fed by the event pump; files put with boto3 like any 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from sluice_cli.demo import drain_events
 from sluice_cli.search import Hit, search
 from sluice_local import emulators
 from sluice_local.stack import LocalStack
+from support.localcli import sluice_on
 from support.pdfwriter import document, make_pdf
 
 pytestmark = pytest.mark.e2e
@@ -56,28 +54,6 @@ def _processed(stack: LocalStack, key: str) -> list[str]:
     s3 = stack.client("s3")
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.outputs()["ProcessedBucketName"])
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []) if doc in o["Key"])
-
-
-@contextmanager
-def _cli(stack: LocalStack) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
-    """`sluice ...` in a subprocess; it finds the stack through the state file under the
-    repository's .sluice/local/ (restored afterwards)."""
-    state_dir = ROOT / ".sluice" / "local"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    existing = (state_dir / "state.json").read_text() if (state_dir / "state.json").exists() else None
-    stack.state().write(state_dir)
-
-    def sluice(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "sluice_cli.main", *args]
-        return subprocess.run(command, capture_output=True, text=True, check=check, cwd=ROOT)
-
-    try:
-        yield sluice
-    finally:
-        if existing is None:
-            (state_dir / "state.json").unlink()
-        else:
-            (state_dir / "state.json").write_text(existing)
 
 
 def test_outputs_match_the_templates(stack: LocalStack) -> None:
@@ -169,7 +145,7 @@ def test_a_message_that_keeps_failing_ends_in_the_dead_letter_queue(stack: Local
 
 
 def test_cli_reads_the_running_stack(stack: LocalStack) -> None:
-    with _cli(stack) as sluice:
+    with sluice_on(stack) as sluice:
         assert json.loads(sluice("local", "outputs", "--json").stdout) == stack.outputs()
         report = json.loads(sluice("status", "--local", "--json").stdout)
         assert report["documents"]["QUARANTINED"] >= 1
@@ -239,7 +215,7 @@ def test_cli_searches_and_redrives_the_running_stack(stack: LocalStack) -> None:
     dead = stack.outputs()["KendraDeadLetterQueueUrl"]
     doc = document_id(s3_uri(raw, "sinks/lighthouse.txt"))
     stack.client("sqs").send_message(QueueUrl=dead, MessageBody=json.dumps({"sluice": "sync", "doc_ids": [doc]}))
-    with _cli(stack) as sluice:
+    with sluice_on(stack) as sluice:
         found = sluice("search", "lighthouse keeper", "--local", "--json")
         hits = json.loads(found.stdout)["hits"]
         assert {(h["sink"], h["source"]) for h in hits} >= {
@@ -268,7 +244,7 @@ def test_the_fine_tune_workflow_runs_on_the_local_stack_from_the_cli(stack: Loca
     _wait_for(stack, "finetune/harbour.md", lambda i: i["status"]["S"] == "PROCESSED")
     bad = b'{"prompt": "Where?", "completion": "At the buoy."}\n{"prompt": "When?"\n'
     stack.client("s3").put_object(Bucket=processed, Key="finetune/uploads/bad.jsonl", Body=bad)
-    with _cli(stack) as sluice:
+    with sluice_on(stack) as sluice:
         tuned = sluice("finetune", "events/finetune_corpus.json", "--local", "--poll-seconds", "1", "--name", "e2e-1")
         assert "execution e2e-1: SUCCEEDED" in tuned.stdout and "custom model     arn:aws:bedrock:" in tuned.stdout
         assert tuned.stdout.index("    PrepareDataset") < tuned.stdout.index("    CheckJob")  # followed, in order
@@ -297,7 +273,7 @@ def test_a_web_connector_sync_flows_through_the_pipeline_and_status_reports_it(s
         stack.client("ssm").put_parameter(
             Name=outputs["ConnectorConfigParameterName"], Value=json.dumps(config), Type="String", Overwrite=True
         )
-        with _cli(stack) as sluice:
+        with sluice_on(stack) as sluice:
             synced = json.loads(sluice("connector", "run", "lighthouse", "--local", "--json").stdout)
             assert [(r["instance"], r["stopped"], r["landed"]) for r in synced] == [("lighthouse", "done", 1)]
             raw = outputs["RawBucketName"]
@@ -328,7 +304,7 @@ def test_sluice_reconcile_repairs_a_deliberately_corrupted_stack(stack: LocalSta
     for key in files:
         _wait_for(stack, key, lambda i: i["status"]["S"] == "PROCESSED")
     assert stack.wait_idle(timeout=60)
-    with _cli(stack) as sluice:
+    with sluice_on(stack) as sluice:
         clean = json.loads(sluice("reconcile", "--local", "--json").stdout)
         assert clean["complete"] and clean["found"] == {}, clean["examples"]
         docs = [document_id(s3_uri(raw, k)) for k in files]
