@@ -207,7 +207,8 @@ class Provisioner:
             res.ref = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{res.physical_id}"
             res.attributes.update(Arn=res.ref, Name=res.physical_id)
         elif kind == "AWS::S3Vectors::VectorBucket":
-            res.physical_id = _bucket_name(stack, lid)
+            name = res.properties.get("VectorBucketName")
+            res.physical_id = str(self.resolver.resolve(name)) if name else _bucket_name(stack, lid)
             res.ref = f"arn:aws:s3vectors:{region}:{ACCOUNT}:bucket/{res.physical_id}"
             res.attributes.update(VectorBucketArn=res.ref)
         elif kind == "AWS::S3Vectors::Index":
@@ -251,10 +252,10 @@ class Provisioner:
                     r.resolve(res.properties),
                     client.meta.service_model.operation_model(client.meta.method_to_api_mapping[operation]).input_shape,
                 )
-                if kind == "AWS::S3Vectors::VectorBucket":
-                    request["vectorBucketName"] = res.physical_id
+                if kind == "AWS::S3Vectors::VectorBucket":  # CloudFormation names what the template does not
+                    request.setdefault("vectorBucketName", res.physical_id)
                 elif kind == "AWS::S3Vectors::Index":
-                    request["indexName"] = res.physical_id
+                    request.setdefault("indexName", res.physical_id)
                 response = call(**request)
                 if kind == "AWS::S3Vectors::Index":
                     res.ref = response["indexArn"]

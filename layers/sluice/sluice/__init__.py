@@ -3,4 +3,4 @@ environment variables), its AWS adapters (``sluice.adapters.aws``) and the compo
 them for each function (``sluice.bootstrap``). docs/architecture.md describes the layers.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
