@@ -251,12 +251,9 @@ def test_the_fine_tune_workflow_runs_on_the_local_stack_from_the_cli(stack: Loca
         assert "to train" in tuned.stdout and "training tokens" in tuned.stdout
         payload = json.loads((ROOT / "events" / "finetune_titan_s3.json").read_text())
         payload["dataset"]["uri"] = f"s3://{processed}/finetune/uploads/bad.jsonl"
-        refused_input = ROOT / ".sluice" / "local" / "bad-input.json"
+        refused_input = stack.state_dir / "bad-input.json"
         refused_input.write_text(json.dumps(payload))
-        try:
-            refused = sluice("finetune", str(refused_input), "--local", "--name", "e2e-2", check=False)
-        finally:
-            refused_input.unlink()
+        refused = sluice("finetune", str(refused_input), "--local", "--name", "e2e-2", check=False)
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert "execution e2e-2: FAILED" in refused.stdout and "DatasetInvalidError" in refused.stdout
         assert "line 2" in refused.stdout
