@@ -36,7 +36,7 @@ DELETE_KEY = "retrieval-guide.html"
 SEARCH = "structured JSON logs"  # finds the edited paragraph: the sinks hold the new text
 QUESTION = "How are Sluice's logs written?"  # `sluice ask`: answered from the edited paragraph, cited
 SITE_INSTANCE = "harbour-site"  # the web connector's instance, crawling samples/site/ served on 127.0.0.1
-FINETUNE_INPUT = "finetune_corpus.json"  # in events/: continued pre-training from the whole corpus
+FINETUNE_INPUT = "finetune_corpus.json"  # in events/: Nova Micro fine-tuned on the corpus's question/answer pairs
 # What the sinks' changes did, per call-log operation, for the report ("checks" are reported apart).
 SINK_CHANGES = {
     "IngestKnowledgeBaseDocuments": ("knowledge base", "chunk", "ingested"),

@@ -240,16 +240,21 @@ def test_cli_searches_and_redrives_the_running_stack(stack: LocalStack) -> None:
 
 def test_the_fine_tune_workflow_runs_on_the_local_stack_from_the_cli(stack: LocalStack) -> None:
     raw, processed = stack.outputs()["RawBucketName"], stack.outputs()["ProcessedBucketName"]
-    stack.client("s3").put_object(Bucket=raw, Key="finetune/harbour.md", Body=MARKDOWN.encode())
-    _wait_for(stack, "finetune/harbour.md", lambda i: i["status"]["S"] == "PROCESSED")
+    faq = "\n".join(
+        json.dumps({"question": f"Which part covers step {i}?", "answer": f"Part {i % 6}."}) for i in range(8)
+    )
+    for key, body in {"finetune/harbour.md": MARKDOWN, "finetune/harbour-faq.jsonl": faq}.items():
+        stack.client("s3").put_object(Bucket=raw, Key=key, Body=body.encode())
+        _wait_for(stack, key, lambda i: i["status"]["S"] == "PROCESSED")
     bad = b'{"prompt": "Where?", "completion": "At the buoy."}\n{"prompt": "When?"\n'
     stack.client("s3").put_object(Bucket=processed, Key="finetune/uploads/bad.jsonl", Body=bad)
     with sluice_on(stack) as sluice:
         tuned = sluice("finetune", "events/finetune_corpus.json", "--local", "--poll-seconds", "1", "--name", "e2e-1")
         assert "execution e2e-1: SUCCEEDED" in tuned.stdout and "custom model     arn:aws:bedrock:" in tuned.stdout
         assert tuned.stdout.index("    PrepareDataset") < tuned.stdout.index("    CheckJob")  # followed, in order
-        assert "to train" in tuned.stdout and "training tokens" in tuned.stdout
-        payload = json.loads((ROOT / "events" / "finetune_titan_s3.json").read_text())
+        assert "to train" in tuned.stdout and "training tokens" in tuned.stdout and "(converse)" in tuned.stdout
+        assert "LEGACY" not in tuned.stdout and "not checked" not in tuned.stdout  # Nova Micro: ACTIVE, checked
+        payload = json.loads((ROOT / "events" / "finetune_nova_s3.json").read_text())
         payload["dataset"]["uri"] = f"s3://{processed}/finetune/uploads/bad.jsonl"
         refused_input = stack.state_dir / "bad-input.json"
         refused_input.write_text(json.dumps(payload))

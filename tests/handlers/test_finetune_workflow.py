@@ -1,7 +1,8 @@
 """The fine-tune workflow end to end: the real statemachine/finetune.asl.json executed by moto's
 Step Functions interpreter, its Lambda tasks dispatched in-process to the real FineTuneFunction
-handler, Bedrock's customization jobs served by moto (provisioned throughput by the local
-emulator), notifications published to SNS. Waits come from the input (1 s), so this runs fast."""
+handler, Bedrock's customization jobs served by moto (provisioned throughput and the model
+catalogue ValidateInput asks by the local emulator), notifications published to SNS. Waits come
+from the input (1 s), so this runs fast."""
 
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ HANDBOOK = "# Harbour handbook\n\n" + "\n\n".join(
     + " ".join(f"Pilots board ships at buoy {i} when the tide allows, rule {j}." for j in range(40))
     for i in range(6)
 )
+HARBOUR_FAQ = "\n".join(
+    json.dumps({"system": "You answer for the harbour office.", "question": f"Where does pilot {i} board?",
+                "answer": f"At buoy {i % 7}, on the rising tide."})
+    for i in range(12)
+)  # fmt: skip
 
 
 @dataclass
@@ -100,9 +106,12 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
             definition = definition.replace("${" + key + "}", value)
         sfn = boto3.client("stepfunctions")
         machine = sfn.create_state_machine(name="finetune", definition=definition, roleArn=ROLE)["stateMachineArn"]
-        _ingest(
-            s3, ddb, {"handbook.md": HANDBOOK, "notes/tides.txt": "Tide tables\n\n" + "High water is late today. " * 80}
-        )
+        corpus = {
+            "handbook.md": HANDBOOK,
+            "notes/tides.txt": "Tide tables\n\n" + "High water is late today. " * 80,
+            "faq/harbour.jsonl": HARBOUR_FAQ,  # the pairs fine-tuning takes from the corpus
+        }
+        _ingest(s3, ddb, corpus)
         try:
             yield World(s3, sfn, sqs, machine, queue, tmp_path / "emulators")
         finally:
@@ -131,12 +140,13 @@ def _cause(execution: dict[str, Any]) -> str:
     return str(execution.get("cause", ""))
 
 
-def test_continued_pretraining_from_the_corpus_ends_with_a_custom_model(world: World) -> None:
+def test_fine_tuning_nova_on_the_corpus_ends_with_a_custom_model(world: World) -> None:
     execution = world.run(_corpus_input())
     assert execution["status"] == "SUCCEEDED", _cause(execution)
     result = json.loads(execution["output"])
     assert result["custom_model_arn"].startswith("arn:aws:bedrock:us-east-1:123456789012:custom-model/")
     assert result["training_records"] >= 2 and result["estimated_training_tokens"] > 0
+    assert result["warnings"] == []  # Nova Micro is ACTIVE and fine-tunable here
     states = world.states(execution)
     assert states[:3] == ["ValidateInput", "RetrainRequested?", "PrepareDataset"]
     assert "StartCustomizationJobWithValidation" in states and "CreateThroughput" not in states
@@ -144,11 +154,67 @@ def test_continued_pretraining_from_the_corpus_ends_with_a_custom_model(world: W
     (job,) = world.jobs()
     assert job["status"] == "Completed"
     keys = [o["Key"] for o in world.s3.list_objects_v2(Bucket=PROCESSED, Prefix="finetune/")["Contents"]]
-    assert any(k.endswith("train.jsonl") for k in keys) and "finetune/models/sluice-corpus-cpt/latest.json" in keys
+    assert any(k.endswith("train.jsonl") for k in keys) and "finetune/models/sluice-corpus-nova/latest.json" in keys
     train = world.s3.get_object(Bucket=PROCESSED, Key=next(k for k in keys if k.endswith("train.jsonl")))
     first = json.loads(train["Body"].read().splitlines()[0])
-    assert set(first) == {"input"}  # Titan continued pre-training records
+    assert first["schemaVersion"] == "bedrock-conversation-2024"  # Nova's conversation records
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
+    report = json.loads(
+        world.s3.get_object(Bucket=PROCESSED, Key=next(k for k in keys if k.endswith("report.json")))["Body"].read()
+    )
+    assert report["format"] == "converse" and report["corpus"]["skipped_total"] == 2  # the two texts hold no pairs
+    operations = [c["operation"] for c in emulators.read_calls(world.emulator_dir)]
+    assert operations.count("GetFoundationModel") == 1  # ValidateInput asked Bedrock, once
     assert world.notified() == ["Sluice fine-tune succeeded"]
+
+
+def test_a_model_bedrock_cannot_fine_tune_fails_at_validate_input_naming_what_to_use(world: World) -> None:
+    execution = world.run(_corpus_input(base_model="amazon.nova-lite-v1:0"))  # the on-demand id
+    assert execution["status"] == "FAILED" and execution["error"] == "FineTuneInputError"
+    assert "Bedrock cannot fine-tune amazon.nova-lite-v1:0 in us-east-1" in _cause(execution)
+    assert "name amazon.nova-lite-v1:0:300k" in _cause(execution)
+    assert "PrepareDataset" not in world.states(execution) and world.jobs() == []
+    assert not world.s3.list_objects_v2(Bucket=PROCESSED, Prefix="finetune/").get("Contents")  # no dataset work
+    assert world.notified() == ["Sluice fine-tune failed"]
+
+
+def test_a_model_bedrock_does_not_know_here_is_refused(world: World) -> None:
+    execution = world.run(_corpus_input(base_model="amazon.nova-pro-v1:0:300k"))  # not in the local catalogue
+    assert execution["status"] == "FAILED" and execution["error"] == "FineTuneInputError"
+    assert "is not a foundation model Bedrock knows in us-east-1" in _cause(execution)
+    assert "amazon.nova-micro-v1:0:128k" in _cause(execution)
+
+
+def test_a_legacy_model_still_trains_with_a_warning_in_the_output_and_the_report(world: World) -> None:
+    titan = "amazon.titan-text-express-v1:0:8k"  # LEGACY, as only AWS's older page lists it
+    execution = world.run(_corpus_input(base_model=titan, customization_type="CONTINUED_PRE_TRAINING"))
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    (warning,) = json.loads(execution["output"])["warnings"]
+    assert warning.startswith(f"{titan} is LEGACY in Bedrock (its end of life: ")
+    keys = [o["Key"] for o in world.s3.list_objects_v2(Bucket=PROCESSED, Prefix="finetune/datasets/")["Contents"]]
+    report = json.loads(
+        world.s3.get_object(Bucket=PROCESSED, Key=next(k for k in keys if k.endswith("report.json")))["Body"].read()
+    )
+    assert report["warnings"][0] == warning and report["format"] == "continued_pretraining"
+    train = world.s3.get_object(Bucket=PROCESSED, Key=next(k for k in keys if k.endswith("train.jsonl")))
+    assert set(json.loads(train["Body"].read().splitlines()[0])) == {"input"}  # Titan continued pre-training
+
+
+def test_a_check_bedrock_refuses_to_answer_is_skipped_with_a_warning(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice_local.emulators.common import ServiceError
+
+    def denied(params: dict[str, Any]) -> dict[str, Any]:
+        raise ServiceError("AccessDeniedException", "not authorized to perform bedrock:GetFoundationModel", 403)
+
+    emulator = emulators.installed()
+    assert emulator is not None
+    monkeypatch.setitem(emulator._operations, ("bedrock", "GetFoundationModel"), denied)
+    execution = world.run(_corpus_input())
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    (warning,) = json.loads(execution["output"])["warnings"]
+    assert "was not checked with Bedrock (bedrock:GetFoundationModel was denied)" in warning
 
 
 def test_an_invalid_dataset_fails_before_any_job_naming_the_lines(world: World) -> None:
@@ -269,13 +335,17 @@ def test_a_scheduled_run_retrains_only_when_the_corpus_changed(world: World) -> 
 
 
 _SHAPES = {  # the keys of a training record, per event: each family's own format
-    "finetune_corpus.json": {"input"},
-    "finetune_retrain_schedule.json": {"input"},
-    "finetune_titan_s3.json": {"prompt", "completion"},
+    "finetune_corpus.json": {"schemaVersion", "system", "messages"},
+    "finetune_retrain_schedule.json": {"schemaVersion", "system", "messages"},
+    "finetune_nova_s3.json": {"schemaVersion", "system", "messages"},
     "finetune_llama_s3.json": {"prompt", "completion"},
     "finetune_claude_haiku_s3.json": {"system", "messages"},
     "finetune_corpus_faq_nova.json": {"schemaVersion", "system", "messages"},
 }
+
+
+def test_every_fine_tune_input_in_events_is_run_below() -> None:
+    assert {p.name for p in (ROOT / "events").glob("finetune_*.json")} == set(_SHAPES)
 
 
 @pytest.mark.parametrize("event", sorted(_SHAPES))

@@ -158,3 +158,22 @@ def test_aws_sdk_tasks_retry_every_error_the_one_rule_calls_transient(definition
         assert not missing, f"{task} ({service} {action}) does not retry {missing}"
         checked += 1
     assert checked >= 5
+
+
+def test_the_fine_tune_function_may_read_this_regions_foundation_models_and_nothing_else_of_bedrock(
+    source: dict[str, Any],
+) -> None:
+    """ValidateInput asks Bedrock (GetFoundationModel) about the base model; an AccessDenied only
+    skips the check, so a missing grant would go unnoticed but for this test."""
+    policies = source["Resources"]["FineTuneFunction"]["Properties"]["Policies"]
+    statements = [s for p in policies if isinstance(p, dict) for s in p.get("Statement", [])]
+    bedrock = [s for s in statements if str(s["Action"]).startswith("bedrock:")]
+    assert bedrock == [
+        {
+            "Sid": "ReadFoundationModels",
+            "Effect": "Allow",
+            "Action": "bedrock:GetFoundationModel",
+            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/*"},
+        }
+    ]
+    assert "Bedrock whether the base model" in json.loads(ASL.read_text())["States"]["ValidateInput"]["Comment"]

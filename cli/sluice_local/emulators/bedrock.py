@@ -1,7 +1,7 @@
 """What moto's Bedrock backend lacks (moto serves the model customization jobs): provisioned
 throughput (a repeated client request token gets the same throughput back), and the model catalogue
-that `sluice ask` and `sluice verify` consult (foundation models, their availability, inference
-profiles)."""
+that `sluice ask`, `sluice verify` and the fine-tune workflow's ValidateInput consult (foundation
+models with the customizations they take, their availability, inference profiles)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,16 @@ _FM = f"arn:aws:bedrock:{REGION}::foundation-model/"
 # The local Bedrock's catalogue: a small copy of the real one's shapes. Titan V2 embeds on demand; Nova
 # 2 Lite (the default generation model) answers only through inference profiles, as in AWS; a LEGACY
 # model for the warnings.
+# Customization: AWS's fine-tuning page names a model's customizable version by an id with a context
+# suffix (amazon.nova-micro-v1:0:128k), served by provisioned throughput; those carry
+# customizationsSupported here, the on-demand ids none. Nova fine-tunes and distils on Bedrock, no
+# continued pre-training ("Customizing Amazon Nova models", Nova user guide); Titan Text G1 - Express
+# took both, and is here LEGACY (only AWS's older customization page lists it) so the workflow's
+# warning shows. The local stack is one Region that sees every model the events/ examples use: on AWS,
+# Claude 3 Haiku and Llama are customized in us-west-2 only, the Nova models in us-east-1 only.
+_LEGACY = {"status": "LEGACY"}
+_TEXT_MODEL = {"inputModalities": ["TEXT"], "outputModalities": ["TEXT"], "status": "ACTIVE"}
+_CUSTOMIZABLE = {"inferenceTypesSupported": ["PROVISIONED"]}
 MODELS: dict[str, dict[str, Any]] = {
     "amazon.titan-embed-text-v2:0": {
         "modelName": "Titan Text Embeddings V2",
@@ -81,6 +91,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "inputModalities": ["TEXT"],
         "outputModalities": ["EMBEDDING"],
         "inferenceTypesSupported": ["ON_DEMAND"],
+        "customizationsSupported": [],
         "status": "ACTIVE",
     },
     "amazon.nova-2-lite-v1:0": {
@@ -89,6 +100,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "inputModalities": ["TEXT", "IMAGE", "VIDEO"],
         "outputModalities": ["TEXT"],
         "inferenceTypesSupported": ["INFERENCE_PROFILE"],
+        "customizationsSupported": [],
         "status": "ACTIVE",
     },
     "amazon.nova-lite-v1:0": {
@@ -97,6 +109,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "inputModalities": ["TEXT", "IMAGE", "VIDEO"],
         "outputModalities": ["TEXT"],
         "inferenceTypesSupported": ["ON_DEMAND", "INFERENCE_PROFILE"],
+        "customizationsSupported": [],
         "status": "ACTIVE",
     },
     "anthropic.claude-3-haiku-20240307-v1:0": {
@@ -105,7 +118,55 @@ MODELS: dict[str, dict[str, Any]] = {
         "inputModalities": ["TEXT", "IMAGE"],
         "outputModalities": ["TEXT"],
         "inferenceTypesSupported": ["ON_DEMAND"],
+        "customizationsSupported": [],
         "status": "LEGACY",
+    },
+    # The customizable versions the events/ examples name.
+    "amazon.nova-micro-v1:0:128k": {
+        "modelName": "Nova Micro",
+        "providerName": "Amazon",
+        **_TEXT_MODEL,
+        **_CUSTOMIZABLE,
+        "customizationsSupported": ["FINE_TUNING", "DISTILLATION"],
+    },
+    "amazon.nova-lite-v1:0:300k": {
+        "modelName": "Nova Lite",
+        "providerName": "Amazon",
+        **_TEXT_MODEL,
+        "inputModalities": ["TEXT", "IMAGE", "VIDEO"],
+        **_CUSTOMIZABLE,
+        "customizationsSupported": ["FINE_TUNING", "DISTILLATION"],
+    },
+    "anthropic.claude-3-haiku-20240307-v1:0:200k": {
+        "modelName": "Claude 3 Haiku",
+        "providerName": "Anthropic",
+        **_TEXT_MODEL,
+        **_CUSTOMIZABLE,
+        "customizationsSupported": ["FINE_TUNING"],
+        **_LEGACY,  # one model, one lifecycle: as its on-demand id above
+    },
+    "meta.llama3-1-8b-instruct-v1:0:128k": {
+        "modelName": "Llama 3.1 8B Instruct",
+        "providerName": "Meta",
+        **_TEXT_MODEL,
+        **_CUSTOMIZABLE,
+        "customizationsSupported": ["FINE_TUNING"],
+    },
+    "amazon.titan-text-express-v1": {
+        "modelName": "Titan Text G1 - Express",
+        "providerName": "Amazon",
+        **_TEXT_MODEL,
+        "inferenceTypesSupported": ["ON_DEMAND"],
+        "customizationsSupported": [],
+        **_LEGACY,
+    },
+    "amazon.titan-text-express-v1:0:8k": {
+        "modelName": "Titan Text G1 - Express",
+        "providerName": "Amazon",
+        **_TEXT_MODEL,
+        **_CUSTOMIZABLE,
+        "customizationsSupported": ["FINE_TUNING", "CONTINUED_PRE_TRAINING"],
+        **_LEGACY,
     },
 }
 PROFILES = {
@@ -147,7 +208,7 @@ class ModelCatalogue:
             lifecycle["endOfLifeTime"] = datetime(2027, 1, 31, tzinfo=UTC)
         details = {k: v for k, v in model.items() if k != "status"}
         details |= {"modelArn": _FM + model_id, "modelId": model_id, "modelLifecycle": lifecycle}
-        return {"modelDetails": details | {"customizationsSupported": [], "responseStreamingSupported": True}}
+        return {"modelDetails": details | {"responseStreamingSupported": True}}
 
     def availability(self, params: dict[str, Any]) -> dict[str, Any]:
         model_id = params["modelId"]

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sluice.adapters.aws import error_code, is_transient
+from sluice.adapters.aws.models import customization_support
 from sluice.adapters.aws.registry import DynamoDBRegistry
 from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
 from sluice.bootstrap import Clients
@@ -64,5 +65,7 @@ def build(env: Mapping[str, str], clients: Clients | None = None) -> FineTuneFun
             writer=S3BucketWriter(clients("s3"), settings.processed_bucket),
             processed_bucket=settings.processed_bucket,
             readable_buckets=frozenset(filter(None, (settings.processed_bucket, settings.raw_bucket))),
+            # ValidateInput asks Bedrock about the base model (the client is made on first use).
+            support=lambda base_model: customization_support(clients("bedrock"), base_model),
         )
     )

@@ -7,6 +7,14 @@ page, the per-family hyperparameter pages and the quota table). Where
 a figure is not documented the value chosen is the one that refuses rather than lets a job fail
 late, and the comment beside it says so. Record counts are adjustable quotas: an account with a
 raised quota needs a raised figure here too.
+
+Whether a model can be customized, and how, is not decided here: the workflow asks Bedrock at run
+time (GetFoundationModel). What this table adds is where to turn instead: the model ids and Regions
+AWS's current fine-tuning page lists ("Customize a model with fine-tuning in Amazon Bedrock",
+section "Supported models and Regions for fine-tuning"; docs/finetune.md keeps the copy). Families
+only the older page lists ("Supported models and Regions for fine-tuning and continued
+pre-training": Titan Text G1, Cohere Command, Llama 2) are ``listed=False``: still accepted, never
+suggested.
 """
 
 from __future__ import annotations
@@ -47,6 +55,11 @@ class Family:
     continued_pretraining: bool = False
     supports_validation: bool = True
     max_pretraining_records: int | None = None  # train + validation, for continued pre-training
+    # On AWS's current fine-tuning page: the base-model ids it names for a customization job and the
+    # Regions it lists them in (single-region support). Empty where the page was not read in full.
+    listed: bool = True
+    model_ids: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
 
     def hyperparameter(self, name: str) -> HyperParameter | None:
         return next((hp for hp in self.hyperparameters if hp.name == name), None)
@@ -122,6 +135,7 @@ FAMILIES: tuple[Family, ...] = (
         max_records=10_000,
         max_record_tokens=4_096,
         max_pretraining_records=100_000,
+        listed=False,
     ),
     Family(
         key="titan-text-lite",
@@ -133,6 +147,7 @@ FAMILIES: tuple[Family, ...] = (
         max_records=10_000,
         max_record_tokens=4_096,
         max_pretraining_records=100_000,
+        listed=False,
     ),
     Family(
         key="titan-text-premier",
@@ -142,6 +157,7 @@ FAMILIES: tuple[Family, ...] = (
         hyperparameters=_TITAN_PREMIER,
         max_records=20_000,
         max_record_tokens=4_096,
+        listed=False,
     ),
     # Cohere: training at most 10,000 records and validation at most 1,000; no quota for their sum
     # is listed, so the sum is held to 10,000. Tokens: 4,096 in + 2,048 out.
@@ -154,6 +170,7 @@ FAMILIES: tuple[Family, ...] = (
         max_records=10_000,
         max_validation_records=1_000,
         max_record_tokens=6_144,
+        listed=False,
     ),
     Family(
         key="cohere-command-light",
@@ -164,6 +181,7 @@ FAMILIES: tuple[Family, ...] = (
         max_records=10_000,
         max_validation_records=1_000,
         max_record_tokens=6_144,
+        listed=False,
     ),
     # Llama 2: the 100-10,000 record range is documented for Llama 3.x and assumed here. No token
     # figure is documented; the customizable variants have a 4k context (meta.llama2-13b-v1:0:4k),
@@ -177,6 +195,7 @@ FAMILIES: tuple[Family, ...] = (
         min_records=100,
         max_records=10_000,
         max_record_tokens=4_096,
+        listed=False,
     ),
     Family(
         key="llama3.1",
@@ -187,6 +206,8 @@ FAMILIES: tuple[Family, ...] = (
         min_records=100,
         max_records=10_000,
         max_record_tokens=16_000,
+        model_ids=("meta.llama3-1-8b-instruct-v1:0:128k", "meta.llama3-1-70b-instruct-v1:0:128k"),
+        regions=("us-west-2",),
     ),
     Family(
         key="llama3.2",
@@ -197,8 +218,15 @@ FAMILIES: tuple[Family, ...] = (
         min_records=100,
         max_records=10_000,
         max_record_tokens=16_000,
+        model_ids=(
+            "meta.llama3-2-1b-instruct-v1:0:128k",
+            "meta.llama3-2-3b-instruct-v1:0:128k",
+            "meta.llama3-2-11b-instruct-v1:0:128k",
+        ),
+        regions=("us-west-2",),
     ),
-    # The longest matching prefix wins, so the 90B model gets its own, lower token limit.
+    # The longest matching prefix wins, so the 90B model gets its own, lower token limit. (The model
+    # ids of Llama 3.2 90B and 3.3 were cut off the copy of the page read: none named here.)
     Family(
         key="llama3.2-90b",
         label="Meta Llama 3.2 90B",
@@ -208,6 +236,7 @@ FAMILIES: tuple[Family, ...] = (
         min_records=100,
         max_records=10_000,
         max_record_tokens=10_000,
+        regions=("us-west-2",),
     ),
     # Llama 3.3's hyperparameters are not on the Llama pages (2, 3.1, 3.2); 3.2's are assumed
     # (UNVERIFIED).
@@ -220,6 +249,7 @@ FAMILIES: tuple[Family, ...] = (
         min_records=100,
         max_records=10_000,
         max_record_tokens=16_000,
+        regions=("us-west-2",),
     ),
     Family(
         key="claude-3-haiku",
@@ -231,6 +261,8 @@ FAMILIES: tuple[Family, ...] = (
         max_records=10_000,
         max_validation_records=1_000,
         max_record_tokens=32_000,
+        model_ids=("anthropic.claude-3-haiku-20240307-v1:0:200k",),
+        regions=("us-west-2",),
     ),
     Family(
         key="nova-micro",
@@ -240,6 +272,8 @@ FAMILIES: tuple[Family, ...] = (
         hyperparameters=_NOVA,
         max_records=20_000,
         max_record_tokens=_NOVA_RECORD_TOKENS,
+        model_ids=("amazon.nova-micro-v1:0:128k",),
+        regions=("us-east-1",),
     ),
     Family(
         key="nova-lite",
@@ -249,6 +283,8 @@ FAMILIES: tuple[Family, ...] = (
         hyperparameters=_NOVA,
         max_records=20_000,
         max_record_tokens=_NOVA_RECORD_TOKENS,
+        model_ids=("amazon.nova-lite-v1:0:300k",),
+        regions=("us-east-1",),
     ),
     Family(
         key="nova-pro",
@@ -258,6 +294,8 @@ FAMILIES: tuple[Family, ...] = (
         hyperparameters=_NOVA,
         max_records=10_000,
         max_record_tokens=_NOVA_RECORD_TOKENS,
+        model_ids=("amazon.nova-pro-v1:0:300k",),
+        regions=("us-east-1",),
     ),
 )
 
@@ -277,3 +315,21 @@ def family_for(base_model: str, families: Sequence[Family] = FAMILIES) -> Family
 
 def known_prefixes(families: Sequence[Family] = FAMILIES) -> list[str]:
     return [p for f in families for p in f.prefixes]
+
+
+def supports(family: Family, customization_type: str) -> bool:
+    """Whether the family's format handles the type (Bedrock says, at run time, whether the model does)."""
+    return customization_type == FINE_TUNING or (
+        customization_type == CONTINUED_PRE_TRAINING and family.continued_pretraining
+    )
+
+
+def listed_models(customization_type: str, families: Sequence[Family] = FAMILIES) -> dict[str, list[str]]:
+    """The model ids AWS's current fine-tuning page lists for ``customization_type`` among the
+    families Sluice knows, by the Region it lists them in."""
+    by_region: dict[str, list[str]] = {}
+    for family in families:
+        if family.listed and supports(family, customization_type):
+            for region in family.regions:
+                by_region.setdefault(region, []).extend(family.model_ids)
+    return {region: ids for region, ids in by_region.items() if ids}

@@ -5,9 +5,16 @@ only once it has started. Everything that can be known from the input alone is t
 first, every problem collected (one run tells the user all of them), and the result is a plain
 JSON dict the state machine carries to every later state:
 
-    {"base_model": "amazon.titan-text-express-v1:0:8k", "custom_model_name": "support-bot",
+    {"base_model": "amazon.nova-micro-v1:0:128k", "custom_model_name": "support-bot",
      "dataset": {"source": "corpus", "prefix": "faq/", "filter": {"kinds": ["jsonl", "csv"]}},
      "hyperparameters": {"epochCount": 2}, "provisioned_throughput": {"model_units": 1}}
+
+The base model is also checked with Bedrock, at run time, through a ``SupportLookup`` the
+composition root wires to GetFoundationModel: a model Bedrock does not know in this Region, or
+cannot customize the way asked, is a problem like the others (naming what to use instead); a LEGACY
+model, or a check Bedrock would not answer (access denied), is a warning the settings carry to the
+dataset report and the execution's output. The family table says how to build the data; Bedrock says
+whether the model takes it today.
 
 Names Bedrock needs to be idempotent (the job name and client token) are derived from the Step
 Functions execution name, so a retried state sends the same request again.
@@ -19,7 +26,8 @@ import difflib
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +38,7 @@ from sluice.finetune.families import (
     Family,
     family_for,
     known_prefixes,
+    listed_models,
 )
 from sluice.model import Kind
 
@@ -75,6 +84,24 @@ class FineTuneInputError(ValueError):
         lines = "\n".join(f"- {shorten(p)}" for p in self.problems[:SHOWN_PROBLEMS])
         more = f"\n(and {count - SHOWN_PROBLEMS} more)" if count > SHOWN_PROBLEMS else ""
         super().__init__(f"The fine-tune input has {count} problem{'' if count == 1 else 's'}:\n{lines}{more}")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomizationSupport:
+    """What Bedrock says of a base model, in the Region asked, at run time (GetFoundationModel)."""
+
+    model_id: str
+    region: str
+    known: bool = True  # False: Bedrock knows no such foundation model there
+    customizations: tuple[str, ...] = ()  # FINE_TUNING, CONTINUED_PRE_TRAINING, DISTILLATION, ...
+    lifecycle: str = ""  # ACTIVE or LEGACY
+    end_of_life: str = ""  # YYYY-MM-DD, when Bedrock gives a LEGACY model's end
+    skipped: str = ""  # why Bedrock could not be asked; nothing is refused then
+
+
+# The port: a base-model identifier (id or ARN) -> what Bedrock says of it.
+SupportLookup = Callable[[str], CustomizationSupport]
+_DOING = {FINE_TUNING: "fine-tune", CONTINUED_PRE_TRAINING: "continue pre-training"}
 
 
 def shorten(text: str, limit: int = 1000) -> str:
@@ -138,6 +165,7 @@ class _Input:
         self.event = event
         self.families = families
         self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def unknown_fields(self, raw: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
         for name in raw:
@@ -186,8 +214,47 @@ class _Input:
             return FINE_TUNING
         if canonical == CONTINUED_PRE_TRAINING and family is not None and not family.continued_pretraining:
             able = ", ".join(f.label for f in self.families if f.continued_pretraining)
-            self.problems.append(f"{family.label} does not support continued pre-training; these do: {able}")
+            instead = _instead(CONTINUED_PRE_TRAINING, "", self.families)
+            self.problems.append(
+                f"{family.label} does not support continued pre-training; these do: {able} "
+                f"(legacy: AWS's current fine-tuning page lists none of them); {instead}"
+            )
         return canonical
+
+    def bedrock_says(
+        self, base_model: str, family: Family, customization_type: str, lookup: SupportLookup
+    ) -> dict[str, Any]:
+        """What Bedrock says of the model now: a problem when it cannot be customized this way
+        here, a warning when it is LEGACY or Bedrock would not answer. The answer, for the record."""
+        support = lookup(base_model)
+        checked: dict[str, Any] = {"model_id": support.model_id, "region": support.region}
+        if support.skipped:
+            self.warnings.append(
+                f"{base_model} was not checked with Bedrock ({support.skipped}): "
+                "the customization job will say whether it can be customized"
+            )
+            return checked | {"checked": False}
+        checked |= {"checked": True, "customizations": list(support.customizations), "lifecycle": support.lifecycle}
+        here = support.region or "this Region"
+        if not support.known:
+            self.problems.append(
+                f"base_model {base_model!r} is not a foundation model Bedrock knows in {here}; "
+                + _instead(customization_type, support.region, self.families, family, support.model_id)
+            )
+            return checked
+        if customization_type not in support.customizations:
+            offered = ", ".join(support.customizations) or "no customization"
+            self.problems.append(
+                f"Bedrock cannot {_DOING[customization_type]} {support.model_id} in {here} (it offers {offered} "
+                "for it); " + _instead(customization_type, support.region, self.families, family, support.model_id)
+            )
+        if support.lifecycle == "LEGACY":
+            end = f" (its end of life: {support.end_of_life})" if support.end_of_life else ""
+            self.warnings.append(
+                f"{support.model_id} is LEGACY in Bedrock{end}: move to a current model; "
+                + _instead(customization_type, support.region, self.families)
+            )
+        return checked
 
     def dataset(self) -> dict[str, Any] | None:
         raw = self.event.get("dataset")
@@ -376,10 +443,45 @@ class _Input:
         return share
 
 
+def _instead(
+    customization_type: str,
+    region: str,
+    families: Sequence[Family],
+    family: Family | None = None,
+    given: str = "",
+) -> str:
+    """What to use instead, from the family table: the customizable id of the same model when another
+    id of it was given, else the models AWS's current fine-tuning page lists for the type (this
+    Region's first), else fine-tuning."""
+    if family is not None and family.listed and family.model_ids and given not in family.model_ids:
+        where = f" ({', '.join(family.regions)})" if family.regions else ""
+        return f"to customize {family.label}, name {' or '.join(family.model_ids)}{where}"
+    listed = listed_models(customization_type, families)
+    if not listed:
+        fine_tuned = listed_models(FINE_TUNING, families)
+        ids = fine_tuned.get(region) or next((ids for _, ids in sorted(fine_tuned.items())), [])
+        return (
+            f"no model AWS's current fine-tuning page lists takes {customization_type}: fine-tune instead "
+            f"(customization_type {FINE_TUNING}, with prompt and answer pairs)" + (f", e.g. {ids[0]}" if ids else "")
+        )
+    if region in listed:
+        return f"AWS's fine-tuning page lists these in {region}: {', '.join(listed[region])}"
+    elsewhere = "; ".join(f"{', '.join(ids)} in {where}" for where, ids in sorted(listed.items()))
+    return f"AWS's fine-tuning page lists {elsewhere}"
+
+
 def validate_input(
-    event: Mapping[str, Any], execution_name: str, *, families: Sequence[Family] = FAMILIES
+    event: Mapping[str, Any],
+    execution_name: str,
+    *,
+    families: Sequence[Family] = FAMILIES,
+    support: SupportLookup | None = None,
 ) -> dict[str, Any]:
-    """The settings every later state reads, or FineTuneInputError listing every problem."""
+    """The settings every later state reads, or FineTuneInputError listing every problem.
+
+    With ``support`` the base model is also checked with Bedrock (once the input names a model of a
+    known family and a valid customization type): the settings then hold ``model_check`` (what
+    Bedrock said) and ``warnings``."""
     if not isinstance(event, Mapping):
         raise FineTuneInputError([f"the input must be a JSON object, not {type(event).__name__}"])
     read = _Input(event, families)
@@ -388,7 +490,12 @@ def validate_input(
         read.problems.append("the execution has no name to derive the job name from")
     base_model, family = read.family()
     custom_model_name = read.custom_model_name()
+    problems_before = len(read.problems)
     customization_type = read.customization_type(family)
+    type_ok = len(read.problems) == problems_before
+    checked = None
+    if support is not None and family is not None and base_model is not None and type_ok:
+        checked = read.bedrock_says(base_model, family, customization_type, support)
     dataset = read.dataset()
     hyperparameters, epochs = read.hyperparameters(family) if family is not None else ({}, 1)
     validation_split = read.validation_split(family)
@@ -423,4 +530,7 @@ def validate_input(
         settings["throughput_name"], settings["model_units"] = throughput
     if retrain_when_changed is not None:
         settings["retrain_when_changed"] = retrain_when_changed
+    if checked is not None:
+        settings["model_check"] = checked
+        settings["warnings"] = read.warnings
     return settings

@@ -2,8 +2,9 @@
 
 Each step takes the execution's state and returns it with its part added, so the state machine
 passes one document along and a console user reads every decision in it: ``settings`` (the
-validated input), ``corpus_change`` (for scheduled retraining), ``dataset`` (where the JSONL went,
-and the report with the training-token estimate), ``result`` (the custom model). Everything that
+validated input, what Bedrock said of the base model, the warnings), ``corpus_change`` (for
+scheduled retraining), ``dataset`` (where the JSONL went, and the report with the training-token
+estimate and the warnings), ``result`` (the custom model, the warnings). Everything that
 could fail the Bedrock job for a reason in the data or the settings fails here first, before any
 money is spent, with the problems named (line numbers included).
 """
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 from sluice.finetune.dataset import CorpusDocument, corpus_records, matches_filter, parse_jsonl, prepare
 from sluice.finetune.families import family_for
-from sluice.finetune.settings import FineTuneInputError, client_token_for, validate_input
+from sluice.finetune.settings import FineTuneInputError, SupportLookup, client_token_for, validate_input
 from sluice.pipeline.files import s3_uri, split_s3_uri, text_key
 from sluice.registry import DocumentRecord, Status
 from sluice.storage import ObjectHead, ObjectReader
@@ -54,6 +55,7 @@ class FineTuneSteps:
         writer: Writer,
         processed_bucket: str,
         readable_buckets: frozenset[str],
+        support: SupportLookup | None = None,
         clock: Any = None,
     ) -> None:
         self.documents = documents
@@ -61,6 +63,7 @@ class FineTuneSteps:
         self.writer = writer
         self.bucket = processed_bucket
         self.readable = readable_buckets
+        self.support = support  # Bedrock asked about the base model; None: the input alone is checked
         self.clock = clock or (lambda: datetime.now(UTC))
 
     def run(self, step: str, state: dict[str, Any], execution: str) -> dict[str, Any]:
@@ -77,7 +80,7 @@ class FineTuneSteps:
     # -- ValidateInput ----------------------------------------------------------------------------
 
     def validate(self, state: dict[str, Any], execution: str) -> dict[str, Any]:
-        settings = validate_input(state, execution)
+        settings = validate_input(state, execution, support=self.support)
         # The model's lineage: scheduled retrains of one input compare against its own last model.
         settings["lineage"] = settings["custom_model_name"]
         if "retrain_when_changed" in settings:
@@ -144,6 +147,9 @@ class FineTuneSteps:
         prepared = prepare(records, settings, family, problems)
         base = f"{PREFIX}datasets/{settings['job_name']}/"
         report = {**prepared.report, **({"corpus": summary} if summary else {})}
+        if settings.get("warnings"):  # the base model's (LEGACY, not checked) come first
+            report["warnings"] = [*settings["warnings"], *report["warnings"]]
+            report["warnings_total"] += len(settings["warnings"])
         self.writer.put(f"{base}train.jsonl", prepared.train, "application/jsonl")
         out: dict[str, Any] = {
             "train_uri": s3_uri(self.bucket, f"{base}train.jsonl"),
@@ -221,6 +227,7 @@ class FineTuneSteps:
             "dataset_report_uri": state["dataset"]["report_uri"],
             "training_records": state["dataset"]["report"].get("train_records"),
             "estimated_training_tokens": state["dataset"]["report"].get("estimated_training_tokens"),
+            "warnings": state["settings"].get("warnings", []),
         }
         return {**state, "result": result}
 

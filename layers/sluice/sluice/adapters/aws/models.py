@@ -5,6 +5,9 @@ become LEGACY, and many current ones take on-demand calls only through an infere
 with what to call (the identifier itself, or the cross-region inference profile of this region that
 serves a model refusing on-demand calls), the problems that stop a call (no access granted, not in
 this region, an offer not accepted) and warnings (LEGACY, with its end of life).
+
+``customization_support`` answers the fine-tune workflow's question of a base model: which
+customizations Bedrock offers for it in the client's Region, and its lifecycle.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sluice.adapters.aws import error_code
+from sluice.finetune.settings import CustomizationSupport
 
 # An inference profile: its ARN, or a system-defined profile's id, a geography before the model's id.
 _PROFILE = re.compile(
@@ -156,3 +160,29 @@ def _refusal(identifier: str, exc: ClientError, region: str) -> str:
             "check the id (aws bedrock list-foundation-models)"
         )
     return f"{identifier}: {code}: {exc.response.get('Error', {}).get('Message', '')}"
+
+
+def customization_support(bedrock: Any, identifier: str) -> CustomizationSupport:
+    """What Bedrock says of a base model (id or foundation-model ARN) in the client's Region:
+    ``customizationsSupported`` and the lifecycle, from GetFoundationModel. Not allowed to ask
+    (AccessDenied): ``skipped`` says so and nothing is refused. An identifier Bedrock does not know
+    here: ``known`` is False. Any other error is raised (a transient one is retried by the caller)."""
+    region = str(bedrock.meta.region_name or "")
+    try:
+        details = bedrock.get_foundation_model(modelIdentifier=identifier)["modelDetails"]
+    except ClientError as exc:
+        code = error_code(exc)
+        if code == "AccessDeniedException":
+            return CustomizationSupport(identifier, region, skipped="bedrock:GetFoundationModel was denied")
+        if code in ("ResourceNotFoundException", "ValidationException"):
+            return CustomizationSupport(identifier, region, known=False)
+        raise
+    lifecycle = details.get("modelLifecycle") or {}
+    end = lifecycle.get("endOfLifeTime")
+    return CustomizationSupport(
+        model_id=str(details.get("modelId") or identifier),
+        region=region,
+        customizations=tuple(details.get("customizationsSupported") or ()),
+        lifecycle=str(lifecycle.get("status", "")),
+        end_of_life=f"{end:%Y-%m-%d}" if isinstance(end, datetime) else "",
+    )
