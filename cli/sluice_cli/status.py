@@ -1,5 +1,5 @@
-"""`sluice status`: documents by status, every quarantined file with its reason, each sink's documents
-(indexed / pending / failed, with the index's reasons) and ingestion job, and the queues."""
+"""`sluice status`: documents by status, every quarantined file with its reason, each sink's index and
+documents (indexed / pending / failed, with the index's reasons) and ingestion job, and the queues."""
 
 from __future__ import annotations
 
@@ -97,6 +97,7 @@ def _sinks(outputs: dict[str, str], client: ClientFactory, registry: DynamoDBReg
             failures.append({"key": record.key if record else state.doc_id, "reasons": reasons})
         sink: dict[str, Any] = {s.value.lower(): states.count(name, s) for s in SinkStatus}
         sink["failures"] = sorted(failures, key=lambda f: f["key"])
+        sink["index"] = _index(name, outputs)
         lock = states.get(JOB_SINK, outputs[data_source]) if data_source and data_source in outputs else None
         if lock is not None:
             sink["job"] = {
@@ -105,6 +106,18 @@ def _sinks(outputs: dict[str, str], client: ClientFactory, registry: DynamoDBReg
             }
         sinks[name] = sink
     return sinks
+
+
+def _index(sink: str, outputs: dict[str, str]) -> str:
+    """What the sink keeps in step, from the stack's outputs (no call to the index)."""
+    if sink == "kendra":
+        return f"Kendra index {outputs.get('KendraIndexId', '?')}"
+    mode = outputs.get("KnowledgeBaseMode", "existing")
+    where = f"knowledge base {outputs.get('KnowledgeBaseId', '?')}"
+    if mode == "create":
+        index = outputs.get("VectorIndexArn", "").rsplit("/", 1)[-1]
+        return f"{where}, created by the stack" + (f", over the S3 Vectors index {index}" if index else "")
+    return f"{where} ({mode})"
 
 
 def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
@@ -116,7 +129,7 @@ def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
     for name, count in docs.items():
         out.write(f"  {name.lower():<12} {count:>7}\n")
     for name, sink in status.get("sinks", {}).items():
-        out.write(f"Sink {name}\n")
+        out.write(f"Sink {name}: {sink['index']}\n" if sink.get("index") else f"Sink {name}\n")
         out.write(
             f"  indexed {sink['indexed']:>7}   pending {sink['pending']:>5}   failed {sink['failed']:>5}"
             f"   removed {sink['absent']:>5}\n"

@@ -91,6 +91,13 @@ def test_the_stack_creates_its_knowledge_base_from_the_template(stack: LocalStac
     )["dataSource"]
     assert source["dataDeletionPolicy"] == "RETAIN"
     assert source["vectorIngestionConfiguration"]["chunkingConfiguration"]["chunkingStrategy"] == "NONE"
+    with sluice_on(stack) as sluice:  # what an operator sees
+        status = sluice("status", "--local").stdout
+    assert (
+        f"Sink kb: knowledge base {outputs['KnowledgeBaseId']}, created by the stack, over the S3 Vectors index "
+        f"{index['indexName']}" in status
+    ), status
+    assert f"Sink kendra: Kendra index {outputs['KendraIndexId']}" in status
     sink = stack.functions["SyncKnowledgeBaseFunction"].environment
     assert (sink["KNOWLEDGE_BASE_ID"], sink["DATA_SOURCE_ID"]) == (
         outputs["KnowledgeBaseId"],
