@@ -116,9 +116,9 @@ def render(run: FineTuneRun, out: TextIO) -> None:
         )
         corpus = report.get("corpus") or {}
         if corpus:
-            out.write(
-                f"  from the corpus  {corpus.get('documents')} documents, {corpus.get('skipped_total')} skipped\n"
-            )
+            documents = corpus.get("documents")
+            noun = "document" if documents == 1 else "documents"
+            out.write(f"  from the corpus  {documents} {noun}, {corpus.get('skipped_total')} skipped\n")
         for warning in report.get("warnings", []):
             out.write(f"  warning          {warning}\n")
 
