@@ -99,6 +99,10 @@ def render(run: FineTuneRun, out: TextIO) -> None:
         out.write(f"  custom model     {run.output['custom_model_arn']}\n")
         if run.output.get("throughput"):
             out.write(f"  throughput       {run.output['throughput'].get('ProvisionedModelArn')}\n")
+        if run.output.get("deployment"):
+            out.write(
+                f"  on demand        {run.output['deployment'].get('CustomModelDeploymentArn')} (the modelId to call)\n"
+            )
     elif run.status == "SUCCEEDED":
         out.write("  no new model: the corpus has not changed enough since the last one\n")
     elif run.status != "RUNNING":

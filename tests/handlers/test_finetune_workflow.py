@@ -1,7 +1,7 @@
 """The fine-tune workflow end to end: the real statemachine/finetune.asl.json executed by moto's
 Step Functions interpreter, its Lambda tasks dispatched in-process to the real FineTuneFunction
-handler, Bedrock's customization jobs served by moto (provisioned throughput and the model
-catalogue ValidateInput asks by the local emulator), notifications published to SNS. Waits come
+handler, Bedrock's customization jobs served by moto (provisioned throughput, on-demand custom
+model deployments and the model catalogue ValidateInput asks by the local emulator), notifications published to SNS. Waits come
 from the input (1 s), so this runs fast."""
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
         queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:123456789012:notifications")
         handler = load_handler("finetune")
-        emulators.install(tmp_path / "emulators", s3=s3)  # provisioned throughput
+        emulators.install(tmp_path / "emulators", s3=s3)  # provisioned throughput, custom model deployments
         emulators.route_lambda(
             lambda name: (lambda e: handler.lambda_handler(e, LambdaContext())) if name == FUNCTION else None
         )
@@ -325,6 +325,78 @@ def test_provisioned_throughput_is_bought_when_asked_and_waited_for(world: World
     assert operations.count("CreateProvisionedModelThroughput") == 1
 
 
+def test_an_on_demand_deployment_is_created_waited_for_and_named_in_the_output(world: World) -> None:
+    execution = world.run(_corpus_input(deployment="on_demand"))
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    deployment = result["deployment"]
+    arn = deployment["CustomModelDeploymentArn"]
+    assert arn.startswith("arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/")
+    assert deployment["Status"] == "Active" and deployment["Usage"].endswith(
+        f"call Converse (bedrock-runtime) with modelId {arn}"
+    )
+    assert "throughput" not in result
+    states = world.states(execution)
+    assert states.count("CheckDeployment") == 2 and "CreateThroughput" not in states  # Creating, then Active
+    assert states[-2:] == ["NotifyDeployed", "Done"]
+    operations = [c["operation"] for c in emulators.read_calls(world.emulator_dir)]
+    assert operations.count("CreateCustomModelDeployment") == 1
+    emulator = emulators.installed()
+    assert emulator is not None
+    deployed = emulator.client("bedrock").get_custom_model_deployment(customModelDeploymentIdentifier=arn)
+    assert (
+        deployed["modelArn"] == result["custom_model_arn"]
+        and deployed["modelDeploymentName"] == "sluice-corpus-nova-od"
+    )
+    messages = world.sqs.receive_message(QueueUrl=world.notifications, MaxNumberOfMessages=10)["Messages"]
+    (message,) = [json.loads(m["Body"]) for m in messages]
+    assert (
+        message["Subject"] == "Sluice fine-tune succeeded" and f"call Converse with modelId {arn}" in message["Message"]
+    )
+
+
+@pytest.mark.parametrize("reason", [{"failureMessage": "No capacity."}, {}])
+def test_a_failed_deployment_fails_the_execution_saying_the_model_is_ready(
+    world: World, monkeypatch: pytest.MonkeyPatch, reason: dict[str, str]
+) -> None:
+    emulator = emulators.installed()
+    assert emulator is not None
+    get = emulator._operations[("bedrock", "GetCustomModelDeployment")]
+
+    def failed(params: dict[str, Any]) -> dict[str, Any]:
+        return {**get(params), "status": "Failed", **reason}
+
+    monkeypatch.setitem(emulator._operations, ("bedrock", "GetCustomModelDeployment"), failed)
+    execution = world.run(_corpus_input(deployment="on_demand"))
+    assert execution["status"] == "FAILED" and execution["error"] == "CustomModelDeploymentFailed"
+    assert reason.get("failureMessage", "gave no reason") in _cause(execution) and "is ready" in _cause(execution)
+    assert world.notified() == ["Sluice fine-tune failed"]
+
+
+def test_on_demand_for_a_family_aws_does_not_serve_on_demand_is_refused_before_any_job(world: World) -> None:
+    execution = world.run(_corpus_input(base_model="meta.llama3-1-8b-instruct-v1:0:128k", deployment="on_demand"))
+    assert execution["status"] == "FAILED" and execution["error"] == "FineTuneInputError"
+    assert "Meta Llama 3.1 cannot be deployed on demand" in _cause(execution) and world.jobs() == []
+
+
+def test_the_local_bedrock_deploys_a_custom_model_once_per_client_token(tmp_path: Path) -> None:
+    bedrock = emulators.Emulator(tmp_path).client("bedrock")
+    model = "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-micro-v1:0:128k/abcdef123456"
+    request = {"modelDeploymentName": "bot-od", "modelArn": model, "clientRequestToken": "token-1"}
+    arn = bedrock.create_custom_model_deployment(**request)["customModelDeploymentArn"]
+    assert bedrock.create_custom_model_deployment(**request)["customModelDeploymentArn"] == arn  # the same again
+    with pytest.raises(bedrock.exceptions.ValidationException):
+        bedrock.create_custom_model_deployment(**{**request, "clientRequestToken": "token-2"})  # the name is taken
+    first, second = (bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=arn) for _ in range(2))
+    assert (first["status"], second["status"]) == ("Creating", "Active")
+    assert second["modelArn"] == model and second["modelDeploymentName"] == "bot-od"
+    assert (
+        bedrock.get_custom_model_deployment(customModelDeploymentIdentifier="bot-od")["customModelDeploymentArn"] == arn
+    )
+    with pytest.raises(bedrock.exceptions.ResourceNotFoundException):
+        bedrock.get_custom_model_deployment(customModelDeploymentIdentifier="nobody")
+
+
 def test_a_scheduled_run_retrains_only_when_the_corpus_changed(world: World) -> None:
     scheduled = _corpus_input(retrain_when_changed=0.2)
     first = world.run(scheduled, name="weekly-1")
@@ -381,3 +453,8 @@ def test_each_scheduled_run_names_its_model_and_throughput_apart() -> None:
     for name in ("custom_model_name", "throughput_name"):
         assert first[name] != second[name] and len(first[name]) <= 63 and "_-" not in first[name]
     assert first["throughput_client_token"] != first["client_token"]
+    on_demand = {**scheduled, "deployment": "on_demand"}
+    del on_demand["provisioned_throughput"]
+    third, fourth = (steps.validate(on_demand, name)["settings"] for name in ("weekly-3", "weekly-4"))
+    assert third["deployment_name"] != fourth["deployment_name"] and len(third["deployment_name"]) <= 63
+    assert third["deployment_client_token"] not in (third["client_token"], fourth["deployment_client_token"])

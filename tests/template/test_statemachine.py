@@ -160,6 +160,54 @@ def test_aws_sdk_tasks_retry_every_error_the_one_rule_calls_transient(definition
     assert checked >= 5
 
 
+def test_the_on_demand_path_is_built_and_retried_like_the_throughput_one(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    serve = states["HowToServe?"]
+    assert states["RecordModel"]["Next"] == "HowToServe?" and serve["Default"] == "NotifySuccess"
+    assert {c["Variable"]: c["Next"] for c in serve["Choices"]} == {
+        "$.settings.throughput_name": "CreateThroughput",
+        "$.settings.deployment_name": "CreateDeployment",
+    }
+    create, check = states["CreateDeployment"], states["CheckDeployment"]
+    assert create["Resource"] == "arn:aws:states:::aws-sdk:bedrock:createCustomModelDeployment"
+    assert check["Resource"] == "arn:aws:states:::aws-sdk:bedrock:getCustomModelDeployment"
+    assert (
+        create["Retry"] == states["CreateThroughput"]["Retry"] and check["Retry"] == states["CheckThroughput"]["Retry"]
+    )
+    assert (
+        create["Catch"] == states["CreateThroughput"]["Catch"] and check["Catch"] == states["CheckThroughput"]["Catch"]
+    )
+    assert create["Parameters"]["ClientRequestToken.$"] == "$.settings.deployment_client_token"  # idempotent
+    assert [create["Next"], states["WaitForDeployment"]["Next"], check["Next"]] == [
+        "WaitForDeployment",
+        "CheckDeployment",
+        "DeploymentStatus?",
+    ]
+    assert states["WaitForDeployment"]["SecondsPath"] == "$.settings.poll_seconds"
+    status = states["DeploymentStatus?"]
+    assert status["Default"] == "WaitForDeployment"
+    assert {states[c["Next"]].get("Next") for c in status["Choices"]} == {"NotifyDeployed", "NotifyFailure"}
+    assert "$.result.deployment.CustomModelDeploymentArn" in states["NotifyDeployed"]["Parameters"]["Message.$"]
+    assert states["NotifyDeployed"]["Next"] == "Done"
+
+
+def test_the_state_machine_may_deploy_custom_models_on_demand_and_no_more(source: dict[str, Any]) -> None:
+    policies = source["Resources"]["FineTuneStateMachine"]["Properties"]["Policies"]
+    statements = {s["Sid"]: s for p in policies if isinstance(p, dict) for s in p.get("Statement", [])}
+    deploy = statements["DeployOnDemand"]
+    assert deploy["Action"] == [
+        "bedrock:CreateCustomModelDeployment",
+        "bedrock:GetCustomModelDeployment",
+        "bedrock:TagResource",
+    ]
+    account = "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}"
+    assert deploy["Resource"] == [
+        {"Fn::Sub": f"{account}:custom-model/*"},
+        {"Fn::Sub": f"{account}:custom-model-deployment/*"},
+    ]
+    assert statements["ProvisionThroughput"]["Resource"][0] == deploy["Resource"][0]  # as tightly as throughput
+
+
 def test_the_fine_tune_function_may_read_this_regions_foundation_models_and_nothing_else_of_bedrock(
     source: dict[str, Any],
 ) -> None:

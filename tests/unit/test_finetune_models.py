@@ -218,3 +218,13 @@ def test_a_refused_model_stops_before_any_dataset_work() -> None:
     with pytest.raises(FineTuneInputError, match="is not a foundation model Bedrock knows"):
         steps.run("validate-input", event(), "run-1")
     assert writer.files == {}
+
+
+def test_on_demand_is_refused_outside_the_region_aws_serves_the_family_on_demand() -> None:
+    west = CustomizationSupport(NOVA_MICRO, "us-west-2", customizations=(FINE_TUNING,), lifecycle="ACTIVE")
+    (problem,) = refused(event(deployment="on_demand"), Bedrock(**{NOVA_MICRO: west}))
+    assert problem.startswith("a custom Amazon Nova Micro is deployed on demand only in us-east-1, not us-west-2")
+    settings = validate_input(
+        event(deployment="on_demand"), "run-1", support=Bedrock(**{NOVA_MICRO: nova(FINE_TUNING)})
+    )
+    assert settings["deployment_name"] == "support-bot-od"

@@ -75,6 +75,7 @@ def test_a_minimal_input_gets_the_family_defaults() -> None:
         "min_records": 1,
         "max_records": 10_000,
         "max_validation_records": None,
+        "deployment": "none",
     }
     assert json.loads(json.dumps(settings)) == settings
 
@@ -243,6 +244,72 @@ def test_the_default_throughput_name_fits_even_for_a_long_model_name() -> None:
     settings = validate_input(event(custom_model_name="a" * 59 + "-bc", provisioned_throughput=True), "run-1")
     name = settings["throughput_name"]
     assert len(name) <= 63 and re.fullmatch(r"([0-9a-zA-Z][_-]?)+", name)
+
+
+NOVA_LITE = "amazon.nova-lite-v1:0:300k"
+
+
+def test_the_deployment_defaults_to_what_provisioned_throughput_says() -> None:
+    """Inputs from before the deployment field keep their meaning."""
+    assert validate_input(event(), "run-1")["deployment"] == "none"
+    assert validate_input(event(provisioned_throughput=False), "run-1")["deployment"] == "none"
+    settings = validate_input(event(provisioned_throughput={"model_units": 2}), "run-1")
+    assert (settings["deployment"], settings["model_units"]) == ("provisioned", 2)
+    assert "deployment_name" not in settings
+
+
+def test_deployment_provisioned_alone_buys_one_model_unit_and_agrees_with_provisioned_throughput() -> None:
+    settings = validate_input(event(deployment="provisioned"), "run-1")
+    assert (settings["throughput_name"], settings["model_units"]) == ("support-bot-pt", 1)
+    settings = validate_input(event(deployment="provisioned", provisioned_throughput={"model_units": 3}), "run-1")
+    assert (settings["deployment"], settings["model_units"]) == ("provisioned", 3)
+    assert "throughput_name" not in validate_input(event(deployment="none"), "run-1")
+
+
+def test_on_demand_names_a_deployment_and_buys_no_throughput() -> None:
+    settings = validate_input(event(base_model=NOVA_LITE, deployment="on_demand"), "run-1")
+    assert settings["deployment"] == "on_demand" and settings["deployment_name"] == "support-bot-od"
+    assert "throughput_name" not in settings
+    long_name = validate_input(
+        event(base_model=NOVA_LITE, custom_model_name="a" * 60 + "_b", deployment="on-demand"), "r"
+    )
+    assert len(long_name["deployment_name"]) <= 63 and "_-" not in long_name["deployment_name"]
+
+
+@pytest.mark.parametrize(
+    "base_model", [TITAN, CLAUDE, "meta.llama3-1-8b-instruct-v1:0:128k", "meta.llama3-2-90b-instruct-v1:0:128k"]
+)
+def test_on_demand_is_refused_for_a_family_aws_does_not_serve_on_demand(base_model: str) -> None:
+    problem = only_problem(event(base_model=base_model, deployment="on_demand", validation_split=0))
+    assert "cannot be deployed on demand" in problem
+    assert "Amazon Nova Lite (us-east-1)" in problem and "Meta Llama 3.3 (us-west-2)" in problem
+    assert '"deployment": "provisioned"' in problem
+
+
+def test_the_family_table_says_which_families_deploy_on_demand_and_where() -> None:
+    on_demand = {f.key: f.on_demand_regions for f in FAMILIES if f.on_demand_regions}
+    assert on_demand == {
+        "nova-micro": ("us-east-1",),
+        "nova-lite": ("us-east-1",),
+        "nova-pro": ("us-east-1",),
+        "llama3.3": ("us-west-2",),
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"deployment": "on_demand", "provisioned_throughput": True}, "deployment is 'on_demand' but provisioned_throughput"),
+        ({"deployment": "none", "provisioned_throughput": {"model_units": 1}}, "deployment is 'none' but provisioned_throughput"),
+        ({"deployment": "provisioned", "provisioned_throughput": False}, 'deployment is "provisioned" but provisioned_throughput is false'),
+        ({"deployment": "serverless"}, "deployment must be 'on_demand', 'provisioned', 'none', not 'serverless'"),
+        ({"deployment": 1}, "deployment must be 'on_demand', 'provisioned', 'none', not 1"),
+    ],
+)  # fmt: skip
+def test_a_deployment_that_contradicts_provisioned_throughput_or_is_unknown_is_refused(
+    fields: dict[str, Any], says: str
+) -> None:
+    assert says in only_problem(event(base_model=NOVA_LITE, **fields))
 
 
 @pytest.mark.parametrize(

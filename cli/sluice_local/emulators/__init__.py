@@ -10,9 +10,9 @@ answer against the model's output shape too, and appends the call to a JSON Line
 demo summarises. Several processes share the database (SQLite locks it) and the log (appends).
 
 One module per service (``knowledge_base``: Bedrock Agent and Agent Runtime, with its retrieval
-``filters``; ``vectors``: S3 Vectors; ``kendra``; ``bedrock``: provisioned throughput and the model
-catalogue), what they share in ``common`` (the assumptions a test may break, among them), the
-botocore hooks in ``hooks``.
+``filters``; ``vectors``: S3 Vectors; ``kendra``; ``bedrock``: provisioned throughput, on-demand
+custom model deployments and the model catalogue), what they share in ``common`` (the assumptions a
+test may break, among them), the botocore hooks in ``hooks``.
 
 Dev-only: never in the Lambda layer.
 """

@@ -1,5 +1,6 @@
 """What moto's Bedrock backend lacks (moto serves the model customization jobs): provisioned
-throughput (a repeated client request token gets the same throughput back), and the model catalogue
+throughput and on-demand custom model deployments (a repeated client request token gets the same one
+back), and the model catalogue
 that `sluice ask`, `sluice verify` and the fine-tune workflow's ValidateInput consult (foundation
 models with the customizations they take, their availability, inference profiles)."""
 
@@ -12,9 +13,12 @@ from typing import Any
 from sluice_local.emulators.common import Database, Operation, ServiceError, broken, now
 
 PROVISIONING_CHECKS = 1  # a provisioned throughput is Creating for this many checks, then InService
+DEPLOYING_CHECKS = 1  # a custom model deployment is Creating for this many checks, then Active
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS provisioned (arn TEXT PRIMARY KEY, name TEXT, model TEXT, units INTEGER,
+    token TEXT, checks INTEGER, created_at TEXT);
+CREATE TABLE IF NOT EXISTS deployments (arn TEXT PRIMARY KEY, name TEXT, model TEXT, description TEXT,
     token TEXT, checks INTEGER, created_at TEXT);
 """
 
@@ -67,6 +71,55 @@ class ProvisionedThroughput:
             "creationTime": datetime.fromisoformat(created),
             "lastModifiedTime": now(),
         }
+
+
+class CustomModelDeployments:
+    """On-demand inference for a custom model: CreateCustomModelDeployment, GetCustomModelDeployment."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def operations(self) -> dict[tuple[str, str], Operation]:
+        return {
+            ("bedrock", "CreateCustomModelDeployment"): self.create,
+            ("bedrock", "GetCustomModelDeployment"): self.get,
+        }
+
+    def create(self, params: dict[str, Any]) -> dict[str, Any]:
+        token = params.get("clientRequestToken")
+        if token:
+            row = self._db.execute("SELECT arn FROM deployments WHERE token = ?", (token,)).fetchone()
+            if row:  # the same request again: the same deployment
+                return {"customModelDeploymentArn": row[0]}
+        name = params["modelDeploymentName"]
+        if self._db.execute("SELECT 1 FROM deployments WHERE name = ?", (name,)).fetchone():
+            raise ServiceError("ValidationException", f"a custom model deployment named {name} already exists", 400)
+        arn = f"arn:aws:bedrock:{REGION}:123456789012:custom-model-deployment/{uuid.uuid4().hex[:12]}"
+        self._db.execute(
+            "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, 0, ?)",
+            (arn, name, params["modelArn"], params.get("description"), token, now().isoformat()),
+        )
+        return {"customModelDeploymentArn": arn}
+
+    def get(self, params: dict[str, Any]) -> dict[str, Any]:
+        ident = params["customModelDeploymentIdentifier"]
+        row = self._db.execute(
+            "SELECT arn, name, model, description, checks, created_at FROM deployments WHERE arn = ? OR name = ?",
+            (ident, ident),
+        ).fetchone()
+        if row is None:
+            raise ServiceError("ResourceNotFoundException", f"no custom model deployment {ident}", 404)
+        arn, name, model, description, checks, created = row
+        self._db.execute("UPDATE deployments SET checks = checks + 1 WHERE arn = ?", (arn,))
+        answer = {
+            "customModelDeploymentArn": arn,
+            "modelDeploymentName": name,
+            "modelArn": model,
+            "createdAt": datetime.fromisoformat(created),
+            "status": "Active" if checks >= DEPLOYING_CHECKS else "Creating",
+            "lastUpdatedAt": now(),
+        }
+        return answer | ({"description": description} if description else {})
 
 
 REGION = "us-east-1"

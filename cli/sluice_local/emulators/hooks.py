@@ -52,6 +52,7 @@ class Emulator:
             **self.knowledge_base.operations(),
             **self.kendra.operations(),
             **bedrock.ProvisionedThroughput(db).operations(),
+            **bedrock.CustomModelDeployments(db).operations(),
             **bedrock.ModelCatalogue(db).operations(),
             **vectors.VectorStore(db).operations(),
         }

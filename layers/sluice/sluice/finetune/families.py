@@ -60,6 +60,11 @@ class Family:
     listed: bool = True
     model_ids: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
+    # Where AWS serves a custom model of this family on demand (a custom model deployment, for models
+    # customized on or after 2025-07-16): the Bedrock user guide page "Deploy a custom model for
+    # on-demand inference" (deploy-custom-model-on-demand) lists Nova Micro, Lite, Pro and 2 Lite in
+    # us-east-1 and Llama 3.3 70B in us-west-2. Empty: provisioned throughput only.
+    on_demand_regions: tuple[str, ...] = ()
 
     def hyperparameter(self, name: str) -> HyperParameter | None:
         return next((hp for hp in self.hyperparameters if hp.name == name), None)
@@ -250,6 +255,7 @@ FAMILIES: tuple[Family, ...] = (
         max_records=10_000,
         max_record_tokens=16_000,
         regions=("us-west-2",),
+        on_demand_regions=("us-west-2",),  # Llama 3.3 70B, the only 3.3 Bedrock customizes
     ),
     Family(
         key="claude-3-haiku",
@@ -274,6 +280,7 @@ FAMILIES: tuple[Family, ...] = (
         max_record_tokens=_NOVA_RECORD_TOKENS,
         model_ids=("amazon.nova-micro-v1:0:128k",),
         regions=("us-east-1",),
+        on_demand_regions=("us-east-1",),
     ),
     Family(
         key="nova-lite",
@@ -285,6 +292,7 @@ FAMILIES: tuple[Family, ...] = (
         max_record_tokens=_NOVA_RECORD_TOKENS,
         model_ids=("amazon.nova-lite-v1:0:300k",),
         regions=("us-east-1",),
+        on_demand_regions=("us-east-1",),
     ),
     Family(
         key="nova-pro",
@@ -296,6 +304,7 @@ FAMILIES: tuple[Family, ...] = (
         max_record_tokens=_NOVA_RECORD_TOKENS,
         model_ids=("amazon.nova-pro-v1:0:300k",),
         regions=("us-east-1",),
+        on_demand_regions=("us-east-1",),
     ),
 )
 

@@ -50,6 +50,7 @@ FIELDS = (
     "hyperparameters",
     "validation_split",
     "provisioned_throughput",
+    "deployment",
     "tags",
     "poll_seconds",
     "retrain_when_changed",
@@ -72,6 +73,8 @@ SHOWN_PROBLEMS = 20
 # 11 history events, and a standard workflow holds 25,000.
 MAX_CHECKS = 2000
 KINDS = tuple(kind.value for kind in Kind)
+ON_DEMAND, PROVISIONED, NO_DEPLOYMENT = "on_demand", "provisioned", "none"
+DEPLOYMENTS = (ON_DEMAND, PROVISIONED, NO_DEPLOYMENT)
 
 
 class FineTuneInputError(ValueError):
@@ -371,12 +374,12 @@ class _Input:
             self.problems.append(f"{family.label} takes no validation data: validation_split must be 0")
         return split
 
-    def throughput(self, custom_model_name: str | None) -> tuple[str, int] | None:
+    def throughput(self, custom_model_name: str | None, deployment: str) -> tuple[str, int] | None:
         raw = self.event.get("provisioned_throughput")
-        if raw is None or raw is False:
+        if deployment != PROVISIONED or raw is False:  # false with "provisioned": refused already
             return None
-        if raw is True:
-            raw = {}
+        if raw is None or raw is True:
+            raw = {}  # "deployment": "provisioned" alone: one model unit, the default name
         if not isinstance(raw, Mapping):
             self.problems.append(
                 f"provisioned_throughput must be true or an object with model_units and name, not {raw!r}"
@@ -399,6 +402,43 @@ class _Input:
                 f"with single hyphens or underscores between them, not {name!r}"
             )
         return str(name), units or 1
+
+    def deployment(self, family: Family | None, region: str) -> str:
+        """How the new model is served: ``on_demand`` (a custom model deployment), ``provisioned``
+        (provisioned throughput, as ``provisioned_throughput`` asks) or ``none``. Without the field,
+        ``provisioned_throughput`` alone decides, as before it existed; the two must agree."""
+        throughput = self.event.get("provisioned_throughput")
+        wants_throughput = throughput is not None and throughput is not False
+        implied = PROVISIONED if wants_throughput else NO_DEPLOYMENT
+        raw = self.event.get("deployment")
+        if raw is None:
+            return implied
+        choice = raw.strip().lower().replace("-", "_") if isinstance(raw, str) else None
+        if choice not in DEPLOYMENTS:
+            self.problems.append(f"deployment must be {', '.join(map(repr, DEPLOYMENTS))}, not {raw!r}")
+            return implied
+        if wants_throughput and choice != PROVISIONED:
+            self.problems.append(
+                f"deployment is {choice!r} but provisioned_throughput asks for provisioned throughput: "
+                f'drop provisioned_throughput, or set deployment to "{PROVISIONED}"'
+            )
+        elif throughput is False and choice == PROVISIONED:
+            self.problems.append('deployment is "provisioned" but provisioned_throughput is false: drop one of them')
+        if choice == ON_DEMAND and family is not None:
+            able = ", ".join(
+                f"{f.label} ({', '.join(f.on_demand_regions)})" for f in self.families if f.on_demand_regions
+            )
+            if not family.on_demand_regions:
+                self.problems.append(
+                    f"{family.label} cannot be deployed on demand: AWS serves custom models on demand only for "
+                    f'{able}; use "deployment": "{PROVISIONED}" (provisioned throughput) instead'
+                )
+            elif region and region not in family.on_demand_regions:
+                self.problems.append(
+                    f"a custom {family.label} is deployed on demand only in {', '.join(family.on_demand_regions)}, "
+                    f'not {region}; use "deployment": "{PROVISIONED}" here'
+                )
+        return choice
 
     def tags(self) -> list[dict[str, str]]:
         raw = self.event.get("tags")
@@ -499,7 +539,9 @@ def validate_input(
     dataset = read.dataset()
     hyperparameters, epochs = read.hyperparameters(family) if family is not None else ({}, 1)
     validation_split = read.validation_split(family)
-    throughput = read.throughput(custom_model_name)
+    region = str(checked["region"]) if checked and checked.get("checked") else ""  # Bedrock's answer, or unknown
+    deployment = read.deployment(family, region)
+    throughput = read.throughput(custom_model_name, deployment)
     tags = read.tags()
     poll_seconds = read.poll_seconds()
     retrain_when_changed = read.retrain_when_changed()
@@ -526,8 +568,12 @@ def validate_input(
         "max_records": family.record_limit(customization_type),
         "max_validation_records": family.max_validation_records,
     }
-    if throughput is not None:  # present only when asked for: the state machine tests IsPresent
+    settings["deployment"] = deployment
+    # present only when asked for: the state machine tests IsPresent
+    if throughput is not None:
         settings["throughput_name"], settings["model_units"] = throughput
+    if deployment == ON_DEMAND:
+        settings["deployment_name"] = f"{custom_model_name[: MAX_NAME - 3].rstrip('-_')}-od"
     if retrain_when_changed is not None:
         settings["retrain_when_changed"] = retrain_when_changed
     if checked is not None:

@@ -86,11 +86,13 @@ class FineTuneSteps:
         if "retrain_when_changed" in settings:
             # A scheduled run makes a new model (and throughput) each time; Bedrock wants unique names.
             run = hashlib.sha256(execution.encode()).hexdigest()[:8]
-            for name in ("custom_model_name", "throughput_name"):
+            for name in ("custom_model_name", "throughput_name", "deployment_name"):
                 if name in settings:
                     settings[name] = f"{settings[name][:54].rstrip('-_')}-{run}"
         if "throughput_name" in settings:
             settings["throughput_client_token"] = client_token_for(f"{execution}/throughput")
+        if "deployment_name" in settings:
+            settings["deployment_client_token"] = client_token_for(f"{execution}/deployment")
         return {"input": state, "settings": settings, "polls": {"count": 0}}
 
     # -- CheckCorpusChange ----------------------------------------------------------------------------
