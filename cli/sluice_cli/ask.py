@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from sluice.access import allow_filter, attribute_filter, combine, may_read
 from sluice.adapters.aws.models import ModelCheck, check_model
+from sluice_cli.search import location_of, retrieve, source_of
 
 ClientFactory = Callable[[str], Any]
 DEFAULT_MODEL = "amazon.nova-2-lite-v1:0"
@@ -58,15 +59,14 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
 
 
-def source_of(reference: dict[str, Any]) -> Source:
-    """A retrieved chunk as a reader wants it named, from its sidecar attributes."""
+def cited(reference: dict[str, Any]) -> Source:
+    """A cited chunk as a reader wants it named, from its sidecar attributes."""
     metadata = reference.get("metadata") or {}
-    location = str(((reference.get("location") or {}).get("s3Location") or {}).get("uri", ""))
     start, end = metadata.get("page_start"), metadata.get("page_end")
     pages = "" if start is None else f"{int(start)}" if end in (None, start) else f"{int(start)}-{int(end)}"
     return Source(
-        source=str(metadata.get("source_uri") or metadata.get("x-amz-bedrock-kb-source-uri") or location),
-        location=location,
+        source=source_of(reference),
+        location=location_of(reference),
         title=str(metadata.get("title", "")),
         pages=pages,
         heading_path=str(metadata.get("heading_path", "")),
@@ -85,13 +85,8 @@ def readable_filter(
     """The filter admitting only what ``principals`` may read among the best matches of ``question``:
     allowed to one of them (or open), and not a document that denies one of them."""
     allowed = [allow_filter(principals), *clauses]
-    response = runtime.retrieve(
-        knowledgeBaseId=knowledge_base_id,
-        retrievalQuery={"text": question},
-        retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": SCAN, "filter": combine(allowed)}},
-    )
     denied = set()
-    for result in response.get("retrievalResults", []):
+    for result in retrieve(runtime, knowledge_base_id, question, SCAN, combine(allowed)):
         metadata = result.get("metadata") or {}
         if not may_read(metadata, principals):
             if not metadata.get("doc_id"):
@@ -102,9 +97,9 @@ def readable_filter(
             denied.add(str(metadata["doc_id"]))
     if denied:
         allowed.append({"notIn": {"key": "doc_id", "value": sorted(denied)}})
-    result = combine(allowed)
-    assert result is not None
-    return result
+    condition = combine(allowed)
+    assert condition is not None
+    return condition
 
 
 def ask(
@@ -157,7 +152,7 @@ def ask(
                 text=str(part.get("text", "")),
                 start=int(span.get("start", 0)),
                 end=int(span.get("end", 0)),
-                sources=[source_of(r) for r in references],
+                sources=[cited(r) for r in references],
             )
         )
     text = str((response.get("output") or {}).get("text", ""))

@@ -32,25 +32,45 @@ class Hit:
     text: str
 
 
-def _knowledge_base(client: Any, knowledge_base_id: str, query: str, top_k: int, principals: list[str]) -> list[Hit]:
-    search: dict[str, Any] = {"numberOfResults": top_k}
-    if principals:  # more, since those denied to one of them are dropped here
-        search |= {"numberOfResults": min(100, top_k * 4), "filter": allow_filter(principals)}
-    response = client.retrieve(
+def retrieve(
+    runtime: Any, knowledge_base_id: str, query: str, top_k: int, condition: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Bedrock Agent Runtime ``Retrieve`` on a knowledge base: the top chunks passing ``condition``."""
+    search: dict[str, Any] = {"numberOfResults": top_k} | ({"filter": condition} if condition else {})
+    response = runtime.retrieve(
         knowledgeBaseId=knowledge_base_id,
         retrievalQuery={"text": query},
         retrievalConfiguration={"vectorSearchConfiguration": search},
     )
+    return list(response.get("retrievalResults", []))
+
+
+def location_of(result: dict[str, Any]) -> str:
+    """The chunk a retrieved result (or a cited reference) was read from: its S3 URI."""
+    return str(((result.get("location") or {}).get("s3Location") or {}).get("uri", ""))
+
+
+def source_of(result: dict[str, Any]) -> str:
+    """The document a retrieved chunk came from, as Sluice's sidecar names it (the bucket key or the
+    connector's URL), else as Bedrock does."""
+    metadata = result.get("metadata") or {}
+    return str(metadata.get("source_uri") or metadata.get("x-amz-bedrock-kb-source-uri") or location_of(result))
+
+
+def _knowledge_base(client: Any, knowledge_base_id: str, query: str, top_k: int, principals: list[str]) -> list[Hit]:
+    if principals:  # more, since those denied to one of them are dropped here
+        results = retrieve(client, knowledge_base_id, query, min(100, top_k * 4), allow_filter(principals))
+    else:
+        results = retrieve(client, knowledge_base_id, query, top_k)
     hits = []
-    for result in response.get("retrievalResults", []):
+    for result in results:
         metadata = result.get("metadata") or {}
         if principals and not may_read(metadata, principals):
             continue
-        location = (result.get("location") or {}).get("s3Location", {}).get("uri", "")
         hits.append(
             Hit(
                 sink="kb",
-                source=str(metadata.get("source_uri") or metadata.get("x-amz-bedrock-kb-source-uri") or location),
+                source=source_of(result),
                 score=f"{float(result.get('score', 0.0)):.3f}",
                 title=str(metadata.get("title", "")),
                 text=str((result.get("content") or {}).get("text", "")),

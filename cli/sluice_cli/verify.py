@@ -30,13 +30,13 @@ from typing import Any, TextIO
 from botocore.exceptions import ClientError
 
 from sluice.access import allow_filter, attribute_filter, combine, may_read
-from sluice.adapters.aws.models import check_model
 from sluice.adapters.aws.registry import DynamoDBRegistry
 from sluice.adapters.aws.sink_states import state_key
 from sluice.pipeline.files import DOCUMENT_PREFIX, chunk_prefix, chunk_uri, document_id, s3_uri
 from sluice.registry import DocumentRecord, Status
 from sluice.sinks.knowledge_base import client_token
-from sluice_cli.ask import AskError, ask
+from sluice_cli.ask import AskError, ask, resolve_model
+from sluice_cli.search import retrieve
 
 ClientFactory = Callable[[str], Any]
 STEPS = ("models", "resources", "indexed", "retrieve", "ask", "access", "client-token", "deletion", "cleanup")
@@ -74,6 +74,11 @@ class Canary:
     @property
     def doc_id(self) -> str:
         return document_id(self.source_uri)
+
+    @property
+    def selected(self) -> dict[str, Any]:
+        """The retrieval filter that finds the canary and nothing else (its own attribute)."""
+        return attribute_filter({"sluice_verify": self.run})[0]
 
     @property
     def question(self) -> str:
@@ -164,15 +169,13 @@ class Verifier:
     # -- the steps -----------------------------------------------------------------------------------
 
     def models(self) -> str:
-        bedrock = self.client("bedrock")
-        region = bedrock.meta.region_name
         embedding = self.outputs.get("EmbeddingModelArn", "").rsplit("/", 1)[-1] or self._embedding_model()
         generation = self.outputs.get("GenerationModelId", "")
         lines = []
         for role, model in (("embedding", embedding), ("generation", generation)):
             if not model:
                 continue
-            check = check_model(bedrock, model, region)
+            check = resolve_model(self.client, model)
             if not check.usable:
                 raise StepFailed(f"{role} model {model}: " + "; ".join(check.problems), check.problems[0])
             lines.append(f"{role} {model}" + (f" via {check.invoke_id}" if check.invoke_id != model else ""))
@@ -226,7 +229,7 @@ class Verifier:
         )
 
     def retrieve(self) -> str:
-        results = self._retrieve(attribute_filter({"sluice_verify": self.canary.run})[0])
+        results = self._retrieve(self.canary.selected)
         if not results:
             raise StepFailed(
                 "Retrieve filtered on the canary's attribute found nothing",
@@ -261,7 +264,7 @@ class Verifier:
         return f"{answer.model} cited the canary: {answer.text[:80]!r}"
 
     def access(self) -> str:
-        canary, same = self.canary, attribute_filter({"sluice_verify": self.canary.run})[0]
+        canary, same = self.canary, self.canary.selected
         seen = self._retrieve(combine([same, allow_filter([f"user:{canary.outsider}"])]))
         if seen:
             raise StepFailed(
@@ -323,7 +326,7 @@ class Verifier:
         started = time.monotonic()
         self._until("deleted from the registry", lambda: self._record(processed=False))
         self._until("gone from the knowledge base", lambda: self._kb_statuses() <= {"NOT_FOUND"})
-        if self._retrieve(attribute_filter({"sluice_verify": canary.run})[0]):
+        if self._retrieve(canary.selected):
             raise StepFailed("Retrieve still returns the deleted canary", "run sluice reconcile; report it if it stays")
         where = ["knowledge base"]
         if self.outputs.get("KendraIndexId"):
@@ -428,13 +431,8 @@ class Verifier:
         return str(statuses[0].get("DocumentStatus", ""))
 
     def _retrieve(self, condition: dict[str, Any] | None) -> list[dict[str, Any]]:
-        search: dict[str, Any] = {"numberOfResults": 5} | ({"filter": condition} if condition else {})
-        response = self.client("bedrock-agent-runtime").retrieve(
-            knowledgeBaseId=self._knowledge_base_id(),
-            retrievalQuery={"text": self.canary.question},
-            retrievalConfiguration={"vectorSearchConfiguration": search},
-        )
-        return list(response.get("retrievalResults", []))
+        runtime = self.client("bedrock-agent-runtime")
+        return retrieve(runtime, self._knowledge_base_id(), self.canary.question, 5, condition)
 
     def _until(self, what: str, done: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self.timeout
