@@ -96,7 +96,9 @@ class KnowledgeBase:
         }
 
     def create_data_source(self, kb: str, ds: str, bucket: str, prefix: str) -> None:
-        """Set-up of an existing knowledge base's data source, named by parameter (``existing`` mode)."""
+        """Set-up of an existing knowledge base's data source, named by parameter (``existing`` mode);
+        the knowledge base is adopted with it."""
+        self.adopt(kb)
         self._db.execute("INSERT OR REPLACE INTO data_sources VALUES (?, ?, ?, ?, '{}')", (kb, ds, bucket, prefix))
 
     # -- the knowledge base and its data sources ---------------------------------------------------
@@ -111,7 +113,7 @@ class KnowledgeBase:
             },
         }
         self._db.execute(
-            "INSERT OR REPLACE INTO knowledge_bases VALUES (?, ?, ?, '', ?)",
+            "INSERT OR IGNORE INTO knowledge_bases VALUES (?, ?, ?, '', ?)",
             (kb, kb, json.dumps(request), now().isoformat()),
         )
 
@@ -145,9 +147,7 @@ class KnowledgeBase:
 
     def get_knowledge_base(self, params: dict[str, Any]) -> dict[str, Any]:
         kb = params["knowledgeBaseId"]
-        row = self._db.execute("SELECT name, request, created_at FROM knowledge_bases WHERE kb = ?", (kb,)).fetchone()
-        if row is None or broken(self._db, "knowledge_base"):
-            raise ServiceError("ResourceNotFoundException", f"no knowledge base {kb}", 404)
+        row = self._knowledge_base(kb)
         request, created = json.loads(row[1]), datetime.fromisoformat(row[2])
         body = {
             "knowledgeBaseId": kb,
@@ -165,7 +165,7 @@ class KnowledgeBase:
 
     def create_data_source_call(self, params: dict[str, Any]) -> dict[str, Any]:
         kb = params["knowledgeBaseId"]
-        self.get_knowledge_base({"knowledgeBaseId": kb})
+        self._knowledge_base(kb)
         s3 = params["dataSourceConfiguration"].get("s3Configuration") or {}
         prefixes = s3.get("inclusionPrefixes") or [""]
         if len(prefixes) > 1:
@@ -284,7 +284,7 @@ class KnowledgeBase:
 
     def retrieve(self, params: dict[str, Any]) -> dict[str, Any]:
         kb = params["knowledgeBaseId"]
-        self._knowledge_base_exists(kb)
+        self._knowledge_base(kb)
         return {"retrievalResults": self._passages(kb, params["retrievalQuery"]["text"], params)}
 
     def retrieve_and_generate(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -296,7 +296,7 @@ class KnowledgeBase:
             raise ServiceError("ValidationException", "the local RetrieveAndGenerate answers from a knowledge base")
         self._check_generation_model(kb_config["modelArn"])
         kb = kb_config["knowledgeBaseId"]
-        self._knowledge_base_exists(kb)
+        self._knowledge_base(kb)
         question = params["input"]["text"]
         passages = self._passages(kb, question, kb_config)
         session = params.get("sessionId") or str(uuid.uuid4())
@@ -350,11 +350,12 @@ class KnowledgeBase:
             )
         return results
 
-    def _knowledge_base_exists(self, kb: str) -> None:
-        created = self._db.execute("SELECT 1 FROM knowledge_bases WHERE kb = ?", (kb,)).fetchone()
-        named = self._db.execute("SELECT 1 FROM data_sources WHERE kb = ?", (kb,)).fetchone()  # an existing one
-        if (created is None and named is None) or broken(self._db, "knowledge_base"):
+    def _knowledge_base(self, kb: str) -> tuple[Any, ...]:
+        """The knowledge base's name, creation request and time; ResourceNotFound when it is not there."""
+        row = self._db.execute("SELECT name, request, created_at FROM knowledge_bases WHERE kb = ?", (kb,)).fetchone()
+        if row is None or broken(self._db, "knowledge_base"):
             raise ServiceError("ResourceNotFoundException", f"no knowledge base {kb}", 404)
+        return tuple(row)
 
     def _check_generation_model(self, identifier: str) -> None:
         model_id = model_id_of(identifier)
