@@ -4,26 +4,15 @@ granted or not, LEGACY or not, unknown."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-import pytest
 from botocore.stub import Stubber
 
 from sluice.adapters.aws.models import check_model
 
 REGION = "us-east-1"
 FM = f"arn:aws:bedrock:{REGION}::foundation-model/"
-
-
-@pytest.fixture
-def bedrock() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client("bedrock", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def _model(model_id: str, ways: list[str], status: str = "ACTIVE", **lifecycle: Any) -> dict[str, Any]:

@@ -4,11 +4,9 @@ Bedrock's own service model."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
@@ -19,14 +17,6 @@ from sluice.finetune.settings import CustomizationSupport
 REGION = "us-east-1"
 FM = f"arn:aws:bedrock:{REGION}::foundation-model/"
 NOVA_MICRO = "amazon.nova-micro-v1:0:128k"
-
-
-@pytest.fixture
-def bedrock() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client("bedrock", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def _details(model_id: str, customizations: list[str], status: str = "ACTIVE", **lifecycle: Any) -> dict[str, Any]:

@@ -39,14 +39,19 @@ def _configure(ssm: Any, instances: list[dict[str, Any]]) -> None:
     ssm.put_parameter(Name=PARAMETER, Value=json.dumps({"instances": instances}), Type="String", Overwrite=True)
 
 
+def _guides(s3: Any) -> None:
+    """Two documents in the source bucket, under the prefix team-docs syncs."""
+    s3.put_object(Bucket=SOURCE, Key="guides/boarding.md", Body=b"# Boarding\n\nPilots board at the buoy.\n")
+    s3.put_object(Bucket=SOURCE, Key="guides/tides.txt", Body=b"High water is at 14:20.\n")
+
+
 def _landed(s3: Any) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=RAW).get("Contents", []))
 
 
 def test_a_scheduled_run_syncs_every_instance_of_its_type_and_the_next_one_only_what_changed(world: Any) -> None:
     s3, ssm = world
-    s3.put_object(Bucket=SOURCE, Key="guides/boarding.md", Body=b"# Boarding\n\nPilots board at the buoy.\n")
-    s3.put_object(Bucket=SOURCE, Key="guides/tides.txt", Body=b"High water is at 14:20.\n")
+    _guides(s3)
     _configure(ssm, [
         {"name": "team-docs", "type": "s3", "settings": {"bucket": SOURCE, "prefix": "guides/"}},
         {"name": "broken", "type": "s3", "settings": {"bucket": "no-such-bucket"}},
@@ -72,8 +77,7 @@ def test_metrics_count_items_and_failed_runs_per_connector_type_and_in_total(
     world: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     s3, ssm = world
-    s3.put_object(Bucket=SOURCE, Key="guides/boarding.md", Body=b"# Boarding\n\nPilots board at the buoy.\n")
-    s3.put_object(Bucket=SOURCE, Key="guides/tides.txt", Body=b"High water is at 14:20.\n")
+    _guides(s3)
     _configure(ssm, [
         {"name": "team-docs", "type": "s3", "settings": {"bucket": SOURCE, "prefix": "guides/"}},
         {"name": "broken", "type": "s3", "settings": {"bucket": "no-such-bucket"}},
