@@ -327,7 +327,7 @@ class KnowledgeBase:
             "JOIN kb_chunks c ON c.kb = kb_fts.kb AND c.uri = kb_fts.uri "
             "WHERE kb_fts MATCH ? AND kb_fts.kb = ? ORDER BY rank",
             (fts_query(query), kb),
-        ).fetchall()
+        )  # read lazily: the loop stops at the limit
         found = []
         for uri, text, rank, metadata in rows:
             attributes = {k: plain_value(v) for k, v in json.loads(metadata or "{}").items()}
