@@ -10,7 +10,12 @@ stack exercises the same paths as a deployed one:
   botocore cannot serialise. Here they are translated with the service model, as AWS does.
 - Bedrock's model-customization jobs take a job name or ARN; moto only a name. And a moto job stays
   ``InProgress`` forever: here it completes after JOB_CHECKS_TO_COMPLETE status checks (training,
-  locally, is instant), unless something set another status (a test failing or stopping it).
+  locally, is instant), unless something set another status (a test failing or stopping it). A
+  completed job reports its losses, in its record and in the metrics files AWS writes under the
+  output prefix; no training happens locally, so they are a fixed function of the hyperparameters
+  (``local_losses``), with a best in the middle of the demo's grid. moto names a job's output model
+  apart from the custom model it registers (``name-jobname``): here they are one, as in AWS, and
+  DeleteCustomModel takes its ARN as well as its name.
 - moto's GetExecutionHistory ignores ``reverseOrder`` (newest first), which `sluice finetune` uses to
   read only the events it has not seen; here it is honoured.
 - moto's Step Functions interpreter logs an ERROR with a traceback-like line whenever a Choice's
@@ -246,18 +251,63 @@ def _job_name(identifier: str) -> str:
     return unquote(identifier).rsplit("/", 1)[-1]
 
 
+def local_losses(hyperparameters: dict[str, str], epochs_default: int = 2) -> tuple[float, float]:
+    """The local stack's training and validation loss for a job: training loss falls with the
+    amount of learning (epochs x learning rate), validation loss then rises again (overfitting), so
+    a search over learningRate x epochCount has its best in between."""
+    learning = int(hyperparameters.get("epochCount", epochs_default)) * float(
+        hyperparameters.get("learningRate", "0.00001")
+    )
+    amount = learning * 1e5
+    training = round(2.0 / (1.0 + amount), 4)
+    return training, round(training + 0.02 * amount**2, 4)
+
+
 def _patch_bedrock_jobs() -> None:
     from moto.bedrock import models as bedrock
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
 
+    original_create = bedrock.BedrockBackend.create_model_customization_job
     original_get = bedrock.BedrockBackend.get_model_customization_job
     original_stop = bedrock.BedrockBackend.stop_model_customization_job
+    original_delete = bedrock.BedrockBackend.delete_custom_model
+
+    def create_job(self: Any, *args: Any, **kwargs: Any) -> str:
+        arn: str = original_create(self, *args, **kwargs)
+        job = self.model_customization_jobs[arn.rsplit("/", 1)[-1]]
+        model = self.custom_models[job.custom_model_name]
+        job.output_model_name, job.output_model_arn = model.model_name, model.model_arn
+        return arn
+
+    def complete(self: Any, job: Any) -> None:
+        job.status = "Completed"
+        training, validation = local_losses(job.hyper_parameters or {})
+        job.training_metrics = {"trainingLoss": training}
+        job.validation_metrics = [{"validationLoss": validation}] if job.validation_data_config else []
+        model = self.custom_models.get(job.custom_model_name)
+        if model is not None:
+            model.training_metrics, model.validation_metrics = job.training_metrics, job.validation_metrics
+        bucket, _, prefix = job.output_data_config["s3Uri"].removeprefix("s3://").partition("/")
+        folder = f"{prefix.rstrip('/')}/model-customization-job-{job.job_name}/".lstrip("/")
+        steps = f"step_number,epoch_number,training_loss\n1,1,{training}\n"
+        files = {"training_artifacts/step_wise_training_metrics.csv": steps}
+        if job.validation_data_config:
+            name = "validation_artifacts/post_fine_tuning_validation/validation/validation_metrics.csv"
+            files[name] = f"step_number,validation_loss\n1,{validation}\n"
+        s3 = s3_backends[self.account_id][get_partition(self.region_name)]
+        for name, text in files.items():
+            try:
+                s3.put_object(bucket, folder + name, text.encode())
+            except Exception:  # noqa: BLE001 - no such bucket locally: the job record still has the losses
+                logging.getLogger(__name__).debug("no metrics files for %s", job.job_name)
 
     def get_job(self: Any, job_identifier: str) -> Any:
         job: Any = original_get(self, _job_name(job_identifier))
         checks = getattr(job, "sluice_checks", 0) + 1
         job.sluice_checks = checks
         if job.status == "InProgress" and checks >= JOB_CHECKS_TO_COMPLETE:
-            job.status = "Completed"
+            complete(self, job)
         if job.status != "Failed":
             job.failure_message = None  # moto reports a failure message on every job
         return job
@@ -265,8 +315,15 @@ def _patch_bedrock_jobs() -> None:
     def stop_job(self: Any, job_identifier: str) -> None:
         original_stop(self, _job_name(job_identifier))
 
+    def delete_model(self: Any, model_identifier: str) -> None:
+        name = unquote(model_identifier)
+        model = next((m for m in self.custom_models.values() if m.model_arn == name), None)
+        original_delete(self, model.model_name if model is not None else name)
+
+    bedrock.BedrockBackend.create_model_customization_job = create_job  # type: ignore[method-assign]
     bedrock.BedrockBackend.get_model_customization_job = get_job  # type: ignore[method-assign]
     bedrock.BedrockBackend.stop_model_customization_job = stop_job  # type: ignore[method-assign]
+    bedrock.BedrockBackend.delete_custom_model = delete_model  # type: ignore[method-assign]
 
 
 class _MarkerKey:

@@ -267,7 +267,7 @@ def test_a_job_that_fails_or_is_stopped_fails_the_execution_with_its_reason(
     assert world.notified() == ["Sluice fine-tune failed"]
 
 
-def test_an_error_step_functions_names_itself_still_reaches_the_fail_state(
+def test_an_unreadable_job_record_fails_its_trial_with_step_functions_own_error(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from moto.bedrock import models
@@ -277,6 +277,21 @@ def test_an_error_step_functions_names_itself_still_reaches_the_fail_state(
 
     monkeypatch.setattr(models.BedrockBackend, "get_model_customization_job", broken)
     execution = world.run(_corpus_input())
+    assert execution["status"] == "FAILED" and execution["error"] == "CustomizationJobFailed"
+    assert "States.Runtime" in _cause(execution) and "unreadable" in _cause(execution)
+    assert world.notified() == ["Sluice fine-tune failed"]
+
+
+def test_an_error_step_functions_names_itself_still_reaches_the_fail_state(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(params: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("the deployment record is unreadable")
+
+    emulator = emulators.installed()
+    assert emulator is not None
+    monkeypatch.setitem(emulator._operations, ("bedrock", "GetCustomModelDeployment"), broken)
+    execution = world.run(_corpus_input(deployment="on_demand"))
     assert execution["status"] == "FAILED" and execution["error"] == "StepFailed"
     assert _cause(execution).startswith("States.") and "unreadable" in _cause(execution)
     assert world.notified() == ["Sluice fine-tune failed"]
@@ -338,7 +353,8 @@ def test_an_on_demand_deployment_is_created_waited_for_and_named_in_the_output(w
     assert "throughput" not in result
     states = world.states(execution)
     assert states.count("CheckDeployment") == 2 and "CreateThroughput" not in states  # Creating, then Active
-    assert states[-2:] == ["NotifyDeployed", "Done"]
+    assert states[-4:] == ["EvaluationAsked?", "Summarise", "NotifySuccess", "Done"]
+    assert result["message"].endswith(f"Deployed on demand: call Converse with modelId {arn}")
     operations = [c["operation"] for c in emulators.read_calls(world.emulator_dir)]
     assert operations.count("CreateCustomModelDeployment") == 1
     emulator = emulators.installed()
@@ -458,3 +474,166 @@ def test_each_scheduled_run_names_its_model_and_throughput_apart() -> None:
     third, fourth = (steps.validate(on_demand, name)["settings"] for name in ("weekly-3", "weekly-4"))
     assert third["deployment_name"] != fourth["deployment_name"] and len(third["deployment_name"]) <= 63
     assert third["deployment_client_token"] not in (third["client_token"], fourth["deployment_client_token"])
+
+
+# A hyperparameter search ------------------------------------------------------------------------------
+
+GRID = {"grid": {"learningRate": [0.00001, 0.00005], "epochCount": [1, 2]}, "max_parallel": 2}
+
+
+def _custom_models() -> list[str]:
+    return [m["modelName"] for m in boto3.client("bedrock").list_custom_models()["modelSummaries"]]
+
+
+def test_a_search_runs_every_trial_keeps_the_best_by_validation_loss_and_deletes_the_rest(world: World) -> None:
+    execution = world.run(_corpus_input(search=GRID))
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    search = result["search"]
+    assert [t["hyperparameters"] for t in search["trials"]] == [
+        {"learningRate": "0.00001", "epochCount": "1"},
+        {"learningRate": "0.00001", "epochCount": "2"},
+        {"learningRate": "0.00005", "epochCount": "1"},
+        {"learningRate": "0.00005", "epochCount": "2"},
+    ]
+    losses = {t["trial"]: (t["training_loss"], t["validation_loss"]) for t in search["trials"]}
+    expected = {f"t{n}": moto_patches.local_losses({"learningRate": lr, "epochCount": e})
+                for n, (lr, e) in enumerate([("0.00001", "1"), ("0.00001", "2"), ("0.00005", "1"), ("0.00005", "2")], 1)}  # fmt: skip
+    assert losses == expected
+    # the lowest training loss (t4) overfits: validation loss decides
+    assert search["best"] == "t2" and search["chosen_by"] == "validation_loss"
+    assert min(losses, key=lambda t: losses[t][0]) == "t4"
+    assert result["custom_model_name"] == "sluice-corpus-nova-t2"
+    assert _custom_models() == ["sluice-corpus-nova-t2"]  # the losers' storage is not billed on
+    assert [t.get("deleted", False) for t in search["trials"]] == [True, False, True, True]
+    assert {j["jobName"] for j in world.jobs()} == {f"run-1-t{n}" for n in range(1, 5)}
+    assert world.states(execution).count("StartCustomizationJobWithValidation") == 4
+    assert "t2 (learningRate=0.00001, epochCount=2): validation loss" in result["message"]
+    assert sum(t["estimated_training_tokens"] for t in search["trials"]) == result["estimated_training_tokens"]
+
+
+def test_a_search_that_keeps_all_deletes_no_model(world: World) -> None:
+    execution = world.run(_corpus_input(search={**GRID, "keep": "all"}))
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    assert len(_custom_models()) == 4
+
+
+def _failing_jobs(monkeypatch: pytest.MonkeyPatch, fails: Any) -> None:
+    from moto.bedrock import models
+
+    original = models.BedrockBackend.create_model_customization_job
+
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        arn = original(self, *args, **kwargs)
+        job = self.model_customization_jobs[arn.rsplit("/", 1)[-1]]
+        if fails(job.hyper_parameters):
+            job.status, job.failure_message = "Failed", "Training diverged"
+        return arn
+
+    monkeypatch.setattr(models.BedrockBackend, "create_model_customization_job", create)
+
+
+def test_a_failed_trial_does_not_fail_the_search(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    _failing_jobs(monkeypatch, lambda hp: hp["epochCount"] == "2" and hp["learningRate"] == "0.00001")
+    execution = world.run(_corpus_input(search=GRID))
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    search = json.loads(execution["output"])["search"]
+    failed = next(t for t in search["trials"] if t["trial"] == "t2")
+    assert failed["status"] == "Failed" and failed["reason"] == "Training diverged" and "validation_loss" not in failed
+    assert search["best"] == "t3"  # the next lowest validation loss
+
+
+def test_a_search_whose_every_trial_failed_fails_naming_each(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    _failing_jobs(monkeypatch, lambda hp: True)
+    execution = world.run(_corpus_input(search=GRID))
+    assert execution["status"] == "FAILED" and execution["error"] == "CustomizationJobFailed"
+    assert "Every trial of the search failed" in _cause(execution)
+    assert all(f"trial t{n} (Failed): Training diverged" in _cause(execution) for n in range(1, 5))
+    assert world.notified() == ["Sluice fine-tune failed"]
+
+
+def test_a_search_over_the_token_budget_is_refused_before_any_job(world: World) -> None:
+    execution = world.run(_corpus_input(search=GRID, max_training_tokens=1000))
+    assert execution["status"] == "FAILED" and execution["error"] == "DatasetInvalidError"
+    assert "x 1 + 2 + 1 + 2 epochs), over max_training_tokens 1,000" in _cause(execution)
+    assert world.jobs() == [] and "RunTrials" not in world.states(execution)
+
+
+def test_a_search_never_runs_more_jobs_at_once_than_the_account_may(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice_local.emulators import bedrock
+
+    monkeypatch.setattr(bedrock, "JOB_QUOTA", 1)
+    execution = world.run(_corpus_input(search=GRID))
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    warnings = json.loads(execution["output"])["warnings"]
+    assert any("max_parallel lowered from 2 to 1" in w for w in warnings)
+    history = world.sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+    running = peak = 0
+    for event in history:  # trials run one after another: each ends before the next starts
+        running += {"MapIterationStarted": 1, "MapIterationSucceeded": -1}.get(event["type"], 0)
+        peak = max(peak, running)
+    assert peak == 1 and [e["type"] for e in history].count("MapIterationStarted") == 4
+
+
+# Evaluation against the base model ---------------------------------------------------------------------
+
+
+def test_an_evaluation_scores_both_models_and_keeps_a_custom_model_that_wins(world: World) -> None:
+    execution = world.run(
+        _corpus_input(deployment="on_demand", validation_split=0.5, evaluation={}, promote_only_if_better=True)
+    )
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    evaluation = result["evaluation"]
+    assert evaluation["prompts"] >= 2 and evaluation["failed_prompts"] == 0
+    assert set(evaluation["metrics"]) == {"exact_match", "token_f1", "rouge_l"}
+    f1 = evaluation["metrics"]["token_f1"]
+    assert f1["custom"] > f1["base"] and evaluation["custom_wins"] and evaluation["promoted"]
+    assert evaluation["base_model"] == "amazon.nova-micro-v1:0"  # the on-demand id of the customized one
+    assert evaluation["custom_model"] == result["deployment"]["CustomModelDeploymentArn"]
+    states = world.states(execution)
+    assert states[states.index("DescribeDeployment") :][:4] == [
+        "DescribeDeployment", "EvaluationAsked?", "Evaluate", "PromoteOrWithdraw?"
+    ]  # fmt: skip
+    answers = world.s3.get_object(Bucket=PROCESSED, Key="finetune/evaluations/run-1/answers.jsonl")["Body"].read()
+    first = json.loads(answers.splitlines()[0])
+    assert set(first) == {"source", "prompt", "reference", "base", "custom", "scores"}
+    assert "token_f1" in result["message"] and "Deployed on demand" in result["message"]
+    calls = [c for c in emulators.read_calls(world.emulator_dir) if c["operation"] == "Converse"]
+    assert len(calls) == 2 * evaluation["prompts"]
+
+
+def test_a_custom_model_that_does_not_win_is_withdrawn_when_asked(world: World) -> None:
+    # On exact match neither model answers a held-out prompt word for word: a tie, which is no win.
+    execution = world.run(
+        _corpus_input(
+            deployment="on_demand",
+            validation_split=0.5,
+            evaluation={"metrics": ["exact_match"]},
+            promote_only_if_better=True,
+        )
+    )
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    assert result["evaluation"]["custom_wins"] is False and result["promoted"] is False
+    assert "DeleteDeployment" in world.states(execution)
+    assert "Not promoted" in result["message"] and "deployment was deleted" in result["message"]
+    emulator = emulators.installed()
+    assert emulator is not None
+    bedrock = emulator.client("bedrock")
+    with pytest.raises(bedrock.exceptions.ResourceNotFoundException):
+        bedrock.get_custom_model_deployment(
+            customModelDeploymentIdentifier=result["deployment"]["CustomModelDeploymentArn"]
+        )
+
+
+def test_without_promote_only_if_better_a_losing_model_stays_deployed(world: World) -> None:
+    execution = world.run(
+        _corpus_input(deployment="provisioned", validation_split=0.5, evaluation={"metrics": ["exact_match"]})
+    )
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    assert result["evaluation"]["custom_wins"] is False and result["evaluation"]["promoted"] is True
+    assert "DeleteThroughput" not in world.states(execution) and "Provisioned throughput" in result["message"]

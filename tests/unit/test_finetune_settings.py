@@ -76,6 +76,20 @@ def test_a_minimal_input_gets_the_family_defaults() -> None:
         "max_records": 10_000,
         "max_validation_records": None,
         "deployment": "none",
+        "lineage": "support-bot",
+        "trials": [  # one job, under the execution's own names
+            {
+                "trial": "t1",
+                "hyperparameters": settings["hyperparameters"],
+                "varied": {},
+                "epochs": 5,
+                "job_name": "run-1",
+                "custom_model_name": "support-bot",
+                "client_token": client_token_for("run-1"),
+            }
+        ],
+        "max_parallel": 1,
+        "keep": "best",
     }
     assert json.loads(json.dumps(settings)) == settings
 

@@ -1,16 +1,30 @@
 """What moto's Bedrock backend lacks (moto serves the model customization jobs): provisioned
 throughput and on-demand custom model deployments (a repeated client request token gets the same one
-back), and the model catalogue
-that `sluice ask`, `sluice verify` and the fine-tune workflow's ValidateInput consult (foundation
-models with the customizations they take, their availability, inference profiles)."""
+back; both can be deleted), the model catalogue that `sluice ask`, `sluice verify` and the fine-tune
+workflow's ValidateInput consult (foundation models with the customizations they take, their
+availability, inference profiles), the account's quota of customization jobs at once (Service
+Quotas), and Converse, for the fine-tune workflow's evaluation.
+
+No model runs locally. Converse answers as a stand-in that makes an evaluation's comparison mean
+something: a custom model (called through its deployment or provisioned throughput) answers with the
+answer of the training record whose question is closest to the one asked, which is what fine-tuning
+on question-and-answer pairs aims at; a base model restates the question, as a model that never saw
+the answers might."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sluice.finetune.dataset import Example, parse_jsonl
+from sluice.finetune.families import FINE_TUNING
+from sluice.finetune.scoring import token_f1
+from sluice.pipeline.files import split_s3_uri
 from sluice_local.emulators.common import Database, Operation, ServiceError, broken, now
+
+JOB_QUOTA = 4  # the local account's "(Model customization) Scheduled customization jobs"
 
 PROVISIONING_CHECKS = 1  # a provisioned throughput is Creating for this many checks, then InService
 DEPLOYING_CHECKS = 1  # a custom model deployment is Creating for this many checks, then Active
@@ -31,7 +45,14 @@ class ProvisionedThroughput:
         return {
             ("bedrock", "CreateProvisionedModelThroughput"): self.create,
             ("bedrock", "GetProvisionedModelThroughput"): self.get,
+            ("bedrock", "DeleteProvisionedModelThroughput"): self.delete,
         }
+
+    def delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        ident = params["provisionedModelId"]
+        if not self._db.execute("DELETE FROM provisioned WHERE arn = ? OR name = ?", (ident, ident)).rowcount:
+            raise ServiceError("ResourceNotFoundException", f"no provisioned model {ident}", 404)
+        return {}
 
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
         token = params.get("clientRequestToken")
@@ -83,7 +104,14 @@ class CustomModelDeployments:
         return {
             ("bedrock", "CreateCustomModelDeployment"): self.create,
             ("bedrock", "GetCustomModelDeployment"): self.get,
+            ("bedrock", "DeleteCustomModelDeployment"): self.delete,
         }
+
+    def delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        ident = params["customModelDeploymentIdentifier"]
+        if not self._db.execute("DELETE FROM deployments WHERE arn = ? OR name = ?", (ident, ident)).rowcount:
+            raise ServiceError("ResourceNotFoundException", f"no custom model deployment {ident}", 404)
+        return {}
 
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
         token = params.get("clientRequestToken")
@@ -160,6 +188,15 @@ MODELS: dict[str, dict[str, Any]] = {
         "modelName": "Nova Lite",
         "providerName": "Amazon",
         "inputModalities": ["TEXT", "IMAGE", "VIDEO"],
+        "outputModalities": ["TEXT"],
+        "inferenceTypesSupported": ["ON_DEMAND", "INFERENCE_PROFILE"],
+        "customizationsSupported": [],
+        "status": "ACTIVE",
+    },
+    "amazon.nova-micro-v1:0": {  # what the evaluation calls for a customized Nova Micro's base
+        "modelName": "Nova Micro",
+        "providerName": "Amazon",
+        "inputModalities": ["TEXT"],
         "outputModalities": ["TEXT"],
         "inferenceTypesSupported": ["ON_DEMAND", "INFERENCE_PROFILE"],
         "customizationsSupported": [],
@@ -298,3 +335,87 @@ def _profile(profile_id: str) -> dict[str, Any]:
         "status": "ACTIVE",
         "type": "SYSTEM_DEFINED",
     }
+
+
+class Quotas:
+    """Service Quotas' GetServiceQuota, for the one quota Sluice reads (moto knows only VPC's)."""
+
+    def operations(self) -> dict[tuple[str, str], Operation]:
+        return {("service-quotas", "GetServiceQuota"): self.get}
+
+    def get(self, params: dict[str, Any]) -> dict[str, Any]:
+        if (params["ServiceCode"], params["QuotaCode"]) != ("bedrock", "L-0406044C"):
+            raise ServiceError(
+                "NoSuchResourceException", "The request failed because the specified quota does not exist."
+            )
+        quota = {
+            "ServiceCode": "bedrock",
+            "ServiceName": "Amazon Bedrock",
+            "QuotaArn": f"arn:aws:servicequotas:{REGION}:123456789012:bedrock/L-0406044C",
+            "QuotaCode": "L-0406044C",
+            "QuotaName": "(Model customization) Scheduled customization jobs",
+            "Value": float(JOB_QUOTA),
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": False,
+        }
+        return {"Quota": quota}
+
+
+class Runtime:
+    """Converse (bedrock-runtime): see the module's note on what answers."""
+
+    def __init__(self, db: Database, client: Callable[[str], Any]) -> None:
+        self._db = db
+        self._client = client  # the local stack's clients: moto's Bedrock (custom models) and S3
+        self._pairs: dict[str, tuple[tuple[str, str], ...]] = {}  # by training file
+
+    def operations(self) -> dict[tuple[str, str], Operation]:
+        return {("bedrock-runtime", "Converse"): self.converse}
+
+    def converse(self, params: dict[str, Any]) -> dict[str, Any]:
+        question = _last_user_text(params["messages"])
+        model = params["modelId"]
+        custom = self._custom_model(model)
+        if custom is None and not model_id_of(model):
+            raise ServiceError("ValidationException", f"The provided model identifier is invalid: {model}", 400)
+        if custom is None:
+            answer = f"I cannot say for sure. You asked: {question}"
+        else:
+            pairs = self._training_pairs(custom)
+            answer = max(pairs, key=lambda pair: token_f1(pair[0], question))[1] if pairs else question
+        tokens_in, tokens_out = len(question.split()), len(answer.split())
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": tokens_in, "outputTokens": tokens_out, "totalTokens": tokens_in + tokens_out},
+            "metrics": {"latencyMs": 1},
+        }
+
+    def _custom_model(self, identifier: str) -> str | None:
+        """The custom model behind a deployment or provisioned-throughput ARN (None: neither); a
+        deployment that is not Active yet, or a throughput not in service, refuses as AWS does."""
+        for table in ("deployments", "provisioned"):
+            row = self._db.execute(f"SELECT model, checks FROM {table} WHERE arn = ?", (identifier,)).fetchone()
+            if row is not None:
+                if row[1] < (DEPLOYING_CHECKS if table == "deployments" else PROVISIONING_CHECKS):
+                    raise ServiceError("ValidationException", f"{identifier} is not ready to take calls yet", 400)
+                return str(row[0])
+        return None
+
+    def _training_pairs(self, model_arn: str) -> tuple[tuple[str, str], ...]:
+        """The (question, answer) pairs of the model's training file: its conversations' last exchange."""
+        uri = self._client("bedrock").get_custom_model(modelIdentifier=model_arn)["trainingDataConfig"]["s3Uri"]
+        if uri not in self._pairs:
+            parts = split_s3_uri(uri)
+            data = self._client("s3").get_object(Bucket=parts[0], Key=parts[1])["Body"].read() if parts else b""
+            records, _ = parse_jsonl(data, customization_type=FINE_TUNING)
+            self._pairs[uri] = tuple(
+                (r.turns[-2][1], r.turns[-1][1]) for r in records if isinstance(r, Example) and len(r.turns) >= 2
+            )
+        return self._pairs[uri]
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    user = [m for m in messages if m.get("role") == "user"] or [{"content": []}]
+    return " ".join(str(block.get("text", "")) for block in user[-1]["content"] if isinstance(block, dict))

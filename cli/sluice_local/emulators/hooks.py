@@ -54,6 +54,8 @@ class Emulator:
             **bedrock.ProvisionedThroughput(db).operations(),
             **bedrock.CustomModelDeployments(db).operations(),
             **bedrock.ModelCatalogue(db).operations(),
+            **bedrock.Quotas().operations(),
+            **bedrock.Runtime(db, self._aws).operations(),
             **vectors.VectorStore(db).operations(),
         }
         db.connection().executescript(
@@ -67,6 +69,14 @@ class Emulator:
 
             self._s3 = boto3.session.Session().client("s3")  # the local stack's endpoint, from the environment
         return self._s3
+
+    def _aws(self, service: str) -> Any:
+        """A client of the local stack's AWS (moto), for what the emulated services read there."""
+        if service == "s3":
+            return self.s3()
+        import boto3
+
+        return boto3.session.Session().client(service)
 
     def create_data_source(self, kb: str, ds: str, bucket: str, prefix: str) -> None:
         self.knowledge_base.create_data_source(kb, ds, bucket, prefix)

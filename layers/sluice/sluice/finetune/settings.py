@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
+import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +42,7 @@ from sluice.finetune.families import (
     known_prefixes,
     listed_models,
 )
+from sluice.finetune.scoring import DEFAULT_METRICS, METRICS
 from sluice.model import Kind
 
 FIELDS = (
@@ -54,6 +57,10 @@ FIELDS = (
     "tags",
     "poll_seconds",
     "retrain_when_changed",
+    "search",
+    "max_training_tokens",
+    "evaluation",
+    "promote_only_if_better",
 )
 MAX_NAME = 63
 # Bedrock's job-name pattern. Custom model names must match both it and the service model's own
@@ -73,6 +80,14 @@ SHOWN_PROBLEMS = 20
 # 11 history events, and a standard workflow holds 25,000.
 MAX_CHECKS = 2000
 KINDS = tuple(kind.value for kind in Kind)
+# A search's trials share one execution's history: each is a job loop of its own.
+MAX_TRIALS = 20
+MAX_PARALLEL = 40  # an inline Map state runs at most 40 iterations at once
+DEFAULT_PARALLEL = 2
+KEEP = ("best", "all")
+# Evaluation: the held-out prompts both models answer (Bedrock's evaluation jobs take at most 1,000).
+DEFAULT_EVALUATION_PROMPTS = 100
+MAX_EVALUATION_PROMPTS = 1000
 ON_DEMAND, PROVISIONED, NO_DEPLOYMENT = "on_demand", "provisioned", "none"
 DEPLOYMENTS = (ON_DEMAND, PROVISIONED, NO_DEPLOYMENT)
 
@@ -154,6 +169,18 @@ def _number(value: Any) -> float | None:
 def _whole(value: Any) -> int | None:
     number = _number(value) if not isinstance(value, str) else None
     return int(number) if number is not None and number.is_integer() else None
+
+
+def hyperparameter_strings(values: Mapping[str, float], family: Family) -> tuple[dict[str, str], int]:
+    """The job's hyperParameters map (the family's defaults for those not given) and its epochs."""
+    strings = {}
+    for hp in family.hyperparameters:
+        value = values.get(hp.name, hp.default)
+        if value is not None:
+            strings[hp.name] = parameter_text(value, hp.integer)
+    epoch_count = family.hyperparameter("epochCount")
+    epochs = values.get("epochCount", epoch_count.default if epoch_count is not None else None)
+    return strings, int(epochs or 1)
 
 
 def _suggest(name: str, choices: Sequence[str]) -> str:
@@ -323,43 +350,166 @@ class _Input:
                 )
         return {"kinds": kinds, "attributes": attributes}
 
-    def hyperparameters(self, family: Family) -> tuple[dict[str, str], int]:
+    def hyperparameters(self, family: Family) -> dict[str, float]:
+        """The input's hyperparameters, each checked against the family's range (those it leaves
+        out take the family's defaults later, in ``hyperparameter_strings``)."""
         raw = self.event.get("hyperparameters")
-        raw = {} if raw is None else raw
+        return self.hyperparameter_values({} if raw is None else raw, family, "hyperparameter ")
+
+    def hyperparameter_values(self, raw: Any, family: Family, where: str) -> dict[str, float]:
         if not isinstance(raw, Mapping):
-            self.problems.append(f"hyperparameters must be an object, not {raw!r}")
-            raw = {}
+            self.problems.append(f"{where.strip()}s must be an object, not {raw!r}")
+            return {}
         allowed = [hp.name for hp in family.hyperparameters]
         values: dict[str, float] = {}
         for name, value in raw.items():
             hp = family.hyperparameter(str(name))
             if hp is None:
                 self.problems.append(
-                    f"hyperparameter {name!r}{_suggest(str(name), allowed)} is not one of {family.label}'s: "
+                    f"{where}{name!r}{_suggest(str(name), allowed)} is not one of {family.label}'s: "
                     + ", ".join(allowed)
                 )
                 continue
             number = _number(value)
             if number is None:
-                self.problems.append(f"hyperparameter {name} must be a number, not {value!r}")
+                self.problems.append(f"{where}{name} must be a number, not {value!r}")
                 continue
             if hp.integer and not number.is_integer():
-                self.problems.append(f"hyperparameter {name} must be a whole number, not {value!r}")
+                self.problems.append(f"{where}{name} must be a whole number, not {value!r}")
                 continue
             if not hp.minimum <= number <= hp.maximum:
                 given = parameter_text(number, hp.integer)
                 low, high = parameter_text(hp.minimum, hp.integer), parameter_text(hp.maximum, hp.integer)
-                self.problems.append(f"hyperparameter {name} is {given}; {family.label} takes {low} to {high}")
+                self.problems.append(f"{where}{name} is {given}; {family.label} takes {low} to {high}")
                 continue
             values[hp.name] = number
-        strings = {}
-        for hp in family.hyperparameters:
-            value = values.get(hp.name, hp.default)
-            if value is not None:
-                strings[hp.name] = parameter_text(value, hp.integer)
-        epoch_count = family.hyperparameter("epochCount")
-        epochs = values.get("epochCount", epoch_count.default if epoch_count is not None else None)
-        return strings, int(epochs or 1)
+        return values
+
+    def search(self, family: Family | None) -> tuple[list[dict[str, float]], int, str]:
+        """The trials' hyperparameters (each overrides the input's own), at most how many run at
+        once, and which custom models to keep. No search: one trial, the input's hyperparameters."""
+        raw = self.event.get("search")
+        if raw is None:
+            return [{}], 1, "best"
+        usage = 'search must be {"grid": {"learningRate": [...], ...}} or {"trials": [{...}, ...]}'
+        if not isinstance(raw, Mapping):
+            self.problems.append(f"{usage}, not {raw!r}")
+            return [{}], 1, "best"
+        self.unknown_fields(raw, ("grid", "trials", "max_parallel", "keep"), "search.")
+        overrides: list[Any] = []
+        if ("grid" in raw) == ("trials" in raw):
+            self.problems.append(f"{usage}: one of grid and trials")
+        elif "grid" in raw:
+            grid = raw["grid"]
+            if not isinstance(grid, Mapping) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
+                self.problems.append(f"search.grid must map each hyperparameter to a non-empty list, not {grid!r}")
+            else:
+                overrides = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+        elif not isinstance(raw["trials"], list) or not raw["trials"]:
+            self.problems.append(
+                f"search.trials must be a non-empty list of hyperparameter objects, not {raw['trials']!r}"
+            )
+        else:
+            overrides = list(raw["trials"])
+        if len(overrides) > MAX_TRIALS:
+            self.problems.append(
+                f"the search has {len(overrides)} trials; at most {MAX_TRIALS} run in one execution "
+                "(each is a training job, billed in full): narrow the grid"
+            )
+            overrides = []
+        trials = [
+            self.hyperparameter_values(o, family, f"search trial {n}: hyperparameter ") if family is not None else {}
+            for n, o in enumerate(overrides, 1)
+        ]
+        parallel = _whole(raw.get("max_parallel", DEFAULT_PARALLEL))
+        if parallel is None or not 1 <= parallel <= MAX_PARALLEL:
+            self.problems.append(
+                f"search.max_parallel must be a whole number from 1 to {MAX_PARALLEL}, not {raw.get('max_parallel')!r}"
+            )
+            parallel = 1
+        keep = raw.get("keep", "best")
+        if keep not in KEEP:
+            self.problems.append(
+                f'search.keep must be "best" (the losing custom models are deleted: their storage is billed '
+                f'monthly) or "all", not {keep!r}'
+            )
+            keep = "best"
+        return trials or [{}], min(parallel, max(1, len(trials))), str(keep)
+
+    def max_training_tokens(self) -> int | None:
+        raw = self.event.get("max_training_tokens")
+        if raw is None:
+            return None
+        budget = _whole(raw)
+        if budget is None or budget < 1:
+            self.problems.append(f"max_training_tokens must be a whole number of tokens above 0, not {raw!r}")
+            return None
+        return budget
+
+    def evaluation(self, deployment: str, validation_split: float) -> dict[str, Any] | None:
+        """Which held-out prompts both models answer, how they are scored, and how many. Calling the
+        custom model needs it served, so evaluation needs a deployment."""
+        raw = self.event.get("evaluation")
+        promote = self.event.get("promote_only_if_better", False)
+        if not isinstance(promote, bool):
+            self.problems.append(f"promote_only_if_better must be true or false, not {promote!r}")
+        if raw is None:
+            if promote is True:
+                self.problems.append('promote_only_if_better needs an "evaluation" to decide by')
+            return None
+        if not isinstance(raw, Mapping):
+            self.problems.append(
+                'evaluation must be an object: {"dataset": "validation", "metrics": [...]}, not ' + repr(raw)
+            )
+            return None
+        self.unknown_fields(raw, ("dataset", "metrics", "max_prompts"), "evaluation.")
+        dataset: Any = raw.get("dataset", "validation")
+        if dataset == "validation":
+            if not validation_split:
+                self.problems.append(
+                    'evaluation.dataset "validation" asks the held-out validation records, but validation_split '
+                    'is 0: set validation_split above 0, or name a file: {"source": "s3", "uri": "s3://..."}'
+                )
+        elif isinstance(dataset, Mapping) and dataset.get("source") == "s3":
+            self.unknown_fields(dataset, ("source", "uri"), "evaluation.dataset.")
+            uri = dataset.get("uri")
+            if not (isinstance(uri, str) and _S3_URI.fullmatch(uri)):
+                self.problems.append(f"evaluation.dataset.uri must be an S3 object URI (s3://bucket/key), not {uri!r}")
+            dataset = {"source": "s3", "uri": uri}
+        else:
+            self.problems.append(
+                f'evaluation.dataset must be "validation" or {{"source": "s3", "uri": "s3://..."}}, not {dataset!r}'
+            )
+        metrics = raw.get("metrics", list(DEFAULT_METRICS))
+        if not isinstance(metrics, list) or not metrics:
+            self.problems.append(
+                f"evaluation.metrics must be a non-empty list of {', '.join(METRICS)}, not {metrics!r}"
+            )
+            metrics = list(DEFAULT_METRICS)
+        for metric in metrics:
+            if metric not in METRICS:
+                self.problems.append(
+                    f"evaluation.metrics: {metric!r}{_suggest(str(metric), list(METRICS))} is not one of "
+                    + ", ".join(METRICS)
+                )
+        prompts = _whole(raw.get("max_prompts", DEFAULT_EVALUATION_PROMPTS))
+        if prompts is None or not 1 <= prompts <= MAX_EVALUATION_PROMPTS:
+            self.problems.append(
+                f"evaluation.max_prompts must be a whole number from 1 to {MAX_EVALUATION_PROMPTS}, "
+                f"not {raw.get('max_prompts')!r}"
+            )
+            prompts = DEFAULT_EVALUATION_PROMPTS
+        if deployment == NO_DEPLOYMENT:
+            self.problems.append(
+                "evaluation calls the custom model, which Bedrock serves only once it is deployed: "
+                f'set "deployment" to "{ON_DEMAND}" or "{PROVISIONED}"'
+            )
+        return {
+            "dataset": dataset,
+            "metrics": list(dict.fromkeys(m for m in metrics if m in METRICS)),
+            "max_prompts": prompts,
+            "promote_only_if_better": promote is True,
+        }
 
     def validation_split(self, family: Family | None) -> float:
         supported = family is None or family.supports_validation
@@ -521,7 +671,7 @@ def validate_input(
 
     With ``support`` the base model is also checked with Bedrock (once the input names a model of a
     known family and a valid customization type): the settings then hold ``model_check`` (what
-    Bedrock said) and ``warnings``."""
+    Bedrock said) and ``warnings``. ``trials`` lists the jobs to run: one, or a search's."""
     if not isinstance(event, Mapping):
         raise FineTuneInputError([f"the input must be a JSON object, not {type(event).__name__}"])
     read = _Input(event, families)
@@ -537,22 +687,27 @@ def validate_input(
     if support is not None and family is not None and base_model is not None and type_ok:
         checked = read.bedrock_says(base_model, family, customization_type, support)
     dataset = read.dataset()
-    hyperparameters, epochs = read.hyperparameters(family) if family is not None else ({}, 1)
+    given = read.hyperparameters(family) if family is not None else {}
+    overrides, max_parallel, keep = read.search(family)
+    max_training_tokens = read.max_training_tokens()
     validation_split = read.validation_split(family)
     region = str(checked["region"]) if checked and checked.get("checked") else ""  # Bedrock's answer, or unknown
     deployment = read.deployment(family, region)
     throughput = read.throughput(custom_model_name, deployment)
+    evaluation = read.evaluation(deployment, validation_split)
     tags = read.tags()
     poll_seconds = read.poll_seconds()
     retrain_when_changed = read.retrain_when_changed()
     if read.problems or family is None or base_model is None or custom_model_name is None or dataset is None:
         raise FineTuneInputError(read.problems)
+    hyperparameters, epochs = hyperparameter_strings(given, family)
     settings: dict[str, Any] = {
         "base_model": base_model,
         "family": family.key,
         "family_label": family.label,
         "fine_tuning_format": family.fine_tuning_format,
         "custom_model_name": custom_model_name,
+        "lineage": custom_model_name,  # scheduled retrains of one input compare against its own last model
         "customization_type": customization_type,
         "job_name": job_name_for(execution_name),
         "client_token": client_token_for(execution_name),
@@ -561,22 +716,76 @@ def validate_input(
         "validation_split": validation_split,
         "dataset": dataset,
         "poll_seconds": poll_seconds,
-        "max_checks": MAX_CHECKS,
         "tags": tags,
         "max_record_tokens": family.max_record_tokens,
         "min_records": family.min_records,
         "max_records": family.record_limit(customization_type),
         "max_validation_records": family.max_validation_records,
+        "deployment": deployment,
     }
-    settings["deployment"] = deployment
     # present only when asked for: the state machine tests IsPresent
     if throughput is not None:
         settings["throughput_name"], settings["model_units"] = throughput
+        settings["throughput_client_token"] = client_token_for(f"{execution_name}/throughput")
     if deployment == ON_DEMAND:
         settings["deployment_name"] = f"{custom_model_name[: MAX_NAME - 3].rstrip('-_')}-od"
+        settings["deployment_client_token"] = client_token_for(f"{execution_name}/deployment")
     if retrain_when_changed is not None:
         settings["retrain_when_changed"] = retrain_when_changed
+        # A scheduled run makes a new model (and deployment) each time; Bedrock wants unique names.
+        run = hashlib.sha256(execution_name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        for name in ("custom_model_name", "throughput_name", "deployment_name"):
+            if name in settings:
+                settings[name] = f"{settings[name][:54].rstrip('-_')}-{run}"
+    if max_training_tokens is not None:
+        settings["max_training_tokens"] = max_training_tokens
+    if evaluation is not None:
+        settings["evaluation"] = evaluation
+    settings["trials"] = trials_for(settings, overrides, given, family, execution_name)
+    settings["max_parallel"] = max_parallel
+    settings["keep"] = keep
+    # A standard workflow holds 25,000 history events: the trials share the checks.
+    settings["max_checks"] = max(1, MAX_CHECKS // len(settings["trials"]))
     if checked is not None:
         settings["model_check"] = checked
         settings["warnings"] = read.warnings
     return settings
+
+
+def trials_for(
+    settings: Mapping[str, Any],
+    overrides: Sequence[Mapping[str, float]],
+    given: Mapping[str, float],
+    family: Family,
+    execution_name: str,
+) -> list[dict[str, Any]]:
+    """One job per trial: its hyperparameters (the input's, overridden by the trial's), and the names
+    and idempotency token Bedrock needs. A single trial takes the execution's own names; a search's
+    trial n takes ``-tn`` after them, so trials never collide and a retried state repeats its request."""
+    trials = []
+    for n, override in enumerate(overrides, 1):
+        hyperparameters, epochs = hyperparameter_strings({**given, **override}, family)
+        trial: dict[str, Any] = {
+            "trial": f"t{n}",
+            "hyperparameters": hyperparameters,
+            "varied": {k: hyperparameters[k] for k in override if k in hyperparameters},
+            "epochs": epochs,
+            "job_name": settings["job_name"],
+            "custom_model_name": settings["custom_model_name"],
+            "client_token": settings["client_token"],
+        }
+        if len(overrides) > 1:
+            suffix = f"-t{n}"
+            trial["job_name"] = f"{settings['job_name'][: MAX_NAME - len(suffix)].rstrip('-.+')}{suffix}"
+            trial["custom_model_name"] = (
+                f"{settings['custom_model_name'][: MAX_NAME - len(suffix)].rstrip('-_')}{suffix}"
+            )
+            trial["client_token"] = client_token_for(f"{execution_name}/trial-{n}")
+        trials.append(trial)
+    seen: dict[str, str] = {}
+    for trial in trials:
+        key = json.dumps(trial["hyperparameters"], sort_keys=True)
+        if key in seen:
+            raise FineTuneInputError([f"search trials {seen[key]} and {trial['trial']} have the same hyperparameters"])
+        seen[key] = trial["trial"]
+    return trials

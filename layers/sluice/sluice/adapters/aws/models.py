@@ -7,12 +7,15 @@ serves a model refusing on-demand calls), the problems that stop a call (no acce
 this region, an offer not accepted) and warnings (LEGACY, with its end of life).
 
 ``customization_support`` answers the fine-tune workflow's question of a base model: which
-customizations Bedrock offers for it in the client's Region, and its lifecycle.
+customizations Bedrock offers for it in the client's Region, and its lifecycle;
+``customization_job_quota`` how many jobs a search may run at once; ``converse_text`` one answer,
+for the evaluation of a custom model against its base model.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +29,7 @@ from sluice.finetune.settings import CustomizationSupport
 _PROFILE = re.compile(
     r"^arn:aws[a-z-]*:bedrock:[^:]*:\d*:(application-)?inference-profile/|^(us|us-gov|eu|apac|jp|au|ca|global)\."
 )
+ANSWER_TOKENS = 1024  # an evaluation answer's limit: references are answers, not essays
 _GEOGRAPHIES = {"us": ("us-", "ca-"), "eu": ("eu-",), "apac": ("ap-",), "jp": ("ap-northeast-1", "ap-northeast-3")}
 
 
@@ -186,3 +190,34 @@ def customization_support(bedrock: Any, identifier: str) -> CustomizationSupport
         lifecycle=str(lifecycle.get("status", "")),
         end_of_life=f"{end:%Y-%m-%d}" if isinstance(end, datetime) else "",
     )
+
+
+CUSTOMIZATION_JOB_QUOTA = "L-0406044C"  # Service Quotas: bedrock "(Model customization) Scheduled customization jobs"
+
+
+def customization_job_quota(quotas: Any) -> tuple[int | None, str]:
+    """How many customization jobs this account may run at once (``quotas``: a Service Quotas
+    client), or None and why it could not be read; the search then trusts its own max_parallel."""
+    try:
+        quota = quotas.get_service_quota(ServiceCode="bedrock", QuotaCode=CUSTOMIZATION_JOB_QUOTA)["Quota"]
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in ("AccessDeniedException", "NoSuchResourceException", "IllegalArgumentException"):
+            return None, f"Service Quotas answered {code}"
+        raise
+    value = quota.get("Value")
+    return (int(value), "") if isinstance(value, int | float) else (None, "Service Quotas gave no value")
+
+
+def converse_text(runtime: Any, model_id: str, system: str | None, turns: Sequence[tuple[str, str]]) -> str:
+    """One answer from Converse (``runtime``: a Bedrock Runtime client), at temperature 0 so a rerun
+    of an evaluation asks the same question the same way."""
+    request: dict[str, Any] = {
+        "modelId": model_id,
+        "messages": [{"role": role, "content": [{"text": text}]} for role, text in turns],
+        "inferenceConfig": {"maxTokens": ANSWER_TOKENS, "temperature": 0},
+    }
+    if system:
+        request["system"] = [{"text": system}]
+    blocks = runtime.converse(**request)["output"]["message"]["content"]
+    return "".join(block.get("text", "") for block in blocks)
