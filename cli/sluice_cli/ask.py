@@ -4,6 +4,8 @@ Bedrock Agent Runtime ``RetrieveAndGenerate`` on the stack's knowledge base, wit
 model the stack names (output GenerationModelId) or ``--model``, checked first with Bedrock itself
 (``sluice.adapters.aws.models``): a model that takes no on-demand calls is called through this
 region's inference profile, and a model without access granted is refused before anything is asked.
+A custom model you deployed (a custom model deployment or provisioned throughput ARN) is called by
+that ARN, which RetrieveAndGenerate's ``modelArn`` accepts, once it is Active / InService.
 
 ``--as PRINCIPAL`` keeps the answer to what those principals may read (``sluice.access``): the
 allow half is a filter; the deny half is found by a Retrieve of the same question first, whose

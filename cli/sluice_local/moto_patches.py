@@ -16,6 +16,9 @@ stack exercises the same paths as a deployed one:
   (``local_losses``), with a best in the middle of the demo's grid. moto names a job's output model
   apart from the custom model it registers (``name-jobname``): here they are one, as in AWS, and
   DeleteCustomModel takes its ARN as well as its name.
+- An execution started without ``name`` (``aws stepfunctions start-execution --state-machine-arn``)
+  gets a fresh UUID as its name on AWS; moto's interpreter names it ``None``, so a second unnamed
+  start collides with the first. Here it gets the UUID.
 - moto's GetExecutionHistory ignores ``reverseOrder`` (newest first), which `sluice finetune` uses to
   read only the events it has not seen; here it is honoured.
 - moto's Step Functions interpreter logs an ERROR with a traceback-like line whenever a Choice's
@@ -35,6 +38,7 @@ import itertools
 import logging
 import threading
 import time
+import uuid
 from typing import Any
 from urllib.parse import unquote
 
@@ -85,6 +89,7 @@ def apply() -> None:
     _patch_bedrock_jobs()
     _patch_sdk_integrations()
     _patch_history_order()
+    _patch_unnamed_executions()
     _speed_up()
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     _applied = True
@@ -129,6 +134,20 @@ def _patch_history_order() -> None:
         return result
 
     responses.StepFunctionResponse.get_execution_history = get_execution_history  # type: ignore[method-assign]
+
+
+def _patch_unnamed_executions() -> None:
+    """The name goes into the execution's ARN as it is, so every unnamed execution was
+    ``...:execution:MACHINE:None``: the second was refused (or, same input and still running, taken
+    for the first). AWS names each one with a UUID."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
 
 
 def _speed_up() -> None:

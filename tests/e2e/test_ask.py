@@ -1,7 +1,8 @@
 """The knowledge base the template creates, asked from the command line: `sluice ask` answers with
 citations, `--as` keeps the answer and `sluice search` to what the principals may read (a document
-denied to them is never cited, even as the best match), and the model is checked first. And the
-other two knowledge-base modes provision as the template says."""
+denied to them is never cited, even as the best match), and the model is checked first (a custom
+model deployed on demand answers once it is Active). And the other two knowledge-base modes
+provision as the template says."""
 
 from __future__ import annotations
 
@@ -153,6 +154,21 @@ def test_the_model_is_checked_before_anything_is_asked(stack: LocalStack) -> Non
         finally:
             emulator.break_assumption("model_access", broken=False)
         assert denied.returncode == 1 and "model access has not been granted" in denied.stderr
+
+
+def test_ask_answers_with_a_custom_model_deployed_on_demand_once_it_is_active(stack: LocalStack) -> None:
+    custom = "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-micro-v1:0:128k/abc123def456"
+    bedrock = emulators.install(stack.emulator_dir).client("bedrock")
+    deployment = bedrock.create_custom_model_deployment(modelDeploymentName="heron-answers", modelArn=custom)
+    arn = deployment["customModelDeploymentArn"]
+    with sluice_on(stack) as sluice:
+        creating = sluice("ask", QUESTION, "--local", "--model", arn, check=False)  # its first Get: Creating
+        assert creating.returncode == 1 and f"{arn} is Creating, not yet Active: wait" in creating.stderr
+        answer = json.loads(sluice("ask", QUESTION, "--local", "--model", arn, "--json").stdout)
+        gone = arn.rsplit("/", 1)[0] + "/000000000000"
+        missing = sluice("ask", QUESTION, "--local", "--model", gone, check=False)
+    assert answer["model"] == arn and answer["text"].startswith("Emulated answer") and answer["citations"]
+    assert missing.returncode == 1 and "is not a custom model deployment in us-east-1" in missing.stderr
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,29 @@ def test_the_fine_tune_workflow_runs_on_the_local_stack_from_the_cli(stack: Loca
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert "execution e2e-2: FAILED" in refused.stdout and "DatasetInvalidError" in refused.stdout
         assert "line 2" in refused.stdout
+
+
+def test_executions_started_without_a_name_each_get_a_uuid_and_run(stack: LocalStack) -> None:
+    processed = stack.outputs()["ProcessedBucketName"]
+    stack.client("s3").put_object(Bucket=processed, Key="finetune/uploads/unnamed.jsonl", Body=b'{"prompt": "Why?"\n')
+    payload = json.loads((ROOT / "events" / "finetune_nova_s3.json").read_text())
+    payload["dataset"]["uri"] = f"s3://{processed}/finetune/uploads/unnamed.jsonl"
+    sfn, machine = stack.client("stepfunctions"), stack.outputs()["FineTuneStateMachineArn"]
+    # `aws stepfunctions start-execution --state-machine-arn ARN --input ...`: no name in the request.
+    arns = [sfn.start_execution(stateMachineArn=machine, input=json.dumps(payload))["executionArn"] for _ in range(2)]
+    names = [sfn.describe_execution(executionArn=arn)["name"] for arn in arns]
+    assert len(set(names)) == 2 and all(str(uuid.UUID(name)) == name for name in names), names
+    assert [arn.rsplit(":", 1)[-1] for arn in arns] == names
+    assert set(names) <= {e["name"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]}
+    deadline = time.monotonic() + 60
+    ended = {}
+    while len(ended) < 2 and time.monotonic() < deadline:
+        for arn in arns:
+            execution = sfn.describe_execution(executionArn=arn)
+            if execution["status"] != "RUNNING":
+                ended[arn] = (execution["status"], execution.get("error"))
+        time.sleep(0.2)
+    assert list(ended.values()) == [("FAILED", "DatasetInvalidError")] * 2, ended  # each ran to its own end
 
 
 def test_a_web_connector_sync_flows_through_the_pipeline_and_status_reports_it(stack: LocalStack) -> None:

@@ -9,7 +9,8 @@ over 2 KB (the chunk's text counts unless the index marks AMAZON_BEDROCK_TEXT no
 repeated client token is ignored; one ingestion job at a time per data source (ConflictException);
 deleting what was never there is success; metadata filters (equals ... listContains, andAll, orAll)
 apply. Retrieval is BM25 over the text, not vectors: good enough to see that edits, deletions and
-filters arrive. RetrieveAndGenerate answers extractively, quoting the top passages, and says so.
+filters arrive. RetrieveAndGenerate answers extractively, quoting the top passages, and says so; its
+model may also be a custom model deployed through the local Bedrock, once that is ready.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sluice_local.emulators.bedrock import MODELS, PROFILES, model_id_of
+from sluice_local.emulators.bedrock import DEPLOYING_CHECKS, MODELS, PROFILES, PROVISIONING_CHECKS, model_id_of
 from sluice_local.emulators.common import (
     Database,
     Operation,
@@ -38,6 +39,12 @@ from sluice_local.emulators.vectors import index_row
 MAX_SIDECAR_BYTES = 10 * 1024
 MAX_FILTERABLE_BYTES = 2048  # S3 Vectors: filterable metadata per vector
 REGION, ACCOUNT = "us-east-1", "123456789012"
+# A generation model deployed through the local Bedrock (bedrock.CustomModelDeployments, ProvisionedThroughput).
+_DEPLOYED = re.compile(r"^arn:aws:bedrock:[^:]*:\d*:(custom-model-deployment|provisioned-model)/")
+_DEPLOYED_TABLES = {
+    "custom-model-deployment": ("deployments", DEPLOYING_CHECKS),
+    "provisioned-model": ("provisioned", PROVISIONING_CHECKS),
+}
 _FOUNDATION = f"arn:aws:bedrock:{REGION}::foundation-model/"
 EMULATED = "Emulated answer (sentences quoted from the top passages): "  # how a local answer begins
 NO_ANSWER = "Sorry, I am unable to assist you with this request."  # Bedrock's answer when nothing was retrieved
@@ -358,6 +365,10 @@ class KnowledgeBase:
         return tuple(row)
 
     def _check_generation_model(self, identifier: str) -> None:
+        deployed = _DEPLOYED.match(identifier)
+        if deployed:
+            self._check_deployed_model(identifier, deployed.group(1))
+            return
         model_id = model_id_of(identifier)
         if not model_id or "TEXT" not in MODELS[model_id]["outputModalities"]:
             raise ServiceError("ValidationException", f"The provided model identifier is invalid: {identifier}")
@@ -370,6 +381,14 @@ class KnowledgeBase:
                 f"Invocation of model ID {model_id} with on-demand throughput isn't supported. Retry your request "
                 "with the ID or ARN of an inference profile that contains this model.",
             )
+
+    def _check_deployed_model(self, identifier: str, kind: str) -> None:
+        """A custom model deployment or provisioned throughput the local Bedrock made: it answers once
+        its Get would say Active / InService."""
+        table, ready_after = _DEPLOYED_TABLES[kind]
+        row = self._db.execute(f"SELECT checks FROM {table} WHERE arn = ?", (identifier,)).fetchone()
+        if row is None or row[0] < ready_after:
+            raise ServiceError("ValidationException", f"The provided model identifier is invalid: {identifier}")
 
     # -- the index ---------------------------------------------------------------------------------
 

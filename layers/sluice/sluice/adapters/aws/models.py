@@ -4,7 +4,9 @@ become LEGACY, and many current ones take on-demand calls only through an infere
 ``check_model`` takes a foundation-model id or ARN, or an inference-profile id or ARN, and answers
 with what to call (the identifier itself, or the cross-region inference profile of this region that
 serves a model refusing on-demand calls), the problems that stop a call (no access granted, not in
-this region, an offer not accepted) and warnings (LEGACY, with its end of life).
+this region, an offer not accepted) and warnings (LEGACY, with its end of life). It also takes the
+ARN of a custom model you deployed (a custom model deployment, on demand, or a provisioned
+throughput): called as it is, once it is Active / InService.
 
 ``customization_support`` answers the fine-tune workflow's question of a base model: which
 customizations Bedrock offers for it in the client's Region, and its lifecycle;
@@ -18,8 +20,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from sluice.adapters.aws import error_code
@@ -30,7 +33,39 @@ _PROFILE = re.compile(
     r"^arn:aws[a-z-]*:bedrock:[^:]*:\d*:(application-)?inference-profile/|^(us|us-gov|eu|apac|jp|au|ca|global)\."
 )
 ANSWER_TOKENS = 1024  # an evaluation answer's limit: references are answers, not essays
+# A custom model deployed by you: on demand, or with provisioned throughput (by ARN only: a provisioned
+# throughput's name cannot be told from a model id).
+_DEPLOYED = re.compile(r"^arn:aws[a-z-]*:bedrock:[^:]*:\d*:(custom-model-deployment|provisioned-model)/")
 _GEOGRAPHIES = {"us": ("us-", "ca-"), "eu": ("eu-",), "apac": ("ap-",), "jp": ("ap-northeast-1", "ap-northeast-3")}
+
+
+class _Deployment(NamedTuple):
+    kind: str  # as a reader names it
+    operation: str  # the one that describes it
+    parameter: str  # its identifier parameter
+    name_key: str  # the name in its answer
+    ready: str  # the status in which it takes calls
+    listing: str  # where to find the right ARN
+
+
+_DEPLOYMENTS = {
+    "custom-model-deployment": _Deployment(
+        "custom model deployment",
+        "GetCustomModelDeployment",
+        "customModelDeploymentIdentifier",
+        "modelDeploymentName",
+        "Active",
+        "aws bedrock list-custom-model-deployments",
+    ),
+    "provisioned-model": _Deployment(
+        "provisioned throughput",
+        "GetProvisionedModelThroughput",
+        "provisionedModelId",
+        "provisionedModelName",
+        "InService",
+        "aws bedrock list-provisioned-model-throughputs",
+    ),
+}
 
 
 @dataclass
@@ -48,6 +83,9 @@ class ModelCheck:
 
 def check_model(bedrock: Any, identifier: str, region: str) -> ModelCheck:
     """What Bedrock says of ``identifier`` in ``region`` (``bedrock`` is a Bedrock control-plane client)."""
+    deployed = _DEPLOYED.match(identifier)
+    if deployed:
+        return _check_deployment(bedrock, identifier, _DEPLOYMENTS[deployed.group(1)], region)
     check = ModelCheck(identifier)
     try:
         if _PROFILE.match(identifier):
@@ -84,6 +122,39 @@ def check_model(bedrock: Any, identifier: str, region: str) -> ModelCheck:
         )
     _lifecycle(details, check)
     _access(bedrock, details.get("modelId", identifier), check)
+    return check
+
+
+def _check_deployment(bedrock: Any, identifier: str, deployment: _Deployment, region: str) -> ModelCheck:
+    """A deployed custom model is called by its ARN (RetrieveAndGenerate's ``modelArn`` pattern admits
+    both kinds), but only in its ready status: Bedrock refuses calls while it is being created, and for
+    good once it has failed."""
+    check = ModelCheck(identifier)
+    try:
+        found = getattr(bedrock, xform_name(deployment.operation))(**{deployment.parameter: identifier})
+    except ClientError as exc:
+        code = error_code(exc)
+        if code == "AccessDeniedException":
+            check.problems.append(f"not allowed to read {identifier} (bedrock:{deployment.operation} for your role)")
+        elif code in ("ResourceNotFoundException", "ValidationException"):
+            check.problems.append(
+                f"{identifier} is not a {deployment.kind} in {region}: check the ARN ({deployment.listing})"
+            )
+        else:
+            check.problems.append(f"{identifier}: {code}: {exc.response.get('Error', {}).get('Message', '')}")
+        return check
+    check.name = str(found.get(deployment.name_key) or identifier)
+    status = found.get("status")
+    if status == deployment.ready:
+        check.invoke_id = identifier
+    elif status == "Failed":
+        reason = found.get("failureMessage") or "Bedrock gives no reason"
+        check.problems.append(f"{identifier} failed: {reason}; deploy the custom model again")
+    else:
+        check.problems.append(
+            f"{identifier} is {status}, not yet {deployment.ready}: wait until it is "
+            f"({deployment.listing} shows its status), then ask again"
+        )
     return check
 
 
