@@ -36,7 +36,9 @@ DELETE_KEY = "retrieval-guide.html"
 SEARCH = "structured JSON logs"  # finds the edited paragraph: the sinks hold the new text
 QUESTION = "How are Sluice's logs written?"  # `sluice ask`: answered from the edited paragraph, cited
 SITE_INSTANCE = "harbour-site"  # the web connector's instance, crawling samples/site/ served on 127.0.0.1
-FINETUNE_INPUT = "finetune_corpus.json"  # in events/: Nova Micro fine-tuned on the corpus's question/answer pairs
+# in events/: a 2 x 2 search fine-tuning Nova Micro on the corpus's question/answer pairs, the best
+# deployed on demand and evaluated against its base model
+FINETUNE_INPUT = "finetune_search.json"
 # What the sinks' changes did, per call-log operation, for the report ("checks" are reported apart).
 SINK_CHANGES = {
     "IngestKnowledgeBaseDocuments": ("knowledge base", "chunk", "ingested"),
@@ -436,7 +438,8 @@ def report(stack: LocalStack, result: DemoResult, out: TextIO, max_tokens: int) 
         out.write(f"\nsluice finetune events/{FINETUNE_INPUT} --local --poll-seconds 1\n")
         finetune.render(result.finetune, out)
         for note in result.notifications:
-            out.write(f"  notification     {note}\n")
+            first, *rest = note.splitlines() or [""]
+            out.write(f"  notification     {first}\n" + "".join(f"                   {line}\n" for line in rest))
     out.write(
         f"\nProcessedBucket holds {result.processed_objects} objects; dead-letter queues hold {result.dead_letters}.\n"
         f"Ingestion of the samples took {result.ingest_seconds:.1f} s from the first upload to a settled pipeline.\n"

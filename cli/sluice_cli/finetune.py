@@ -14,6 +14,8 @@ from typing import Any, TextIO
 
 Clients = Callable[[str], Any]
 POLL = 0.5  # seconds between two looks at the execution's history
+# A trial's waiting loop, left out of the lines written (the states list keeps every state).
+TRIAL_LOOP = frozenset({"HasValidationSet?", "WaitForJob", "CheckJob", "CountCheck", "JobStatus?"})
 
 
 @dataclass
@@ -43,16 +45,22 @@ def follow(client: Clients, arn: str, out: TextIO | None, timeout: float) -> Fin
     run = FineTuneRun(arn)
     deadline = time.monotonic() + timeout
     events: list[dict[str, Any]] = []
+    trial_of: dict[int, int] = {}  # event id -> the Map iteration it belongs to (0 = the first trial)
     while True:
         # The status first, then the history: a run that ended in between still shows its last states.
         execution = sfn.describe_execution(executionArn=arn)
         for event in _new_events(sfn, arn, events[-1]["id"] if events else 0):
             events.append(event)
+            iteration = event.get("mapIterationStartedEventDetails")
+            if iteration is not None:
+                trial_of[event["id"]] = int(iteration.get("index", 0))
+            elif event.get("previousEventId") in trial_of and not str(event.get("type")).startswith("Map"):
+                trial_of[event["id"]] = trial_of[event["previousEventId"]]  # an iteration's thread goes on
             entered = event.get("stateEnteredEventDetails")
             if entered:
                 run.states.append(entered["name"])
                 if out is not None:
-                    out.write(f"    {entered['name']}\n")
+                    out.write(_state_line(entered["name"], trial_of.get(event["id"])))
                     out.flush()
         if execution["status"] != "RUNNING" or time.monotonic() > deadline:
             break
@@ -62,6 +70,13 @@ def follow(client: Clients, arn: str, out: TextIO | None, timeout: float) -> Fin
     run.error, run.cause = execution.get("error", ""), execution.get("cause", "")
     run.report = _report(client, run.output.get("dataset_report_uri") or _report_uri(events))
     return run
+
+
+def _state_line(name: str, trial: int | None) -> str:
+    """A state as the console's graph would name it; a trial's, with its trial (its waiting loop left out)."""
+    if trial is None:
+        return f"    {name}\n"
+    return "" if name in TRIAL_LOOP else f"      trial t{trial + 1}: {name}\n"
 
 
 def _new_events(sfn: Any, arn: str, after: int) -> list[dict[str, Any]]:
@@ -103,6 +118,8 @@ def render(run: FineTuneRun, out: TextIO) -> None:
             out.write(
                 f"  on demand        {run.output['deployment'].get('CustomModelDeploymentArn')} (the modelId to call)\n"
             )
+        _render_search(run.output.get("search"), out)
+        _render_evaluation(run.output, out)
     elif run.status == "SUCCEEDED":
         out.write("  no new model: the corpus has not changed enough since the last one\n")
     elif run.status != "RUNNING":
@@ -118,6 +135,12 @@ def render(run: FineTuneRun, out: TextIO) -> None:
             f"{report.get('max_record_tokens_seen')}; {report.get('epochs')} epoch(s) → about "
             f"{report.get('estimated_training_tokens')} training tokens ({report.get('tokenizer')})\n"
         )
+        search = report.get("search") or {}
+        if search:
+            out.write(
+                f"  search tokens    {search.get('trials')} trials → about {search.get('estimated_training_tokens')} "
+                "training tokens in all\n"
+            )
         corpus = report.get("corpus") or {}
         if corpus:
             documents = corpus.get("documents")
@@ -125,6 +148,33 @@ def render(run: FineTuneRun, out: TextIO) -> None:
             out.write(f"  from the corpus  {documents} {noun}, {corpus.get('skipped_total')} skipped\n")
         for warning in report.get("warnings", []):
             out.write(f"  warning          {warning}\n")
+
+
+def _render_search(search: dict[str, Any] | None, out: TextIO) -> None:
+    if not search:
+        return
+    by = str(search.get("chosen_by", "")).replace("_", " ")
+    out.write(f"  search           {len(search['trials'])} trials, the best {search['best']} by {by}\n")
+    for trial in search["trials"]:
+        settings = ", ".join(f"{k}={v}" for k, v in trial["hyperparameters"].items())
+        if trial["status"] == "Completed":
+            fate = "best" if trial["trial"] == search["best"] else ("kept" if trial.get("kept") else "deleted")
+            what = f"validation loss {trial.get('validation_loss')}, training loss {trial.get('training_loss')}; {fate}"
+        else:
+            what = f"{trial['status']}: {trial.get('reason', '')}"
+        out.write(f"    {trial['trial']:<4} {settings:<40} {what}\n")
+
+
+def _render_evaluation(output: dict[str, Any], out: TextIO) -> None:
+    evaluation = output.get("evaluation")
+    if not evaluation:
+        return
+    out.write(f"  evaluation       {evaluation['prompts']} held-out prompts, base against custom\n")
+    for line in str(evaluation.get("table", "")).splitlines():
+        out.write(f"    {line}\n")
+    verdict = "the custom model wins" if evaluation.get("custom_wins") else "the custom model does not win"
+    kept = "kept" if output.get("promoted", True) else "withdrawn (promote_only_if_better)"
+    out.write(f"  promoted         {verdict}: its deployment is {kept}\n")
 
 
 def run_input(

@@ -249,16 +249,18 @@ def test_the_fine_tune_workflow_runs_on_the_local_stack_from_the_cli(stack: Loca
         _wait_for(stack, key, lambda i: i["status"]["S"] == "PROCESSED")
     bad = b'{"prompt": "Where?", "completion": "At the buoy."}\n{"prompt": "When?"\n'
     stack.client("s3").put_object(Bucket=processed, Key="finetune/uploads/bad.jsonl", Body=bad)
-    on_demand = stack.state_dir / "on-demand-input.json"
-    on_demand.write_text(
-        json.dumps({**json.loads((ROOT / "events" / "finetune_corpus.json").read_text()), "deployment": "on_demand"})
-    )
-    with sluice_on(stack) as sluice:
-        tuned = sluice("finetune", str(on_demand), "--local", "--poll-seconds", "1", "--name", "e2e-1")
+    with sluice_on(stack) as sluice:  # the search the demo runs: 2 x 2 trials, the best deployed and evaluated
+        tuned = sluice("finetune", str(ROOT / "events" / "finetune_search.json"), "--local", "--poll-seconds", "1",
+                       "--name", "e2e-1")  # fmt: skip
         assert "execution e2e-1: SUCCEEDED" in tuned.stdout and "custom model     arn:aws:bedrock:" in tuned.stdout
         deployed = "on demand        arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/"
         assert deployed in tuned.stdout and "(the modelId to call)" in tuned.stdout  # served on demand, locally
-        assert tuned.stdout.index("    PrepareDataset") < tuned.stdout.index("    CheckJob")  # followed, in order
+        assert tuned.stdout.index("    PrepareDataset") < tuned.stdout.index("    RunTrials")  # followed, in order
+        assert all(f"trial t{n}: StartCustomizationJobWithValidation" in tuned.stdout for n in range(1, 5))
+        assert "search           4 trials, the best t2 by validation loss" in tuned.stdout
+        assert (
+            "evaluation       " in tuned.stdout and "token_f1" in tuned.stdout and "promoted         " in tuned.stdout
+        )
         assert "to train" in tuned.stdout and "training tokens" in tuned.stdout and "(converse)" in tuned.stdout
         assert "LEGACY" not in tuned.stdout and "not checked" not in tuned.stdout  # Nova Micro: ACTIVE, checked
         payload = json.loads((ROOT / "events" / "finetune_nova_s3.json").read_text())

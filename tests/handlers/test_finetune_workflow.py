@@ -429,6 +429,7 @@ _SHAPES = {  # the keys of a training record, per event: each family's own forma
     "finetune_llama_s3.json": {"prompt", "completion"},
     "finetune_claude_haiku_s3.json": {"system", "messages"},
     "finetune_corpus_faq_nova.json": {"schemaVersion", "system", "messages"},
+    "finetune_search.json": {"schemaVersion", "system", "messages"},
 }
 
 
@@ -594,8 +595,8 @@ def test_an_evaluation_scores_both_models_and_keeps_a_custom_model_that_wins(wor
     assert evaluation["base_model"] == "amazon.nova-micro-v1:0"  # the on-demand id of the customized one
     assert evaluation["custom_model"] == result["deployment"]["CustomModelDeploymentArn"]
     states = world.states(execution)
-    assert states[states.index("DescribeDeployment") :][:4] == [
-        "DescribeDeployment", "EvaluationAsked?", "Evaluate", "PromoteOrWithdraw?"
+    assert states[states.index("DescribeDeployment") :][:5] == [
+        "DescribeDeployment", "EvaluationAsked?", "Evaluate", "JudgeAsked?", "PromoteOrWithdraw?"
     ]  # fmt: skip
     answers = world.s3.get_object(Bucket=PROCESSED, Key="finetune/evaluations/run-1/answers.jsonl")["Body"].read()
     first = json.loads(answers.splitlines()[0])
@@ -637,3 +638,55 @@ def test_without_promote_only_if_better_a_losing_model_stays_deployed(world: Wor
     result = json.loads(execution["output"])
     assert result["evaluation"]["custom_wins"] is False and result["evaluation"]["promoted"] is True
     assert "DeleteThroughput" not in world.states(execution) and "Provisioned throughput" in result["message"]
+
+
+def test_a_judge_model_scores_both_sides_in_evaluation_jobs_and_joins_the_decision(world: World) -> None:
+    evaluation = {
+        "judge_model": "us.amazon.nova-pro-v1:0",
+        "judge_metrics": ["Builtin.Correctness", "Builtin.Helpfulness"],
+    }
+    execution = world.run(
+        _corpus_input(deployment="on_demand", validation_split=0.5, evaluation=evaluation, promote_only_if_better=True)
+    )
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])["evaluation"]
+    assert list(result["metrics"]) == ["exact_match", "token_f1", "rouge_l", "judge:Correctness", "judge:Helpfulness"]
+    correctness = result["metrics"]["judge:Correctness"]
+    assert correctness["custom"] > correctness["base"] and result["custom_wins"] and result["promoted"]
+    assert "judge:Correctness" in result["table"] and "warnings" not in result
+    assert [j["status"] for j in result["judge"]["jobs"]] == ["Completed", "Completed"]
+    states = world.states(execution)
+    assert states[states.index("Evaluate") :][:4] == ["Evaluate", "JudgeAsked?", "Judge", "StartJudge"]
+    assert "ReadJudgement" in states
+    calls = [c for c in emulators.read_calls(world.emulator_dir) if c["operation"] == "CreateEvaluationJob"]
+    assert len(calls) == 2  # one judge job per side
+    prefix = "finetune/evaluations/run-1/judge/output/"
+    scored = [o["Key"] for o in world.s3.list_objects_v2(Bucket=PROCESSED, Prefix=prefix)["Contents"]]
+    assert sorted(k.split("/models/")[1].split("/")[0] for k in scored) == ["base", "custom"]
+    line = world.s3.get_object(Bucket=PROCESSED, Key="finetune/evaluations/run-1/judge/custom.jsonl")["Body"].read()
+    record = json.loads(line.splitlines()[0])
+    assert set(record) == {"prompt", "referenceResponse", "modelResponses"}
+    assert record["modelResponses"][0]["modelIdentifier"] == "custom"
+
+
+def test_a_judge_that_fails_leaves_the_decision_to_the_reference_metrics(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice_local.emulators.common import ServiceError
+
+    def refused(params: dict[str, Any]) -> dict[str, Any]:
+        raise ServiceError("AccessDeniedException", "the evaluation role may not invoke the judge", 403)
+
+    emulator = emulators.installed()
+    assert emulator is not None
+    monkeypatch.setitem(emulator._operations, ("bedrock", "CreateEvaluationJob"), refused)
+    execution = world.run(
+        _corpus_input(deployment="on_demand", validation_split=0.5, evaluation={"judge_model": "amazon.nova-pro-v1:0"})
+    )
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    evaluation = result["evaluation"]
+    assert list(evaluation["metrics"]) == ["exact_match", "token_f1", "rouge_l"]
+    (warning,) = evaluation["warnings"]
+    assert "may not invoke the judge" in warning and "leaves out judge:Correctness, judge:Completeness" in warning
+    assert "Evaluation warning: the judge's scores are incomplete" in result["message"]

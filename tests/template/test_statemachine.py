@@ -209,7 +209,7 @@ def test_an_evaluation_runs_once_the_model_is_served_and_a_loser_is_withdrawn(de
     states = definition["States"]
     asked = states["EvaluationAsked?"]
     assert asked["Choices"] == [{"Variable": "$.settings.evaluation", "IsPresent": True, "Next": "Evaluate"}]
-    assert asked["Default"] == "Summarise" and states["Evaluate"]["Next"] == "PromoteOrWithdraw?"
+    assert asked["Default"] == "Summarise" and states["Evaluate"]["Next"] == "JudgeAsked?"
     assert states["PromoteOrWithdraw?"]["Default"] == "Summarise"
     which = states["WithdrawWhich?"]
     assert [which["Choices"][0]["Next"], which["Default"]] == ["DeleteDeployment", "DeleteThroughput"]
@@ -268,3 +268,37 @@ def test_the_state_machine_withdraws_only_what_its_stack_deployed(source: dict[s
     withdraw = statements["WithdrawALosingModel"]
     assert withdraw["Action"] == ["bedrock:DeleteCustomModelDeployment", "bedrock:DeleteProvisionedModelThroughput"]
     assert withdraw["Condition"] == {"StringEquals": {"aws:ResourceTag/sluice:stack": {"Ref": "AWS::StackName"}}}
+
+
+def test_a_judge_runs_as_bedrock_evaluation_jobs_under_its_own_role(
+    definition: dict[str, Any], source: dict[str, Any]
+) -> None:
+    states = definition["States"]
+    assert states["Evaluate"]["Next"] == "JudgeAsked?" and states["JudgeAsked?"]["Default"] == "PromoteOrWithdraw?"
+    judge = states["Judge"]
+    assert judge["Type"] == "Map" and judge["ItemsPath"] == "$.evaluation.judge_jobs"
+    assert states["ReadJudgement"]["Next"] == "PromoteOrWithdraw?"
+    start = judge["ItemProcessor"]["States"]["StartJudge"]
+    assert start["Parameters"]["RoleArn"] == "${EvaluationRoleArn}"
+    assert start["Parameters"]["InferenceConfig"] == {
+        "Models": [{"PrecomputedInferenceSource": {"InferenceSourceIdentifier.$": "$.judge.side"}}]
+    }  # the answers are brought: the judge calls neither judged model
+    role = source["Resources"]["FineTuneEvaluationRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "bedrock.amazonaws.com"}
+    assert trust["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].endswith(":evaluation-job/*")
+    (policy,) = role["Policies"]
+    resources = {s["Sid"]: s["Resource"] for s in policy["PolicyDocument"]["Statement"]}
+    assert resources["ReadAnswersWriteScores"] == {"Fn::Sub": "${ProcessedBucket.Arn}/finetune/evaluations/*"}
+    machine = source["Resources"]["FineTuneStateMachine"]["Properties"]
+    statements = {s["Sid"]: s for p in machine["Policies"] if isinstance(p, dict) for s in p.get("Statement", [])}
+    passed = [s["Resource"] for s in statements.values() if s["Action"] == "iam:PassRole"]
+    assert passed == [
+        {"Fn::GetAtt": ["FineTuneEvaluationRole", "Arn"]},
+        {"Fn::GetAtt": ["FineTuneCustomizationRole", "Arn"]},
+    ]
+    assert all(
+        s["Condition"] == {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}
+        for s in statements.values()
+        if s["Action"] == "iam:PassRole"
+    )

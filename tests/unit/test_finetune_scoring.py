@@ -136,8 +136,12 @@ def test_an_unknown_metric_is_refused_naming_the_known_ones() -> None:
         score_answers([("a", "a")], ["token_f1", "bleu"])
     with pytest.raises(ValueError, match="no metric named; the metrics are exact_match"):
         score_answers([("a", "a")], [])
-    with pytest.raises(ValueError, match="unknown metric 'BLEU'"):
+    with pytest.raises(ValueError, match="metric 'BLEU' was not scored for both models"):
         compare(Scores({}, 1), Scores({}, 1), ["BLEU"])
+    judged = compare(
+        Scores({"judge:Correctness": 0.5}, 1), Scores({"judge:Correctness": 0.75}, 1), ["judge:Correctness"]
+    )
+    assert judged.custom_wins  # a metric computed elsewhere (a judge's) compares as well
 
 
 def test_an_empty_prompt_set_is_refused() -> None:

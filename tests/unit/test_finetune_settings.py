@@ -460,3 +460,129 @@ def test_the_client_token_is_stable_per_execution() -> None:
 
 def test_an_empty_execution_name_is_a_problem() -> None:
     assert problems(event(), execution="") == ["the execution has no name to derive the job name from"]
+
+
+# A hyperparameter search and an evaluation --------------------------------------------------------------
+
+NOVA = "amazon.nova-micro-v1:0:128k"
+
+
+def test_a_grid_becomes_one_trial_per_combination_each_named_apart() -> None:
+    search = {"grid": {"learningRate": [0.00001, 0.00005], "epochCount": [1, 3]}, "max_parallel": 3}
+    settings = validate_input(
+        event(base_model=NOVA, hyperparameters={"learningRateWarmupSteps": 5}, search=search), "run-1"
+    )
+    trials = settings["trials"]
+    assert [t["varied"] for t in trials] == [
+        {"learningRate": "0.00001", "epochCount": "1"},
+        {"learningRate": "0.00001", "epochCount": "3"},
+        {"learningRate": "0.00005", "epochCount": "1"},
+        {"learningRate": "0.00005", "epochCount": "3"},
+    ]
+    assert all(t["hyperparameters"]["learningRateWarmupSteps"] == "5" for t in trials)  # the input's own stays
+    assert [t["epochs"] for t in trials] == [1, 3, 1, 3]
+    assert [t["job_name"] for t in trials] == ["run-1-t1", "run-1-t2", "run-1-t3", "run-1-t4"]
+    assert [t["custom_model_name"] for t in trials] == [f"support-bot-t{n}" for n in range(1, 5)]
+    assert len({t["client_token"] for t in trials}) == 4 and all(
+        CLIENT_TOKEN.fullmatch(t["client_token"]) for t in trials
+    )
+    assert settings["max_parallel"] == 3 and settings["keep"] == "best"
+    assert settings["max_checks"] == 500  # the history's checks, shared
+
+
+def test_listed_trials_and_long_names_stay_within_bedrocks_limits() -> None:
+    trials = [{"learningRate": 0.00002}, {"learningRate": 0.00003, "epochCount": 4}]
+    settings = validate_input(
+        event(base_model=NOVA, custom_model_name="m" * 63, search={"trials": trials, "max_parallel": 9}), "r" * 80
+    )
+    assert [len(t["custom_model_name"]) for t in settings["trials"]] == [63, 63]
+    assert all(JOB_NAME.fullmatch(t["job_name"]) and len(t["job_name"]) <= 63 for t in settings["trials"])
+    assert settings["max_parallel"] == 2  # never more than there are trials
+
+
+@pytest.mark.parametrize(
+    ("search", "says"),
+    [
+        ({"grid": {"learningRate": [0.00001]}, "trials": [{}]}, "one of grid and trials"),
+        ({}, "one of grid and trials"),
+        ({"grid": {"learningRate": []}}, "search.grid must map each hyperparameter to a non-empty list"),
+        ({"trials": []}, "search.trials must be a non-empty list"),
+        ({"grid": {"learningRate": [0.001]}}, "search trial 1: hyperparameter learningRate is 0.001; Amazon Nova"),
+        ({"grid": {"learningRat": [0.00001]}}, "did you mean 'learningRate'?"),
+        ({"grid": {"epochCount": list(range(1, 6)), "learningRate": [1e-5, 2e-5, 3e-5, 4e-5, 5e-5]}}, "has 25 trials"),
+        ({"trials": [{}], "max_parallel": 0}, "search.max_parallel must be a whole number from 1 to 40"),
+        ({"trials": [{}], "keep": "winner"}, 'search.keep must be "best"'),
+        ({"trials": [{}], "every": 1}, "unknown field search.'every'"),
+        ("grid", "search must be"),
+    ],
+)
+def test_a_malformed_search_is_refused_saying_what_is_wrong(search: Any, says: str) -> None:
+    assert any(says in p for p in problems(event(base_model=NOVA, search=search))), problems(
+        event(base_model=NOVA, search=search)
+    )
+
+
+def test_two_trials_with_the_same_hyperparameters_are_refused() -> None:
+    found = problems(event(base_model=NOVA, search={"trials": [{"epochCount": 2}, {}]}))  # 2 is Nova's default
+    assert found == ["search trials t1 and t2 have the same hyperparameters"]
+
+
+def test_a_token_budget_must_be_a_positive_whole_number() -> None:
+    assert validate_input(event(max_training_tokens=10**6), "run-1")["max_training_tokens"] == 10**6
+    assert only_problem(event(max_training_tokens=0)).startswith("max_training_tokens must be a whole number")
+
+
+def test_an_evaluation_needs_a_served_model_a_held_out_set_and_known_metrics() -> None:
+    settings = validate_input(event(base_model=NOVA, deployment="on_demand", evaluation={}), "run-1")
+    assert settings["evaluation"] == {
+        "dataset": "validation",
+        "metrics": ["exact_match", "token_f1", "rouge_l"],
+        "max_prompts": 100,
+        "promote_only_if_better": False,
+    }
+    assert "deployed" in only_problem(event(base_model=NOVA, evaluation={}))
+    assert "validation_split is 0" in only_problem(
+        event(base_model=NOVA, deployment="on_demand", validation_split=0, evaluation={})
+    )
+    assert "'bleu' is not one of exact_match, token_f1, rouge_l" in only_problem(
+        event(base_model=NOVA, deployment="on_demand", evaluation={"metrics": ["bleu"]})
+    )
+    assert "max_prompts must be a whole number from 1 to 1000" in only_problem(
+        event(base_model=NOVA, deployment="on_demand", evaluation={"max_prompts": 5000})
+    )
+    uri = {"source": "s3", "uri": "s3://bucket/eval.jsonl"}
+    own = validate_input(
+        event(base_model=NOVA, deployment="provisioned", validation_split=0, evaluation={"dataset": uri}), "r"
+    )
+    assert own["evaluation"]["dataset"] == uri
+
+
+def test_promote_only_if_better_needs_an_evaluation_to_decide_by() -> None:
+    assert (
+        only_problem(event(promote_only_if_better=True)) == 'promote_only_if_better needs an "evaluation" to decide by'
+    )
+    settings = validate_input(
+        event(base_model=NOVA, deployment="on_demand", evaluation={}, promote_only_if_better=True), "run-1"
+    )
+    assert settings["evaluation"]["promote_only_if_better"] is True
+
+
+def test_a_judge_model_is_checked_and_its_metrics_are_built_in_ones() -> None:
+    served = {"base_model": NOVA, "deployment": "on_demand"}
+    settings = validate_input(event(**served, evaluation={"judge_model": "us.amazon.nova-pro-v1:0"}), "run-1")
+    assert settings["evaluation"]["judge_model"] == "us.amazon.nova-pro-v1:0"
+    assert settings["evaluation"]["judge_metrics"] == ["Builtin.Correctness", "Builtin.Completeness"]
+    arn = "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0"
+    assert validate_input(event(**served, evaluation={"judge_model": arn}), "r")["evaluation"]["judge_model"] == arn
+    assert "did you mean 'Builtin.Helpfulness'?" in only_problem(
+        event(**served, evaluation={"judge_model": "amazon.nova-pro-v1:0", "judge_metrics": ["Builtin.Helpfulnes"]})
+    )
+    assert "judge_model must be a Bedrock model id" in only_problem(
+        event(
+            **served,
+            evaluation={"judge_model": "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/x"},
+        )
+    )
+    assert only_problem(event(**served, evaluation={"judge_metrics": ["Builtin.Correctness"]})) == (
+        "evaluation.judge_metrics needs evaluation.judge_model, the model that judges"
+    )

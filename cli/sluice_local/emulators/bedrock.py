@@ -3,16 +3,20 @@ throughput and on-demand custom model deployments (a repeated client request tok
 back; both can be deleted), the model catalogue that `sluice ask`, `sluice verify` and the fine-tune
 workflow's ValidateInput consult (foundation models with the customizations they take, their
 availability, inference profiles), the account's quota of customization jobs at once (Service
-Quotas), and Converse, for the fine-tune workflow's evaluation.
+Quotas), Converse, for the fine-tune workflow's evaluation, and the evaluation jobs in which a judge
+model scores answers brought to it.
 
 No model runs locally. Converse answers as a stand-in that makes an evaluation's comparison mean
 something: a custom model (called through its deployment or provisioned throughput) answers with the
 answer of the training record whose question is closest to the one asked, which is what fine-tuning
 on question-and-answer pairs aims at; a base model restates the question, as a model that never saw
-the answers might."""
+the answers might. The judge of an evaluation job scores each answer against its reference (ROUGE-L
+for correctness, token F1 for any other metric), on AWS's 0 to 1 scale, and writes its result lines
+where AWS's jobs do."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,7 +24,7 @@ from typing import Any
 
 from sluice.finetune.dataset import Example, parse_jsonl
 from sluice.finetune.families import FINE_TUNING
-from sluice.finetune.scoring import token_f1
+from sluice.finetune.scoring import rouge_l, token_f1
 from sluice.pipeline.files import split_s3_uri
 from sluice_local.emulators.common import Database, Operation, ServiceError, broken, now
 
@@ -28,12 +32,15 @@ JOB_QUOTA = 4  # the local account's "(Model customization) Scheduled customizat
 
 PROVISIONING_CHECKS = 1  # a provisioned throughput is Creating for this many checks, then InService
 DEPLOYING_CHECKS = 1  # a custom model deployment is Creating for this many checks, then Active
+JUDGING_CHECKS = 1  # an evaluation job is InProgress for this many checks, then Completed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS provisioned (arn TEXT PRIMARY KEY, name TEXT, model TEXT, units INTEGER,
     token TEXT, checks INTEGER, created_at TEXT);
 CREATE TABLE IF NOT EXISTS deployments (arn TEXT PRIMARY KEY, name TEXT, model TEXT, description TEXT,
     token TEXT, checks INTEGER, created_at TEXT);
+CREATE TABLE IF NOT EXISTS evaluation_jobs (arn TEXT PRIMARY KEY, name TEXT UNIQUE, request TEXT, token TEXT,
+    checks INTEGER, created_at TEXT);
 """
 
 
@@ -419,3 +426,95 @@ class Runtime:
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
     user = [m for m in messages if m.get("role") == "user"] or [{"content": []}]
     return " ".join(str(block.get("text", "")) for block in user[-1]["content"] if isinstance(block, dict))
+
+
+class EvaluationJobs:
+    """CreateEvaluationJob and GetEvaluationJob, for a judge over answers you bring ("bring your own
+    responses"): a job completes after JUDGING_CHECKS checks, its result lines written when it does."""
+
+    def __init__(self, db: Database, client: Callable[[str], Any]) -> None:
+        self._db = db
+        self._client = client
+
+    def operations(self) -> dict[tuple[str, str], Operation]:
+        return {("bedrock", "CreateEvaluationJob"): self.create, ("bedrock", "GetEvaluationJob"): self.get}
+
+    def create(self, params: dict[str, Any]) -> dict[str, Any]:
+        token = params.get("clientRequestToken")
+        if token:
+            row = self._db.execute("SELECT arn FROM evaluation_jobs WHERE token = ?", (token,)).fetchone()
+            if row:
+                return {"jobArn": row[0]}
+        if self._db.execute("SELECT 1 FROM evaluation_jobs WHERE name = ?", (params["jobName"],)).fetchone():
+            raise ServiceError("ConflictException", f"an evaluation job named {params['jobName']} exists", 400)
+        automated = params["evaluationConfig"].get("automated") or {}
+        sources = [m.get("precomputedInferenceSource") for m in params["inferenceConfig"].get("models", [])]
+        if not automated.get("evaluatorModelConfig") or len(sources) != 1 or sources[0] is None:
+            raise ServiceError(
+                "ValidationException", "the local Bedrock judges one model's own responses with an evaluator model", 400
+            )
+        arn = f"arn:aws:bedrock:{REGION}:123456789012:evaluation-job/{uuid.uuid4().hex[:12]}"
+        request = json.dumps(params, default=str)
+        self._db.execute(
+            "INSERT INTO evaluation_jobs VALUES (?, ?, ?, ?, 0, ?)",
+            (arn, params["jobName"], request, token, now().isoformat()),
+        )
+        return {"jobArn": arn}
+
+    def get(self, params: dict[str, Any]) -> dict[str, Any]:
+        ident = params["jobIdentifier"]
+        row = self._db.execute(
+            "SELECT arn, name, request, checks, created_at FROM evaluation_jobs WHERE arn = ?", (ident,)
+        ).fetchone()
+        if row is None:
+            raise ServiceError("ResourceNotFoundException", f"no evaluation job {ident}", 404)
+        arn, name, request, checks, created = row
+        self._db.execute("UPDATE evaluation_jobs SET checks = checks + 1 WHERE arn = ?", (arn,))
+        asked = json.loads(request)
+        status = "Completed" if checks >= JUDGING_CHECKS else "InProgress"
+        if status == "Completed" and checks == JUDGING_CHECKS:
+            self._judge(arn, asked)
+        return {
+            "jobName": name,
+            "status": status,
+            "jobArn": arn,
+            "roleArn": asked["roleArn"],
+            "jobType": "Automated",
+            "applicationType": asked.get("applicationType", "ModelEvaluation"),
+            "evaluationConfig": asked["evaluationConfig"],
+            "inferenceConfig": asked["inferenceConfig"],
+            "outputDataConfig": asked["outputDataConfig"],
+            "creationTime": datetime.fromisoformat(created),
+            "lastModifiedTime": now(),
+        }
+
+    def _judge(self, arn: str, asked: dict[str, Any]) -> None:
+        """The result lines, at AWS's place: <output>/<job name>/<job id>/models/<source>/taskTypes/
+        <task type>/datasets/<dataset>/<id>_output.jsonl."""
+        s3 = self._client("s3")
+        source = asked["inferenceConfig"]["models"][0]["precomputedInferenceSource"]["inferenceSourceIdentifier"]
+        output = split_s3_uri(asked["outputDataConfig"]["s3Uri"].rstrip("/") + "/x")
+        for config in asked["evaluationConfig"]["automated"]["datasetMetricConfigs"]:
+            dataset = split_s3_uri(config["dataset"]["datasetLocation"]["s3Uri"])
+            if dataset is None or output is None:
+                continue
+            lines = []
+            for line in s3.get_object(Bucket=dataset[0], Key=dataset[1])["Body"].read().splitlines():
+                record = json.loads(line)
+                answer = record["modelResponses"][0]["response"]
+                reference = record.get("referenceResponse", "")
+                scores = [
+                    {
+                        "metricName": m,
+                        "result": round((rouge_l if m.endswith("Correctness") else token_f1)(answer, reference), 4),
+                    }
+                    for m in config["metricNames"]
+                ]
+                lines.append({"automatedEvaluationResult": {"scores": scores}, "inputRecord": record})
+            folder = output[1].removesuffix("x")
+            key = (
+                f"{folder}{asked['jobName']}/{arn.rsplit('/', 1)[-1]}/models/{source}/taskTypes/{config['taskType']}/"
+                f"datasets/{config['dataset']['name']}/{uuid.uuid4().hex}_output.jsonl"
+            )
+            body = "".join(json.dumps(line) + "\n" for line in lines).encode()
+            s3.put_object(Bucket=output[0], Key=key, Body=body)

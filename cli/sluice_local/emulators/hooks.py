@@ -56,6 +56,7 @@ class Emulator:
             **bedrock.ModelCatalogue(db).operations(),
             **bedrock.Quotas().operations(),
             **bedrock.Runtime(db, self._aws).operations(),
+            **bedrock.EvaluationJobs(db, self._aws).operations(),
             **vectors.VectorStore(db).operations(),
         }
         db.connection().executescript(

@@ -150,9 +150,11 @@ def compare(base: Scores, custom: Scores, metrics: Sequence[str] = DEFAULT_METRI
 
     A tie is not a win, so ``promote_only_if_better`` never promotes a model that changed nothing,
     and a gain on one metric never pays for a loss on another. The means are compared as rounded,
-    so a difference too small to show in PLACES places is a tie.
+    so a difference too small to show in PLACES places is a tie. Any metric both sides were scored on
+    may be compared (a judge model's too), not only those computed here.
     """
-    _known(metrics)
+    if not metrics:
+        raise ValueError("no metric named")
     missing = [name for name in metrics if name not in base.means or name not in custom.means]
     if missing:
         raise ValueError(f"metric {', '.join(map(repr, missing))} was not scored for both models")

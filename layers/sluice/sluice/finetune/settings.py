@@ -88,6 +88,23 @@ KEEP = ("best", "all")
 # Evaluation: the held-out prompts both models answer (Bedrock's evaluation jobs take at most 1,000).
 DEFAULT_EVALUATION_PROMPTS = 100
 MAX_EVALUATION_PROMPTS = 1000
+# A judge model scores both models' answers in Bedrock evaluation jobs ("bring your own responses"):
+# the built-in judge metrics, each scored 0 to 1, and which identifiers Bedrock takes for the judge
+# (a model id, a system inference profile's id, or either's ARN; not an application profile).
+JUDGE_METRICS = (
+    "Builtin.Correctness",
+    "Builtin.Completeness",
+    "Builtin.Faithfulness",
+    "Builtin.Helpfulness",
+    "Builtin.Coherence",
+    "Builtin.Relevance",
+    "Builtin.FollowingInstructions",
+    "Builtin.ProfessionalStyleAndTone",
+)
+DEFAULT_JUDGE_METRICS = ("Builtin.Correctness", "Builtin.Completeness")
+_JUDGE_MODEL = re.compile(
+    r"(arn:aws[a-z-]*:bedrock:[a-z0-9-]+:(\d{12})?:(foundation-model|inference-profile)/)?[a-z0-9.:-]{1,200}"
+)
 ON_DEMAND, PROVISIONED, NO_DEPLOYMENT = "on_demand", "provisioned", "none"
 DEPLOYMENTS = (ON_DEMAND, PROVISIONED, NO_DEPLOYMENT)
 
@@ -462,7 +479,7 @@ class _Input:
                 'evaluation must be an object: {"dataset": "validation", "metrics": [...]}, not ' + repr(raw)
             )
             return None
-        self.unknown_fields(raw, ("dataset", "metrics", "max_prompts"), "evaluation.")
+        self.unknown_fields(raw, ("dataset", "metrics", "max_prompts", "judge_model", "judge_metrics"), "evaluation.")
         dataset: Any = raw.get("dataset", "validation")
         if dataset == "validation":
             if not validation_split:
@@ -504,12 +521,37 @@ class _Input:
                 "evaluation calls the custom model, which Bedrock serves only once it is deployed: "
                 f'set "deployment" to "{ON_DEMAND}" or "{PROVISIONED}"'
             )
-        return {
+        evaluation = {
             "dataset": dataset,
             "metrics": list(dict.fromkeys(m for m in metrics if m in METRICS)),
             "max_prompts": prompts,
             "promote_only_if_better": promote is True,
         }
+        return evaluation | self.judge(raw)
+
+    def judge(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """The judge model and its metrics, when the evaluation asks for one."""
+        model = raw.get("judge_model")
+        if model is None:
+            if "judge_metrics" in raw:
+                self.problems.append("evaluation.judge_metrics needs evaluation.judge_model, the model that judges")
+            return {}
+        if not (isinstance(model, str) and _JUDGE_MODEL.fullmatch(model)):
+            self.problems.append(
+                "evaluation.judge_model must be a Bedrock model id or system inference profile (e.g. "
+                f"us.amazon.nova-pro-v1:0), or its ARN, not {model!r}"
+            )
+        metrics = raw.get("judge_metrics", list(DEFAULT_JUDGE_METRICS))
+        if not isinstance(metrics, list) or not metrics:
+            self.problems.append(f"evaluation.judge_metrics must be a non-empty list, not {metrics!r}")
+            metrics = list(DEFAULT_JUDGE_METRICS)
+        for metric in metrics:
+            if metric not in JUDGE_METRICS:
+                self.problems.append(
+                    f"evaluation.judge_metrics: {metric!r}{_suggest(str(metric), JUDGE_METRICS)} is not a built-in "
+                    "judge metric: " + ", ".join(JUDGE_METRICS)
+                )
+        return {"judge_model": model, "judge_metrics": list(dict.fromkeys(m for m in metrics if m in JUDGE_METRICS))}
 
     def validation_split(self, family: Family | None) -> float:
         supported = family is None or family.supports_validation

@@ -32,8 +32,8 @@ from sluice.finetune.dataset import (
 )
 from sluice.finetune.evaluation import Ask, evaluate, held_out
 from sluice.finetune.families import FINE_TUNING, family_for
-from sluice.finetune.scoring import table
-from sluice.finetune.settings import FineTuneInputError, SupportLookup, validate_input
+from sluice.finetune.scoring import PLACES, Scores, compare, table
+from sluice.finetune.settings import FineTuneInputError, SupportLookup, client_token_for, validate_input
 from sluice.pipeline.files import s3_uri, split_s3_uri, text_key
 from sluice.registry import DocumentRecord, Status
 from sluice.storage import ObjectHead, ObjectReader
@@ -120,6 +120,7 @@ class FineTuneSteps:
             "pick-best": lambda: self.pick_best(state),
             "record-model": lambda: self.record_model(state),
             "evaluate": lambda: self.evaluate(state),
+            "read-judgement": lambda: self.read_judgement(state),
             "summarise": lambda: self.summarise(state),
         }
         if step not in steps:
@@ -458,7 +459,8 @@ class FineTuneSteps:
         records, problems = parse_jsonl(self.reader.get(head), customization_type=FINE_TUNING, origin=uri)
         prompts = held_out(records, int(asked["max_prompts"]))
         done = evaluate(prompts, self.ask, base, served, asked["metrics"])
-        where = f"{PREFIX}evaluations/{settings['job_name']}/"
+        folder = evaluation_name(settings["job_name"])
+        where = f"{PREFIX}evaluations/{folder}/"
         lines = b"".join(json.dumps(row, ensure_ascii=False).encode() + b"\n" for row in done.answered)
         self.writer.put(f"{where}answers.jsonl", lines, "application/jsonl")
         summary = done.summary() | {
@@ -469,12 +471,114 @@ class FineTuneSteps:
             "answers_uri": s3_uri(self.bucket, f"{where}answers.jsonl"),
             "table": table(done.comparison),
         }
-        promote_only = bool(asked.get("promote_only_if_better"))
-        summary["promoted"] = done.comparison.custom_wins or not promote_only
-        if not summary["promoted"]:
-            summary["withdraw"] = "deployment" if result.get("deployment") else "throughput"
+        if asked.get("judge_model"):
+            summary["judge_jobs"] = self._judge_jobs(settings, folder, done.answered)
+        self._decide(summary, asked, result)
         self.writer.put(f"{where}report.json", json.dumps(summary, indent=2).encode(), "application/json")
         return {**state, "evaluation": summary}
+
+    @staticmethod
+    def _decide(summary: dict[str, Any], asked: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        """Promoted unless promote_only_if_better and the custom model did not win; a loser's
+        deployment (or throughput) is to be withdrawn."""
+        summary["promoted"] = bool(summary["custom_wins"]) or not asked.get("promote_only_if_better")
+        summary.pop("withdraw", None)
+        if not summary["promoted"]:
+            summary["withdraw"] = "deployment" if result.get("deployment") else "throughput"
+
+    def _judge_jobs(
+        self, settings: Mapping[str, Any], folder: str, answered: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """One Bedrock evaluation job per side (a job judges one model's responses), over the answers
+        already collected: the judge reads them ("bring your own responses") and calls neither model."""
+        asked = settings["evaluation"]
+        jobs = []
+        for side in ("base", "custom"):
+            key = f"{PREFIX}evaluations/{folder}/judge/{side}.jsonl"
+            lines = [
+                {
+                    "prompt": row["prompt"],
+                    "referenceResponse": row["reference"],
+                    "modelResponses": [{"response": row[side], "modelIdentifier": side}],
+                }
+                for row in answered
+            ]
+            body = b"".join(json.dumps(line, ensure_ascii=False).encode() + b"\n" for line in lines)
+            self.writer.put(key, body, "application/jsonl")
+            name = f"{folder[: 63 - len(side) - 7]}-judge-{side}".strip("-")
+            jobs.append(
+                {
+                    "side": side,
+                    "job_name": name,
+                    "client_token": client_token_for(f"{settings['job_name']}/judge/{side}"),
+                    "judge_model": asked["judge_model"],
+                    "metrics": asked["judge_metrics"],
+                    "dataset_uri": s3_uri(self.bucket, key),
+                    "output_uri": s3_uri(self.bucket, f"{PREFIX}evaluations/{folder}/judge/output/"),
+                    "tags": settings["tags"],
+                    "poll_seconds": settings["poll_seconds"],
+                    "max_checks": settings["max_checks"],
+                }
+            )
+        return jobs
+
+    # -- ReadJudgement ------------------------------------------------------------------------------
+
+    def read_judgement(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The judge's scores, averaged per metric for each side, join the comparison; the decision is
+        made again over every metric. A judge job that failed leaves the decision to the reference
+        metrics, with a warning."""
+        settings = state["settings"]
+        evaluation = {k: v for k, v in state["evaluation"].items() if k != "judge_jobs"}
+        judged = {j["side"]: j for j in state.get("judgements") or []}
+        failed = [f"{side}: {_judge_failure(j)}" for side, j in judged.items() if j.get("status") != "Completed"]
+        means = {side: self._judge_means(j) for side, j in judged.items() if j.get("status") == "Completed"}
+        names = settings["evaluation"]["judge_metrics"]
+        short = [f"judge:{name.removeprefix('Builtin.')}" for name in names]
+        scored = [
+            (name, label)
+            for name, label in zip(names, short, strict=True)
+            if all(name in means.get(side, {}) for side in ("base", "custom"))
+        ]
+        if failed or len(scored) < len(names):
+            missing = ", ".join(label for name, label in zip(names, short, strict=True) if (name, label) not in scored)
+            reason = "; ".join(failed) or f"no score for {missing}"
+            evaluation.setdefault("warnings", []).append(
+                f"the judge's scores are incomplete ({reason}): the decision leaves out {missing}"
+            )
+        rows = dict(evaluation["metrics"])
+        for name, label in scored:
+            base, custom = means["base"][name], means["custom"][name]
+            rows[label] = {"base": base, "custom": custom, "delta": round(custom - base, PLACES)}
+        comparison = compare(
+            Scores({m: r["base"] for m, r in rows.items()}, evaluation["prompts"]),
+            Scores({m: r["custom"] for m, r in rows.items()}, evaluation["prompts"]),
+            list(rows),
+        )
+        evaluation |= comparison.as_dict() | {"table": table(comparison)}
+        evaluation["judge"] = {"model": settings["evaluation"]["judge_model"], "jobs": list(judged.values())}
+        self._decide(evaluation, settings["evaluation"], state["result"])
+        folder = evaluation_name(settings["job_name"])
+        report = json.dumps(evaluation, indent=2, default=str).encode()
+        self.writer.put(f"{PREFIX}evaluations/{folder}/report.json", report, "application/json")
+        return {**{k: v for k, v in state.items() if k != "judgements"}, "evaluation": evaluation}
+
+    def _judge_means(self, judged: Mapping[str, Any]) -> dict[str, float]:
+        """Each metric's mean over the judge's result lines (``*_output.jsonl`` under the job's own
+        output folder); a metric the judge found not applicable to a line (null) is left out of it."""
+        parts = split_s3_uri(judged["output_uri"])
+        prefix = f"{parts[1] if parts else ''}{judged['job_name']}/"
+        totals: dict[str, list[float]] = {}
+        for key in self.writer.keys(prefix):
+            head = self.reader.head(self.bucket, key) if key.endswith("_output.jsonl") else None
+            for line in self.reader.get(head).splitlines() if head else []:
+                scores = ((json.loads(line) or {}).get("automatedEvaluationResult") or {}).get("scores") or []
+                for score in scores:
+                    name, value = str(score.get("metricName", "")), _float(score.get("result"))
+                    if value is not None:
+                        full = name if name.startswith("Builtin.") else f"Builtin.{name}"
+                        totals.setdefault(full, []).append(value)
+        return {name: round(math.fsum(v) / len(v), PLACES) for name, v in totals.items() if v}
 
     # -- Summarise ----------------------------------------------------------------------------------
 
@@ -488,7 +592,8 @@ class FineTuneSteps:
         ]
         search = result.get("search")
         if search:
-            lines.append(f"Search: {len(search['trials'])} trials, the best {search['best']} by {search['chosen_by']}:")
+            by = search["chosen_by"].replace("_", " ")
+            lines.append(f"Search: {len(search['trials'])} trials, the best {search['best']} by {by}:")
             lines += [_trial_line(t, search["best"]) for t in search["trials"]]
         evaluation = state.get("evaluation")
         if evaluation:
@@ -496,6 +601,7 @@ class FineTuneSteps:
             lines += [
                 f"Evaluation on {evaluation['prompts']} held-out prompts, base against custom:",
                 evaluation["table"],
+                *(f"Evaluation warning: {w}" for w in evaluation.get("warnings", [])),
             ]
         withdrawn = bool(evaluation and not evaluation["promoted"])
         deployment, throughput = result.get("deployment"), result.get("throughput")
@@ -547,3 +653,19 @@ def _trial_line(trial: Mapping[str, Any], best: str) -> str:
     losses = f"validation loss {trial['validation_loss']}, training loss {trial['training_loss']}"
     fate = "best" if trial["trial"] == best else ("kept" if trial.get("kept") else "deleted")
     return f"  {trial['trial']} ({settings}): {losses}; {fate}"
+
+
+def evaluation_name(job_name: str) -> str:
+    """A job name as Bedrock's evaluation jobs (and S3 URIs they read) allow: lower-case letters,
+    digits and single hyphens; the evaluation's folder and its judge jobs are named from it."""
+    cleaned = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", job_name.lower())).strip("-")
+    return cleaned[:48].rstrip("-") or "evaluation"
+
+
+def _judge_failure(judged: Mapping[str, Any]) -> str:
+    check = judged.get("check") or {}
+    messages = check.get("FailureMessages") or []
+    error = judged.get("error") or {}
+    return "; ".join(messages) or (
+        f"{error.get('Error')}: {error.get('Cause')}" if error else judged.get("status", "?")
+    )
