@@ -690,3 +690,77 @@ def test_a_judge_that_fails_leaves_the_decision_to_the_reference_metrics(
     (warning,) = evaluation["warnings"]
     assert "may not invoke the judge" in warning and "leaves out judge:Correctness, judge:Completeness" in warning
     assert "Evaluation warning: the judge's scores are incomplete" in result["message"]
+
+
+# Batch inference ------------------------------------------------------------------------------------------
+
+
+def _prompts(world: World, lines: list[str]) -> str:
+    world.s3.put_object(Bucket=PROCESSED, Key="finetune/uploads/prompts.jsonl", Body="\n".join(lines).encode())
+    return f"s3://{PROCESSED}/finetune/uploads/prompts.jsonl"
+
+
+def _llama_input(world: World, **changes: Any) -> dict[str, Any]:
+    pairs = [
+        json.dumps({"prompt": f"When does pilot {i} board?", "completion": f"At buoy {i % 7}."}) for i in range(120)
+    ]
+    world.s3.put_object(Bucket=PROCESSED, Key="finetune/uploads/support.jsonl", Body="\n".join(pairs).encode())
+    payload = json.loads((ROOT / "events" / "finetune_llama_s3.json").read_text())
+    payload["dataset"]["uri"] = f"s3://{PROCESSED}/finetune/uploads/support.jsonl"
+    return {**payload, "poll_seconds": 1, **changes}
+
+
+def test_a_batch_of_prompts_is_answered_by_the_new_model_and_its_output_linked(world: World) -> None:
+    prompts = _prompts(world, [json.dumps({"prompt": f"When does pilot {i} board?"}) for i in range(3)])
+    execution = world.run(_llama_input(world, batch={"prompts": prompts}))
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    batch = result["batch"]
+    assert batch["status"] == "Completed" and batch["records"] == 3
+    assert batch["output_uri"] == f"s3://{PROCESSED}/finetune/output/run-1/batch/"
+    keys = [
+        o["Key"] for o in world.s3.list_objects_v2(Bucket=PROCESSED, Prefix="finetune/output/run-1/batch/")["Contents"]
+    ]
+    out = next(k for k in keys if k.endswith("batch-input.jsonl.out"))
+    first = json.loads(world.s3.get_object(Bucket=PROCESSED, Key=out)["Body"].read().splitlines()[0])
+    assert first["recordId"] == "r000000001" and first["modelOutput"]["output"]["message"]["content"][0]["text"]
+    assert first["modelInput"]["messages"][0]["content"][0]["text"] == "When does pilot 0 board?"
+    assert "Batch inference over 3 prompts: Completed" in result["message"]
+    states = world.states(execution)
+    assert states[states.index("BatchAsked?") :][:3] == ["BatchAsked?", "StartBatch", "WaitForBatch"]
+
+
+def test_a_model_bedrock_will_not_batch_is_reported_and_the_run_still_succeeds(world: World) -> None:
+    prompts = _prompts(world, [json.dumps({"prompt": "Where do pilots board?"})])
+    execution = world.run(_corpus_input(batch={"prompts": prompts}))  # a custom Nova model
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    assert result["batch"]["status"] == "NotRun" and "not supported" in result["batch"]["reason"]
+    assert "Batch inference did not run: Bedrock.ValidationException" in result["message"]
+
+
+def test_bad_batch_prompts_fail_before_any_job(world: World) -> None:
+    prompts = _prompts(world, [json.dumps({"prompt": "Fine"}), "not json", json.dumps({"question": "?"})])
+    execution = world.run(_corpus_input(batch={"prompts": prompts}))
+    assert execution["status"] == "FAILED" and execution["error"] == "DatasetInvalidError"
+    assert "prompts.jsonl line 2: not valid JSON" in _cause(execution) and "line 3: not a prompt" in _cause(execution)
+    assert world.jobs() == []
+
+
+def test_a_throughput_that_fails_fails_the_execution_saying_the_model_is_ready(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = emulators.installed()
+    assert emulator is not None
+    describe = emulator._operations[("bedrock", "GetProvisionedModelThroughput")]
+
+    def failing(params: dict[str, Any]) -> dict[str, Any]:
+        return {**describe(params), "status": "Failed", "failureMessage": "Insufficient capacity"}
+
+    monkeypatch.setitem(emulator._operations, ("bedrock", "GetProvisionedModelThroughput"), failing)
+    execution = world.run(_corpus_input(deployment="provisioned"))
+    assert execution["status"] == "FAILED" and execution["error"] == "ProvisionedThroughputFailed"
+    assert "Insufficient capacity" in _cause(execution) and "custom-model/sluice-corpus-nova is ready" in _cause(
+        execution
+    )
+    assert world.notified() == ["Sluice fine-tune failed"]

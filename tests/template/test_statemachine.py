@@ -39,10 +39,8 @@ def test_every_task_retries_and_catches(definition: dict[str, Any]) -> None:
         catches = state.get("Catch") or []
         assert any("States.ALL" in c["ErrorEquals"] for c in catches), f"{name} does not catch everything"
         targets = {c["Next"] for c in catches}
-        # a failed withdrawal is reported, not failed: the model and the evaluation stand
-        allowed = (
-            {"Summarise"} if name.startswith("Delete") else {"NotifyFailure", "ReadProblems", "ErrorNamed?", "Done"}
-        )
+        reported = name.startswith("Delete") or "Batch" in name  # a failed withdrawal or batch: reported
+        allowed = {"Summarise"} if reported else {"NotifyFailure", "ReadProblems", "ErrorNamed?", "Done"}
         assert targets <= allowed, (name, targets)
     trial = definition["States"]["RunTrials"]["ItemProcessor"]["States"]
     for name, state in trial.items():  # a trial's error is its outcome, so one trial cannot fail the search
@@ -178,7 +176,7 @@ def test_aws_sdk_tasks_retry_every_error_the_one_rule_calls_transient(definition
 def test_the_on_demand_path_is_built_and_retried_like_the_throughput_one(definition: dict[str, Any]) -> None:
     states = definition["States"]
     serve = states["HowToServe?"]
-    assert states["RecordModel"]["Next"] == "HowToServe?" and serve["Default"] == "Summarise"
+    assert states["RecordModel"]["Next"] == "HowToServe?" and serve["Default"] == "BatchAsked?"
     assert {c["Variable"]: c["Next"] for c in serve["Choices"]} == {
         "$.settings.throughput_name": "CreateThroughput",
         "$.settings.deployment_name": "CreateDeployment",
@@ -209,8 +207,8 @@ def test_an_evaluation_runs_once_the_model_is_served_and_a_loser_is_withdrawn(de
     states = definition["States"]
     asked = states["EvaluationAsked?"]
     assert asked["Choices"] == [{"Variable": "$.settings.evaluation", "IsPresent": True, "Next": "Evaluate"}]
-    assert asked["Default"] == "Summarise" and states["Evaluate"]["Next"] == "JudgeAsked?"
-    assert states["PromoteOrWithdraw?"]["Default"] == "Summarise"
+    assert asked["Default"] == "BatchAsked?" and states["Evaluate"]["Next"] == "JudgeAsked?"
+    assert states["PromoteOrWithdraw?"]["Default"] == "BatchAsked?"
     which = states["WithdrawWhich?"]
     assert [which["Choices"][0]["Next"], which["Default"]] == ["DeleteDeployment", "DeleteThroughput"]
     assert states["DeleteDeployment"]["Resource"].endswith(":bedrock:deleteCustomModelDeployment")
@@ -302,3 +300,20 @@ def test_a_judge_runs_as_bedrock_evaluation_jobs_under_its_own_role(
         for s in statements.values()
         if s["Action"] == "iam:PassRole"
     )
+
+
+def test_a_batch_runs_the_new_model_under_the_customization_role(
+    definition: dict[str, Any], source: dict[str, Any]
+) -> None:
+    states = definition["States"]
+    assert {states[n]["Default"] for n in ("HowToServe?", "EvaluationAsked?", "PromoteOrWithdraw?")} == {"BatchAsked?"}
+    start = states["StartBatch"]
+    assert start["Parameters"]["ModelId.$"] == "$.check.OutputModelArn"
+    assert (
+        start["Parameters"]["RoleArn"] == "${CustomizationRoleArn}"
+        and start["Parameters"]["ModelInvocationType"] == "Converse"
+    )
+    assert [c["Next"] for c in start["Catch"]] == ["Summarise"]  # a model Bedrock will not batch: reported
+    trust = source["Resources"]["FineTuneCustomizationRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    arns = [a["Fn::Sub"].rsplit(":", 1)[-1] for a in trust["Condition"]["ArnLike"]["aws:SourceArn"]]
+    assert arns == ["model-customization-job/*", "model-invocation-job/*"]

@@ -586,3 +586,14 @@ def test_a_judge_model_is_checked_and_its_metrics_are_built_in_ones() -> None:
     assert only_problem(event(**served, evaluation={"judge_metrics": ["Builtin.Correctness"]})) == (
         "evaluation.judge_metrics needs evaluation.judge_model, the model that judges"
     )
+
+
+def test_a_batch_names_its_prompts_file_and_gets_its_own_job_name() -> None:
+    settings = validate_input(event(batch={"prompts": "s3://bucket/prompts.jsonl"}), "run-1")
+    assert settings["batch"] == {
+        "prompts": "s3://bucket/prompts.jsonl",
+        "job_name": "run-1-batch",
+        "client_token": client_token_for("run-1/batch"),
+    }
+    assert "batch.prompts must be an S3 object URI" in only_problem(event(batch={"prompts": "prompts.jsonl"}))
+    assert "unknown field batch.'model'" in only_problem(event(batch={"prompts": "s3://bucket/p.jsonl", "model": "x"}))

@@ -3,8 +3,9 @@ throughput and on-demand custom model deployments (a repeated client request tok
 back; both can be deleted), the model catalogue that `sluice ask`, `sluice verify` and the fine-tune
 workflow's ValidateInput consult (foundation models with the customizations they take, their
 availability, inference profiles), the account's quota of customization jobs at once (Service
-Quotas), Converse, for the fine-tune workflow's evaluation, and the evaluation jobs in which a judge
-model scores answers brought to it.
+Quotas), Converse, for the fine-tune workflow's evaluation, the evaluation jobs in which a judge
+model scores answers brought to it, and batch inference jobs (refused for a custom Nova model, which
+AWS's batch inference table lists as not available; the others answer as Converse does).
 
 No model runs locally. Converse answers as a stand-in that makes an evaluation's comparison mean
 something: a custom model (called through its deployment or provisioned throughput) answers with the
@@ -39,6 +40,8 @@ CREATE TABLE IF NOT EXISTS provisioned (arn TEXT PRIMARY KEY, name TEXT, model T
     token TEXT, checks INTEGER, created_at TEXT);
 CREATE TABLE IF NOT EXISTS deployments (arn TEXT PRIMARY KEY, name TEXT, model TEXT, description TEXT,
     token TEXT, checks INTEGER, created_at TEXT);
+CREATE TABLE IF NOT EXISTS invocation_jobs (arn TEXT PRIMARY KEY, name TEXT UNIQUE, request TEXT, token TEXT,
+    checks INTEGER, created_at TEXT);
 CREATE TABLE IF NOT EXISTS evaluation_jobs (arn TEXT PRIMARY KEY, name TEXT UNIQUE, request TEXT, token TEXT,
     checks INTEGER, created_at TEXT);
 """
@@ -383,14 +386,10 @@ class Runtime:
     def converse(self, params: dict[str, Any]) -> dict[str, Any]:
         question = _last_user_text(params["messages"])
         model = params["modelId"]
-        custom = self._custom_model(model)
+        custom = model if ":custom-model/" in model else self._custom_model(model)
         if custom is None and not model_id_of(model):
             raise ServiceError("ValidationException", f"The provided model identifier is invalid: {model}", 400)
-        if custom is None:
-            answer = f"I cannot say for sure. You asked: {question}"
-        else:
-            pairs = self._training_pairs(custom)
-            answer = max(pairs, key=lambda pair: token_f1(pair[0], question))[1] if pairs else question
+        answer = self.answer(custom, question)
         tokens_in, tokens_out = len(question.split()), len(answer.split())
         return {
             "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
@@ -398,6 +397,13 @@ class Runtime:
             "usage": {"inputTokens": tokens_in, "outputTokens": tokens_out, "totalTokens": tokens_in + tokens_out},
             "metrics": {"latencyMs": 1},
         }
+
+    def answer(self, custom_model: str | None, question: str) -> str:
+        """A custom model's answer: its closest training question's; a base model restates the question."""
+        if custom_model is None:
+            return f"I cannot say for sure. You asked: {question}"
+        pairs = self._training_pairs(custom_model)
+        return max(pairs, key=lambda pair: token_f1(pair[0], question))[1] if pairs else question
 
     def _custom_model(self, identifier: str) -> str | None:
         """The custom model behind a deployment or provisioned-throughput ARN (None: neither); a
@@ -518,3 +524,92 @@ class EvaluationJobs:
             )
             body = "".join(json.dumps(line) + "\n" for line in lines).encode()
             s3.put_object(Bucket=output[0], Key=key, Body=body)
+
+
+class InvocationJobs:
+    """CreateModelInvocationJob and GetModelInvocationJob: a batch job over Converse records completes
+    after one check, its output written where AWS writes it (``<output>/<job id>/<input>.out`` and
+    ``manifest.json.out``)."""
+
+    def __init__(self, db: Database, client: Callable[[str], Any], runtime: Runtime) -> None:
+        self._db = db
+        self._client = client
+        self._runtime = runtime
+
+    def operations(self) -> dict[tuple[str, str], Operation]:
+        return {
+            ("bedrock", "CreateModelInvocationJob"): self.create,
+            ("bedrock", "GetModelInvocationJob"): self.get,
+        }
+
+    def create(self, params: dict[str, Any]) -> dict[str, Any]:
+        token = params.get("clientRequestToken")
+        if token:
+            row = self._db.execute("SELECT arn FROM invocation_jobs WHERE token = ?", (token,)).fetchone()
+            if row:
+                return {"jobArn": row[0]}
+        model = params["modelId"]
+        if ":custom-model/" in model:
+            base = self._client("bedrock").get_custom_model(modelIdentifier=model)["baseModelArn"]
+            if "amazon.nova" in base:
+                raise ServiceError(
+                    "ValidationException", f"Batch inference is not supported for the custom model {model}", 400
+                )
+        arn = f"arn:aws:bedrock:{REGION}:123456789012:model-invocation-job/{uuid.uuid4().hex[:12]}"
+        self._db.execute(
+            "INSERT INTO invocation_jobs VALUES (?, ?, ?, ?, 0, ?)",
+            (arn, params["jobName"], json.dumps(params, default=str), token, now().isoformat()),
+        )
+        return {"jobArn": arn}
+
+    def get(self, params: dict[str, Any]) -> dict[str, Any]:
+        ident = params["jobIdentifier"]
+        row = self._db.execute(
+            "SELECT arn, name, request, checks, created_at FROM invocation_jobs WHERE arn = ? OR name = ?",
+            (ident, ident),
+        ).fetchone()
+        if row is None:
+            raise ServiceError("ResourceNotFoundException", f"no model invocation job {ident}", 404)
+        arn, name, request, checks, created = row
+        self._db.execute("UPDATE invocation_jobs SET checks = checks + 1 WHERE arn = ?", (arn,))
+        asked = json.loads(request)
+        answer: dict[str, Any] = {
+            "jobArn": arn,
+            "jobName": name,
+            "modelId": asked["modelId"],
+            "roleArn": asked["roleArn"],
+            "status": "InProgress",
+            "submitTime": datetime.fromisoformat(created),
+            "inputDataConfig": asked["inputDataConfig"],
+            "outputDataConfig": asked["outputDataConfig"],
+        }
+        if checks >= 1:  # run once, when first seen done; later checks read what it did
+            done = asked.pop("sluice_done", None) or self._run(arn, asked)
+            stored = json.dumps({**asked, "sluice_done": done}, default=str)
+            self._db.execute("UPDATE invocation_jobs SET request = ? WHERE arn = ?", (stored, arn))
+            answer |= {"status": "Completed", **done, "endTime": now()}
+        return answer
+
+    def _run(self, arn: str, asked: dict[str, Any]) -> dict[str, Any]:
+        s3 = self._client("s3")
+        source = split_s3_uri(asked["inputDataConfig"]["s3InputDataConfig"]["s3Uri"])
+        target = split_s3_uri(asked["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"].rstrip("/") + "/x")
+        if source is None or target is None:
+            return {"message": "the input or output URI is not an S3 object URI"}
+        lines = s3.get_object(Bucket=source[0], Key=source[1])["Body"].read().splitlines()
+        model = asked["modelId"]
+        custom = model if ":custom-model/" in model else None
+        out = []
+        for line in lines:
+            record = json.loads(line)
+            question = _last_user_text(record["modelInput"].get("messages", []))
+            text = self._runtime.answer(custom, question)
+            message = {"role": "assistant", "content": [{"text": text}]}
+            out.append({**record, "modelOutput": {"output": {"message": message}, "stopReason": "end_turn"}})
+        folder = f"{target[1].removesuffix('x')}{arn.rsplit('/', 1)[-1]}/"
+        body = "".join(json.dumps(row) + "\n" for row in out).encode()
+        s3.put_object(Bucket=target[0], Key=f"{folder}{source[1].rsplit('/', 1)[-1]}.out", Body=body)
+        counts = {"totalRecordCount": len(out), "processedRecordCount": len(out), "successRecordCount": len(out)}
+        manifest = json.dumps(counts | {"errorRecordCount": 0}).encode()
+        s3.put_object(Bucket=target[0], Key=f"{folder}manifest.json.out", Body=manifest)
+        return counts | {"errorRecordCount": 0}

@@ -48,6 +48,7 @@ class Emulator:
         self._log = CallLog(self.dir / CALLS_FILE)
         self.knowledge_base = knowledge_base.KnowledgeBase(db, self.s3)
         self.kendra = kendra.Kendra(db, self.s3)
+        runtime = bedrock.Runtime(db, self._aws)
         self._operations: dict[tuple[str, str], Operation] = {
             **self.knowledge_base.operations(),
             **self.kendra.operations(),
@@ -55,8 +56,9 @@ class Emulator:
             **bedrock.CustomModelDeployments(db).operations(),
             **bedrock.ModelCatalogue(db).operations(),
             **bedrock.Quotas().operations(),
-            **bedrock.Runtime(db, self._aws).operations(),
+            **runtime.operations(),
             **bedrock.EvaluationJobs(db, self._aws).operations(),
+            **bedrock.InvocationJobs(db, self._aws, runtime).operations(),
             **vectors.VectorStore(db).operations(),
         }
         db.connection().executescript(

@@ -61,6 +61,7 @@ FIELDS = (
     "max_training_tokens",
     "evaluation",
     "promote_only_if_better",
+    "batch",
 )
 MAX_NAME = 63
 # Bedrock's job-name pattern. Custom model names must match both it and the service model's own
@@ -453,6 +454,21 @@ class _Input:
             keep = "best"
         return trials or [{}], min(parallel, max(1, len(trials))), str(keep)
 
+    def batch(self) -> str | None:
+        """The prompts a batch inference job runs through the new model, when asked."""
+        raw = self.event.get("batch")
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping):
+            self.problems.append(f'batch must be {{"prompts": "s3://bucket/prompts.jsonl"}}, not {raw!r}')
+            return None
+        self.unknown_fields(raw, ("prompts",), "batch.")
+        uri = raw.get("prompts")
+        if not (isinstance(uri, str) and _S3_URI.fullmatch(uri)):
+            self.problems.append(f"batch.prompts must be an S3 object URI (s3://bucket/key.jsonl), not {uri!r}")
+            return None
+        return uri
+
     def max_training_tokens(self) -> int | None:
         raw = self.event.get("max_training_tokens")
         if raw is None:
@@ -737,6 +753,7 @@ def validate_input(
     deployment = read.deployment(family, region)
     throughput = read.throughput(custom_model_name, deployment)
     evaluation = read.evaluation(deployment, validation_split)
+    batch = read.batch()
     tags = read.tags()
     poll_seconds = read.poll_seconds()
     retrain_when_changed = read.retrain_when_changed()
@@ -783,6 +800,13 @@ def validate_input(
         settings["max_training_tokens"] = max_training_tokens
     if evaluation is not None:
         settings["evaluation"] = evaluation
+    if batch is not None:
+        suffix = "-batch"
+        settings["batch"] = {
+            "prompts": batch,
+            "job_name": f"{settings['job_name'][: MAX_NAME - len(suffix)].rstrip('-.+')}{suffix}",
+            "client_token": client_token_for(f"{execution_name}/batch"),
+        }
     settings["trials"] = trials_for(settings, overrides, given, family, execution_name)
     settings["max_parallel"] = max_parallel
     settings["keep"] = keep

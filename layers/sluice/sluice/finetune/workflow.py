@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from sluice.finetune.batch import batch_input
 from sluice.finetune.dataset import (
     CorpusDocument,
     DatasetInvalidError,
@@ -239,8 +240,23 @@ class FineTuneSteps:
         fingerprint = {"documents": self._fingerprint(dataset)}
         self.writer.put(f"{base}corpus.json", json.dumps(fingerprint).encode(), "application/json")
         out["corpus_key"] = f"{base}corpus.json"
+        if "batch" in settings:
+            out |= self._batch_input(settings, base)
         self.writer.put(f"{base}report.json", json.dumps(report, indent=2).encode(), "application/json")
         return {**state, "dataset": out, "jobs": [self._job(settings, t, out) for t in trials]}
+
+    def _batch_input(self, settings: Mapping[str, Any], base: str) -> dict[str, Any]:
+        """The batch job's input file, checked and written now: a bad prompt fails before any job."""
+        uri = settings["batch"]["prompts"]
+        prepared = batch_input(self.reader.get(self._head(uri)), uri)
+        if prepared.problems:
+            raise DatasetInvalidError(prepared.problems)
+        self.writer.put(f"{base}batch-input.jsonl", prepared.lines, "application/jsonl")
+        return {
+            "batch_input_uri": s3_uri(self.bucket, f"{base}batch-input.jsonl"),
+            "batch_output_uri": s3_uri(self.bucket, f"{PREFIX}output/{settings['job_name']}/batch/"),
+            "batch_records": prepared.records,
+        }
 
     def _job(self, settings: Mapping[str, Any], trial: Mapping[str, Any], dataset: Mapping[str, Any]) -> dict[str, Any]:
         """What one iteration of the Map state needs to run a trial's job, and nothing else."""
@@ -621,6 +637,9 @@ class FineTuneSteps:
             lines.append(f"Deployed on demand: call Converse with modelId {deployment['CustomModelDeploymentArn']}")
         elif throughput:
             lines.append(f"Provisioned throughput: call Converse with modelId {throughput['ProvisionedModelArn']}")
+        if "batch" in state.get("settings", {}):
+            result["batch"] = _batch_outcome(state)
+            lines.append(_batch_line(result["batch"]))
         if result.get("warnings"):
             lines.append("Warnings:\n" + "\n".join(f"- {w}" for w in result["warnings"]))
         result["message"] = "\n".join(lines)
@@ -669,3 +688,27 @@ def _judge_failure(judged: Mapping[str, Any]) -> str:
     return "; ".join(messages) or (
         f"{error.get('Error')}: {error.get('Cause')}" if error else judged.get("status", "?")
     )
+
+
+def _batch_outcome(state: Mapping[str, Any]) -> dict[str, Any]:
+    """What became of the batch inference job: its status and output, or why it did not run."""
+    dataset = state.get("dataset") or {}
+    outcome: dict[str, Any] = {"records": dataset.get("batch_records"), "output_uri": dataset.get("batch_output_uri")}
+    check, error = (state.get("batch_check") or {}).get("Detail") or {}, state.get("batch_error")
+    if error:
+        return outcome | {"status": "NotRun", "reason": f"{error.get('Error')}: {error.get('Cause')}"}
+    if not check:
+        return outcome | {
+            "status": "NotRun",
+            "reason": "the custom model was withdrawn: no batch for a model that lost",
+        }
+    outcome |= {"status": check.get("Status"), "job_arn": (state.get("batch_job") or {}).get("JobArn")}
+    return outcome | ({"message": check["Message"]} if check.get("Message") else {})
+
+
+def _batch_line(batch: Mapping[str, Any]) -> str:
+    if batch["status"] == "NotRun":
+        return f"Batch inference did not run: {batch['reason']}"
+    message = f" ({batch['message']})" if batch.get("message") else ""
+    where = f"output under {batch['output_uri']}"
+    return f"Batch inference over {batch['records']} prompts: {batch['status']}{message}; {where}"
