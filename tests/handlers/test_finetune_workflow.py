@@ -353,7 +353,7 @@ def test_an_on_demand_deployment_is_created_waited_for_and_named_in_the_output(w
     assert "throughput" not in result
     states = world.states(execution)
     assert states.count("CheckDeployment") == 2 and "CreateThroughput" not in states  # Creating, then Active
-    assert states[-4:] == ["EvaluationAsked?", "Summarise", "NotifySuccess", "Done"]
+    assert states[-5:] == ["EvaluationAsked?", "BatchAsked?", "Summarise", "NotifySuccess", "Done"]
     assert result["message"].endswith(f"Deployed on demand: call Converse with modelId {arn}")
     operations = [c["operation"] for c in emulators.read_calls(world.emulator_dir)]
     assert operations.count("CreateCustomModelDeployment") == 1
