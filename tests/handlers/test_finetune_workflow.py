@@ -1,8 +1,9 @@
 """The fine-tune workflow end to end: the real statemachine/finetune.asl.json executed by moto's
 Step Functions interpreter, its Lambda tasks dispatched in-process to the real FineTuneFunction
 handler, Bedrock's customization jobs served by moto (provisioned throughput, on-demand custom
-model deployments and the model catalogue ValidateInput asks by the local emulator), notifications published to SNS. Waits come
-from the input (1 s), so this runs fast."""
+model deployments and the model catalogue ValidateInput asks by the local emulator), notifications published to SNS. The
+input's Wait states (1 s) last 50 ms here: the local jobs finish after a number of checks, not of seconds, so what a
+test sees does not depend on how long a wait lasts."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from handlers.conftest import ROOT, LambdaContext, load_handler
 from sluice.adapters.aws.registry import DynamoDBRegistry
@@ -79,10 +81,16 @@ def _bedrock_backend() -> Any:
     return bedrock_backends["123456789012"]["us-east-1"]
 
 
+def _short_wait(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+    if wait_seconds > 0:
+        env.program_state_event.wait(0.05)
+
+
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         moto_patches.apply()
+        monkeypatch.setattr(WaitFunction, "_wait_interval", _short_wait)
         s3, ddb, sqs, sns = (boto3.client(s) for s in ("s3", "dynamodb", "sqs", "sns"))
         for bucket in (RAW, PROCESSED):
             s3.create_bucket(Bucket=bucket)
