@@ -15,7 +15,13 @@ from typing import Any, TextIO
 Clients = Callable[[str], Any]
 POLL = 0.5  # seconds between two looks at the execution's history
 # A trial's waiting loop, left out of the lines written (the states list keeps every state).
-TRIAL_LOOP = frozenset({"HasValidationSet?", "WaitForJob", "CheckJob", "CountCheck", "JobStatus?"})
+# The waiting loops inside a Map's iterations, left out of what `sluice finetune` prints.
+ITERATION_LOOPS = frozenset(
+    {"HasValidationSet?", "WaitForJob", "CheckJob", "CountCheck", "JobStatus?",
+     "WaitForJudge", "CheckJudge", "CountJudgeCheck", "JudgeStatus?"}
+)  # fmt: skip
+# How each Map state's iterations are named: a search's trials t1, t2, …; the judge's two sides.
+ITERATION_NAMES: dict[str, tuple[str, ...]] = {"Judge": ("judge base", "judge custom")}
 
 
 @dataclass
@@ -45,7 +51,7 @@ def follow(client: Clients, arn: str, out: TextIO | None, timeout: float) -> Fin
     run = FineTuneRun(arn)
     deadline = time.monotonic() + timeout
     events: list[dict[str, Any]] = []
-    trial_of: dict[int, int] = {}  # event id -> the Map iteration it belongs to (0 = the first trial)
+    iteration_of: dict[int, str] = {}  # event id -> the Map iteration it belongs to ("trial t1")
     while True:
         # The status first, then the history: a run that ended in between still shows its last states.
         execution = sfn.describe_execution(executionArn=arn)
@@ -53,14 +59,14 @@ def follow(client: Clients, arn: str, out: TextIO | None, timeout: float) -> Fin
             events.append(event)
             iteration = event.get("mapIterationStartedEventDetails")
             if iteration is not None:
-                trial_of[event["id"]] = int(iteration.get("index", 0))
-            elif event.get("previousEventId") in trial_of and not str(event.get("type")).startswith("Map"):
-                trial_of[event["id"]] = trial_of[event["previousEventId"]]  # an iteration's thread goes on
+                iteration_of[event["id"]] = _iteration_name(iteration.get("name", ""), int(iteration.get("index", 0)))
+            elif event.get("previousEventId") in iteration_of and not str(event.get("type")).startswith("Map"):
+                iteration_of[event["id"]] = iteration_of[event["previousEventId"]]  # an iteration's thread goes on
             entered = event.get("stateEnteredEventDetails")
             if entered:
                 run.states.append(entered["name"])
                 if out is not None:
-                    out.write(_state_line(entered["name"], trial_of.get(event["id"])))
+                    out.write(_state_line(entered["name"], iteration_of.get(event["id"])))
                     out.flush()
         if execution["status"] != "RUNNING" or time.monotonic() > deadline:
             break
@@ -72,11 +78,17 @@ def follow(client: Clients, arn: str, out: TextIO | None, timeout: float) -> Fin
     return run
 
 
-def _state_line(name: str, trial: int | None) -> str:
-    """A state as the console's graph would name it; a trial's, with its trial (its waiting loop left out)."""
-    if trial is None:
+def _iteration_name(map_state: str, index: int) -> str:
+    names = ITERATION_NAMES.get(map_state, ())
+    return names[index] if index < len(names) else f"trial t{index + 1}"
+
+
+def _state_line(name: str, iteration: str | None) -> str:
+    """A state as the console's graph would name it; a Map iteration's, with the iteration's name
+    (its waiting loop left out)."""
+    if iteration is None:
         return f"    {name}\n"
-    return "" if name in TRIAL_LOOP else f"      trial t{trial + 1}: {name}\n"
+    return "" if name in ITERATION_LOOPS else f"      {iteration}: {name}\n"
 
 
 def _new_events(sfn: Any, arn: str, after: int) -> list[dict[str, Any]]:
@@ -120,6 +132,15 @@ def render(run: FineTuneRun, out: TextIO) -> None:
             )
         _render_search(run.output.get("search"), out)
         _render_evaluation(run.output, out)
+        batch = run.output.get("batch")
+        if batch:
+            outcome = {
+                "NotRun": f"did not run: {batch.get('reason')}",
+                "NotFollowed": f"started ({batch.get('job_arn')}), not followed: {batch.get('reason')}",
+            }.get(batch["status"], batch["status"])
+            out.write(
+                f"  batch            {batch.get('records')} prompts, {outcome}; output {batch.get('output_uri')}\n"
+            )
     elif run.status == "SUCCEEDED":
         out.write("  no new model: the corpus has not changed enough since the last one\n")
     elif run.status != "RUNNING":

@@ -259,7 +259,8 @@ class LocalStack:
                     self._pump.add(replica, source)
         from sluice_local.emulators import install, route_lambda
 
-        install(self.emulator_dir, s3=self.client("s3"))  # provisioned throughput, for the state machine
+        # provisioned throughput and the Bedrock jobs the state machine starts, answered in this process
+        install(self.emulator_dir, s3=self.client("s3"), aws=self.client)
         route_lambda(self._worker_for)
 
     def _worker_for(self, name_or_arn: str) -> Callable[[dict[str, Any]], dict[str, Any]] | None:

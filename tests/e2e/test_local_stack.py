@@ -273,6 +273,26 @@ def test_the_fine_tune_workflow_runs_on_the_local_stack_from_the_cli(stack: Loca
         assert "line 2" in refused.stdout
 
 
+def test_a_batch_inference_job_runs_on_the_local_stack(stack: LocalStack) -> None:
+    """The local Bedrock reads the custom model from the stack's own moto, not from the environment of
+    the process serving it."""
+    processed = stack.outputs()["ProcessedBucketName"]
+    pairs = "\n".join(json.dumps({"prompt": f"Where is dock {i}?", "completion": f"North {i}."}) for i in range(100))
+    prompts = "\n".join(json.dumps({"prompt": f"Where is dock {i}?"}) for i in range(3))
+    s3 = stack.client("s3")
+    s3.put_object(Bucket=processed, Key="finetune/uploads/docks.jsonl", Body=pairs.encode())
+    s3.put_object(Bucket=processed, Key="finetune/uploads/docks-prompts.jsonl", Body=prompts.encode())
+    payload = json.loads((ROOT / "events" / "finetune_llama_s3.json").read_text())
+    payload["dataset"]["uri"] = f"s3://{processed}/finetune/uploads/docks.jsonl"
+    payload |= {"batch": {"prompts": f"s3://{processed}/finetune/uploads/docks-prompts.jsonl"}, "poll_seconds": 1}
+    batch_input = stack.state_dir / "batch-input.json"
+    batch_input.write_text(json.dumps(payload))
+    with sluice_on(stack) as sluice:
+        tuned = sluice("finetune", str(batch_input), "--local", "--name", "e2e-batch")
+    assert "execution e2e-batch: SUCCEEDED" in tuned.stdout, tuned.stdout
+    assert "batch            3 prompts, Completed; output s3://" in tuned.stdout, tuned.stdout
+
+
 def test_executions_started_without_a_name_each_get_a_uuid_and_run(stack: LocalStack) -> None:
     processed = stack.outputs()["ProcessedBucketName"]
     stack.client("s3").put_object(Bucket=processed, Key="finetune/uploads/unnamed.jsonl", Body=b'{"prompt": "Why?"\n')

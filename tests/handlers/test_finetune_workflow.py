@@ -747,6 +747,27 @@ def test_a_model_bedrock_will_not_batch_is_reported_and_the_run_still_succeeds(w
     assert "Batch inference did not run: Bedrock.ValidationException" in result["message"]
 
 
+def test_a_batch_job_that_cannot_be_followed_is_reported_started_not_missing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice_local.emulators.common import ServiceError
+
+    def unreadable(params: dict[str, Any]) -> dict[str, Any]:
+        raise ServiceError("AccessDeniedException", "not authorized to perform bedrock:GetModelInvocationJob", 403)
+
+    emulator = emulators.installed()
+    assert emulator is not None
+    monkeypatch.setitem(emulator._operations, ("bedrock", "GetModelInvocationJob"), unreadable)
+    prompts = _prompts(world, [json.dumps({"prompt": "When does pilot 1 board?"})])
+    execution = world.run(_llama_input(world, batch={"prompts": prompts}))
+    assert execution["status"] == "SUCCEEDED", _cause(execution)
+    result = json.loads(execution["output"])
+    batch = result["batch"]
+    assert batch["status"] == "NotFollowed" and batch["job_arn"].startswith("arn:aws:bedrock:")
+    assert "AccessDeniedException" in batch["reason"]
+    assert f"Batch inference job {batch['job_arn']} started; it could not be followed" in result["message"]
+
+
 def test_bad_batch_prompts_fail_before_any_job(world: World) -> None:
     prompts = _prompts(world, [json.dumps({"prompt": "Fine"}), "not json", json.dumps({"question": "?"})])
     execution = world.run(_corpus_input(batch={"prompts": prompts}))

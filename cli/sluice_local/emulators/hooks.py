@@ -40,10 +40,11 @@ LambdaResolver = Callable[[str], Callable[[dict[str, Any]], dict[str, Any]] | No
 class Emulator:
     """The emulated services over one directory: their database and their call log."""
 
-    def __init__(self, directory: Path, s3: Any = None) -> None:
+    def __init__(self, directory: Path, s3: Any = None, aws: Callable[[str], Any] | None = None) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self._s3 = s3
+        self._aws_clients = aws
         db = self._db = Database(self.dir / DB_FILE)
         self._log = CallLog(self.dir / CALLS_FILE)
         self.knowledge_base = knowledge_base.KnowledgeBase(db, self.s3)
@@ -77,6 +78,8 @@ class Emulator:
         """A client of the local stack's AWS (moto), for what the emulated services read there."""
         if service == "s3":
             return self.s3()
+        if self._aws_clients is not None:
+            return self._aws_clients(service)
         import boto3
 
         return boto3.session.Session().client(service)
@@ -188,13 +191,16 @@ def _patch_clients() -> None:
     botocore.session.Session.create_client = create_client
 
 
-def install(directory: Path, s3: Any = None) -> Emulator:
+def install(directory: Path, s3: Any = None, aws: Callable[[str], Any] | None = None) -> Emulator:
     """From now on, every client this process creates for an emulated service is answered by the
-    emulator over ``directory``. Idempotent."""
+    emulator over ``directory``. ``s3`` and ``aws`` (a client for a service name) reach the local
+    stack's AWS, where the emulated services read what AWS's would (custom models, S3 objects); by
+    default, clients are made from the environment (a function worker's points at the local stack).
+    Idempotent."""
     global _installed
     with _install_lock:
         if _installed is None or _installed.dir != directory:
-            _installed = Emulator(directory, s3)
+            _installed = Emulator(directory, s3, aws)
         _patch_clients()
         return _installed
 

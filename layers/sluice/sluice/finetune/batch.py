@@ -16,7 +16,6 @@ from typing import Any
 
 ANSWER_TOKENS = 1024
 MAX_RECORDS = 50_000  # Bedrock's default quota of records per batch inference job (adjustable)
-SHOWN = 20
 _RECORD_ID = re.compile(r"[a-zA-Z0-9]{1,64}")
 
 
@@ -68,6 +67,8 @@ def batch_input(data: bytes, origin: str) -> BatchInput:
         records.append(json.dumps({"recordId": record_id, "modelInput": body}, ensure_ascii=False).encode())
     if not records and not problems:
         problems.append(f"{origin} holds no prompt")
-    if len(records) > MAX_RECORDS:
-        problems.append(f"{origin} holds {len(records):,} prompts; a batch inference job takes at most {MAX_RECORDS:,}")
-    return BatchInput(b"".join(line + b"\n" for line in records), len(records), problems[:SHOWN])
+    if len(records) > MAX_RECORDS:  # first: the one problem that is not about a line
+        problems.insert(
+            0, f"{origin} holds {len(records):,} prompts; a batch inference job takes at most {MAX_RECORDS:,}"
+        )
+    return BatchInput(b"".join(line + b"\n" for line in records), len(records), problems)

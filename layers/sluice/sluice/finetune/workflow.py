@@ -695,6 +695,10 @@ def _batch_outcome(state: Mapping[str, Any]) -> dict[str, Any]:
     dataset = state.get("dataset") or {}
     outcome: dict[str, Any] = {"records": dataset.get("batch_records"), "output_uri": dataset.get("batch_output_uri")}
     check, error = (state.get("batch_check") or {}).get("Detail") or {}, state.get("batch_error")
+    job = (state.get("batch_job") or {}).get("JobArn")
+    if error and job:  # started, then a check failed: the job may well be running
+        reason = f"{error.get('Error')}: {error.get('Cause')}"
+        return outcome | {"status": "NotFollowed", "job_arn": job, "reason": reason}
     if error:
         return outcome | {"status": "NotRun", "reason": f"{error.get('Error')}: {error.get('Cause')}"}
     if not check:
@@ -702,13 +706,15 @@ def _batch_outcome(state: Mapping[str, Any]) -> dict[str, Any]:
             "status": "NotRun",
             "reason": "the custom model was withdrawn: no batch for a model that lost",
         }
-    outcome |= {"status": check.get("Status"), "job_arn": (state.get("batch_job") or {}).get("JobArn")}
+    outcome |= {"status": check.get("Status"), "job_arn": job}
     return outcome | ({"message": check["Message"]} if check.get("Message") else {})
 
 
 def _batch_line(batch: Mapping[str, Any]) -> str:
     if batch["status"] == "NotRun":
         return f"Batch inference did not run: {batch['reason']}"
+    if batch["status"] == "NotFollowed":
+        return f"Batch inference job {batch['job_arn']} started; it could not be followed ({batch['reason']})"
     message = f" ({batch['message']})" if batch.get("message") else ""
     where = f"output under {batch['output_uri']}"
     return f"Batch inference over {batch['records']} prompts: {batch['status']}{message}; {where}"
