@@ -114,7 +114,7 @@ def _blocks(draw: st.DrawFn) -> list[Block]:
 @st.composite
 def documents(draw: st.DrawFn) -> tuple[list[Block], ChunkSettings]:
     max_tokens = draw(st.integers(32, 600))
-    overlap = draw(st.integers(0, max_tokens // 4))
+    overlap = draw(st.integers(0, max_tokens // 2))
     breadcrumb = draw(st.booleans())
     return _blocks(draw), ChunkSettings(max_tokens=max_tokens, overlap_tokens=overlap, breadcrumb=breadcrumb)
 
@@ -241,3 +241,11 @@ def test_a_short_tail_joins_the_chunk_before_it() -> None:
     blocks.append(Block(BlockKind.PARAGRAPH, "The end."))
     _, chunks = _chunk(blocks, ChunkSettings(max_tokens=512, overlap_tokens=0))
     assert chunks[-1].text.endswith("The end.") and chunks[-1].tokens > ChunkSettings().min_tokens
+
+
+def test_overlap_may_be_half_a_chunk_and_no_more() -> None:
+    blocks = [Block(BlockKind.PARAGRAPH, f"Paragraph {i}. " + "lorem ipsum dolor sit amet " * 12) for i in range(30)]
+    _, chunks = _chunk(blocks, ChunkSettings(max_tokens=250, overlap_tokens=125))
+    assert all(c.tokens <= 250 for c in chunks) and max(count_tokens(c.text[: c.overlap]) for c in chunks) > 62
+    with pytest.raises(ValueError, match="between 0 and max_tokens/2 \\(125\\)"):
+        ChunkSettings(max_tokens=250, overlap_tokens=126)

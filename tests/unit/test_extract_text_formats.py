@@ -171,3 +171,17 @@ def test_text_first_sentence_is_not_a_title() -> None:
 def test_text_encoding_notes() -> None:
     doc = extract_text("é\n".encode() + "é\n".encode("cp1252"))
     assert doc.notes == {"encoding": "utf-8+cp1252", "encoding_repaired": "true"}
+
+
+def test_rows_of_cells_separated_by_bars_keep_their_lines_though_they_do_not_start_with_one() -> None:
+    data = (
+        b"Long-term debt consisted of the following:\n\n"
+        b"($ in millions) | december 31 2017 | december 31 2016\n"
+        b"senior notes due 2021 5.000% | 2014 | 600\n"
+        b"total long-term debt | 1279 | 1278\n\n"
+        b"A sentence that mentions a | b once\nis prose, unwrapped.\n"
+    )
+    blocks = extract_text(data).blocks
+    table = blocks[1]
+    assert table.kind is BlockKind.PREFORMATTED and table.text.count("\n") == 2
+    assert blocks[2].kind is BlockKind.PARAGRAPH

@@ -41,7 +41,8 @@ BREADCRUMB_SEPARATOR = " > "
 @dataclass(frozen=True, slots=True)
 class ChunkSettings:
     max_tokens: int = 512
-    # Tokens of the previous chunk repeated at the start of the next. Default: max_tokens / 8.
+    # Tokens of the previous chunk repeated at the start of the next, at most max_tokens / 2.
+    # Default: max_tokens / 8.
     overlap_tokens: int = -1
     # No chunk is cut off smaller than this (a short document may be); a section shorter than this
     # shares a chunk with the next, and a short tail joins the chunk before it. Default: max_tokens / 4.
@@ -57,8 +58,8 @@ class ChunkSettings:
             object.__setattr__(self, "min_tokens", self.max_tokens // 4)
         if not 32 <= self.max_tokens <= 8192:
             raise ValueError(f"max_tokens must be between 32 and 8192, not {self.max_tokens}")
-        if not 0 <= self.overlap_tokens <= self.max_tokens // 4:
-            raise ValueError(f"overlap_tokens must be between 0 and max_tokens/4 ({self.max_tokens // 4})")
+        if not 0 <= self.overlap_tokens <= self.max_tokens // 2:
+            raise ValueError(f"overlap_tokens must be between 0 and max_tokens/2 ({self.max_tokens // 2})")
         if not 0 <= self.min_tokens <= self.max_tokens // 2:
             raise ValueError(f"min_tokens must be between 0 and max_tokens/2 ({self.max_tokens // 2})")
 

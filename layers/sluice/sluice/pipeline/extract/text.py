@@ -16,7 +16,8 @@ _CONTINUATION = re.compile(r"^[ \t]{2,}\S")
 
 def paragraph_block(lines: list[str]) -> Block:
     """A paragraph of lines as a block. List items keep one line each (their wrapped continuation
-    lines joined to them); table rows and indented code keep their line breaks; prose is unwrapped."""
+    lines joined to them); table rows (lines that start with "|" or whose cells are separated by
+    " | ") and indented code keep their line breaks; prose is unwrapped."""
     present = [line for line in lines if line.strip()]
     if (
         present
@@ -30,7 +31,7 @@ def paragraph_block(lines: list[str]) -> Block:
             else:
                 items[-1] = f"{items[-1]} {line.strip()}"
         return Block(BlockKind.PREFORMATTED, "\n".join(items))
-    if len(present) > 1 and all(_CODE_OR_TABLE.match(line) for line in present):
+    if len(present) > 1 and all(_CODE_OR_TABLE.match(line) or " | " in line for line in present):
         return Block(BlockKind.PREFORMATTED, "\n".join(lines))
     return Block(BlockKind.PARAGRAPH, "\n".join(lines))
 
