@@ -144,6 +144,30 @@ def _corpus_input(**changes: Any) -> dict[str, Any]:
     return {**base, "poll_seconds": 1, **changes}
 
 
+def _refuse(monkeypatch: pytest.MonkeyPatch, operation: str, code: str, message: str) -> None:
+    """The local Bedrock answers ``operation`` with an error, as AWS would."""
+    from sluice_local.emulators.common import ServiceError
+
+    def refused(params: dict[str, Any]) -> dict[str, Any]:
+        raise ServiceError(code, message, 403)
+
+    _answer(monkeypatch, operation, refused)
+
+
+def _amend(monkeypatch: pytest.MonkeyPatch, operation: str, changes: dict[str, Any]) -> None:
+    """The local Bedrock's answer to ``operation``, with ``changes`` (a status Bedrock may report, say)."""
+    emulator = emulators.installed()
+    assert emulator is not None
+    original = emulator._operations[("bedrock", operation)]
+    _answer(monkeypatch, operation, lambda params: {**original(params), **changes})
+
+
+def _answer(monkeypatch: pytest.MonkeyPatch, operation: str, answer: Any) -> None:
+    emulator = emulators.installed()
+    assert emulator is not None
+    monkeypatch.setitem(emulator._operations, ("bedrock", operation), answer)
+
+
 def _cause(execution: dict[str, Any]) -> str:
     return str(execution.get("cause", ""))
 
@@ -211,14 +235,12 @@ def test_a_legacy_model_still_trains_with_a_warning_in_the_output_and_the_report
 def test_a_check_bedrock_refuses_to_answer_is_skipped_with_a_warning(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sluice_local.emulators.common import ServiceError
-
-    def denied(params: dict[str, Any]) -> dict[str, Any]:
-        raise ServiceError("AccessDeniedException", "not authorized to perform bedrock:GetFoundationModel", 403)
-
-    emulator = emulators.installed()
-    assert emulator is not None
-    monkeypatch.setitem(emulator._operations, ("bedrock", "GetFoundationModel"), denied)
+    _refuse(
+        monkeypatch,
+        "GetFoundationModel",
+        "AccessDeniedException",
+        "not authorized to perform bedrock:GetFoundationModel",
+    )
     execution = world.run(_corpus_input())
     assert execution["status"] == "SUCCEEDED", _cause(execution)
     (warning,) = json.loads(execution["output"])["warnings"]
@@ -296,9 +318,7 @@ def test_an_error_step_functions_names_itself_still_reaches_the_fail_state(
     def broken(params: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("the deployment record is unreadable")
 
-    emulator = emulators.installed()
-    assert emulator is not None
-    monkeypatch.setitem(emulator._operations, ("bedrock", "GetCustomModelDeployment"), broken)
+    _answer(monkeypatch, "GetCustomModelDeployment", broken)
     execution = world.run(_corpus_input(deployment="on_demand"))
     assert execution["status"] == "FAILED" and execution["error"] == "StepFailed"
     assert _cause(execution).startswith("States.") and "unreadable" in _cause(execution)
@@ -383,14 +403,7 @@ def test_an_on_demand_deployment_is_created_waited_for_and_named_in_the_output(w
 def test_a_failed_deployment_fails_the_execution_saying_the_model_is_ready(
     world: World, monkeypatch: pytest.MonkeyPatch, reason: dict[str, str]
 ) -> None:
-    emulator = emulators.installed()
-    assert emulator is not None
-    get = emulator._operations[("bedrock", "GetCustomModelDeployment")]
-
-    def failed(params: dict[str, Any]) -> dict[str, Any]:
-        return {**get(params), "status": "Failed", **reason}
-
-    monkeypatch.setitem(emulator._operations, ("bedrock", "GetCustomModelDeployment"), failed)
+    _amend(monkeypatch, "GetCustomModelDeployment", {"status": "Failed", **reason})
     execution = world.run(_corpus_input(deployment="on_demand"))
     assert execution["status"] == "FAILED" and execution["error"] == "CustomModelDeploymentFailed"
     assert reason.get("failureMessage", "gave no reason") in _cause(execution) and "is ready" in _cause(execution)
@@ -680,14 +693,7 @@ def test_a_judge_model_scores_both_sides_in_evaluation_jobs_and_joins_the_decisi
 def test_a_judge_that_fails_leaves_the_decision_to_the_reference_metrics(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sluice_local.emulators.common import ServiceError
-
-    def refused(params: dict[str, Any]) -> dict[str, Any]:
-        raise ServiceError("AccessDeniedException", "the evaluation role may not invoke the judge", 403)
-
-    emulator = emulators.installed()
-    assert emulator is not None
-    monkeypatch.setitem(emulator._operations, ("bedrock", "CreateEvaluationJob"), refused)
+    _refuse(monkeypatch, "CreateEvaluationJob", "AccessDeniedException", "the evaluation role may not invoke the judge")
     execution = world.run(
         _corpus_input(deployment="on_demand", validation_split=0.5, evaluation={"judge_model": "amazon.nova-pro-v1:0"})
     )
@@ -750,14 +756,12 @@ def test_a_model_bedrock_will_not_batch_is_reported_and_the_run_still_succeeds(w
 def test_a_batch_job_that_cannot_be_followed_is_reported_started_not_missing(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sluice_local.emulators.common import ServiceError
-
-    def unreadable(params: dict[str, Any]) -> dict[str, Any]:
-        raise ServiceError("AccessDeniedException", "not authorized to perform bedrock:GetModelInvocationJob", 403)
-
-    emulator = emulators.installed()
-    assert emulator is not None
-    monkeypatch.setitem(emulator._operations, ("bedrock", "GetModelInvocationJob"), unreadable)
+    _refuse(
+        monkeypatch,
+        "GetModelInvocationJob",
+        "AccessDeniedException",
+        "not authorized to perform bedrock:GetModelInvocationJob",
+    )
     prompts = _prompts(world, [json.dumps({"prompt": "When does pilot 1 board?"})])
     execution = world.run(_llama_input(world, batch={"prompts": prompts}))
     assert execution["status"] == "SUCCEEDED", _cause(execution)
@@ -779,14 +783,9 @@ def test_bad_batch_prompts_fail_before_any_job(world: World) -> None:
 def test_a_throughput_that_fails_fails_the_execution_saying_the_model_is_ready(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emulator = emulators.installed()
-    assert emulator is not None
-    describe = emulator._operations[("bedrock", "GetProvisionedModelThroughput")]
-
-    def failing(params: dict[str, Any]) -> dict[str, Any]:
-        return {**describe(params), "status": "Failed", "failureMessage": "Insufficient capacity"}
-
-    monkeypatch.setitem(emulator._operations, ("bedrock", "GetProvisionedModelThroughput"), failing)
+    _amend(
+        monkeypatch, "GetProvisionedModelThroughput", {"status": "Failed", "failureMessage": "Insufficient capacity"}
+    )
     execution = world.run(_corpus_input(deployment="provisioned"))
     assert execution["status"] == "FAILED" and execution["error"] == "ProvisionedThroughputFailed"
     assert "Insufficient capacity" in _cause(execution) and "custom-model/sluice-corpus-nova is ready" in _cause(
