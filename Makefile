@@ -7,7 +7,7 @@ PY313 ?= $(shell pyenv prefix 3.13.0 2>/dev/null || echo $(HOME)/.pyenv/versions
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 STACK ?= sluice
 
-.PHONY: install run test lint fmt build deploy bench faults load clean
+.PHONY: install run test lint fmt build deploy bench quality faults load clean
 
 NODE_TOOLS := $(VENV)/tools/node/.installed
 
@@ -66,6 +66,30 @@ $(BENCH): requirements/bench.txt
 
 bench: install $(BENCH)  ## Sluice vs the tokenizer floor and peer chunkers, PDF libraries, memory, cold start
 	$(VENV)/tools/bench/bin/python bench/run.py --out docs/benchmarks.md --results bench/results.json
+
+# Retrieval quality (quality/README.md): Sluice's chunks against peer chunkers, each question answered by the
+# top 5 chunks by embedding similarity. Its venv (torch CPU, sentence-transformers, the peers; about 1 GB) and
+# embedding cache live in .venv/tools/quality. It needs the main venv's `sluice` to exist, not to be current:
+# the work tree's own code is measured (PYTHONPATH), so a stale main venv is not rebuilt for it.
+QUALITY_VENV := $(VENV)/tools/quality
+QUALITY := $(QUALITY_VENV)/.installed
+QUALITY_SETTINGS := 250/0 250/62 250/125 512/64
+QUALITY_PEERS := langchain-token:250:125 chonkie-recursive:250 semchunk:250
+qsize = $(word 1,$(subst /, ,$(1)))
+qoverlap = $(word 2,$(subst /, ,$(1)))
+
+$(QUALITY): quality/setup.sh
+	PYTHON=$(PYTHON) bash quality/setup.sh $(QUALITY_VENV)
+	touch $(QUALITY)
+
+quality: $(if $(wildcard $(STAMP)),,$(STAMP)) $(QUALITY)  ## retrieval quality of Sluice's chunks against peer chunkers (docs/quality.md)
+	PYTHONPATH=$(CURDIR)/layers/sluice:$(CURDIR)/cli HF_HUB_OFFLINE=1 TIKTOKEN_CACHE_DIR=$(CURDIR)/$(QUALITY_VENV)/tiktoken_cache \
+	$(QUALITY_VENV)/bin/python quality/retrieval_eval.py --data quality/data --cache $(QUALITY_VENV)/embeddings.sqlite \
+	  $(foreach s,$(QUALITY_SETTINGS),--cmd "$(BIN)/sluice preview {file} --json --max-tokens $(call qsize,$(s)) --overlap $(call qoverlap,$(s))" --label "sluice $(s)") \
+	  $(foreach s,$(QUALITY_SETTINGS),--chunker langchain-recursive-paperseps:$(subst /,:,$(s))) \
+	  $(foreach p,$(QUALITY_PEERS),--chunker $(p)) \
+	  --no-per-question --json quality/results.json
+	$(QUALITY_VENV)/bin/python quality/render.py quality/results.json --stamp --out docs/quality.md
 
 faults: install  ## throttling, 5xx and timeouts at every AWS call of the local stack; everything converges (SLUICE_FAULT_*)
 	$(BIN)/pytest tests/soak/test_faults.py -s

@@ -1,0 +1,111 @@
+"""quality/render.py, the renderer of docs/quality.md, on a small hand-made results file: `make quality`
+takes minutes and a venv of its own, so a renderer broken by a change fails here instead."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPORA = ("alpha", "beta")
+
+
+@pytest.fixture(scope="module")
+def render() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("quality_render", ROOT / "quality" / "render.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _block(recall: float, iou: float, precision: float, questions: int) -> dict[str, Any]:
+    char = {"recall": {"mean": recall, "std": 0.1}, "iou": {"mean": iou, "std": 0.01},
+            "precision": {"mean": precision, "std": 0.01}, "precision_omega": {"mean": 0.2, "std": 0.1}}  # fmt: skip
+    return {"char": char, "token": char, "n_questions": questions, "cross_corpus_rate": 0.0}
+
+
+def _run(label: str, impl: str, size: int | None, overlap: int | None, figures: dict[str, tuple[float, ...]],
+         chunks: dict[str, int], mean_tokens: float) -> dict[str, Any]:  # fmt: skip
+    """``figures``: (recall, IoU, precision) as fractions, for ``all`` and each corpus."""
+    questions = {"all": 5, "alpha": 2, "beta": 3}
+    return {
+        "label": label,
+        "impl": impl,
+        "family": impl,
+        "size": size,
+        "overlap": overlap,
+        "command": f".venv/bin/sluice preview {{file}} --json --max-tokens {size}" if impl == "external" else None,
+        "n_chunks": sum(chunks.values()),
+        "chunks_per_corpus": chunks,
+        "mean_chunk_tokens": mean_tokens,
+        "location": {"exact": 1, "ws": 0, "nows": 0, "anchor": 0, "not_located": 0, "dropped_empty": 0},
+        "overall": _block(*figures["all"], questions["all"]),
+        "per_corpus": {c: _block(*figures[c], questions[c]) for c in CORPORA},
+    }
+
+
+# fmt: off
+RESULTS = {
+    "meta": {"date": "2026-01-02 03:04:05", "machine": "x86_64, 2 CPU cores, CPU only", "wall_seconds": 300.0,
+             "k": 5, "retriever": "MiniLM", "n_questions": 5, "corpora": list(CORPORA)},
+    "results": [
+        _run("langchain-recursive-paperseps 250/0", "langchain-recursive-paperseps", 250, 0,
+             {"all": (0.80, 0.040, 0.041), "alpha": (0.90, 0.050, 0.051), "beta": (0.70, 0.030, 0.031)},
+             {"alpha": 10, "beta": 20}, 180.04),
+        _run("chonkie-recursive 250", "chonkie-recursive", 250, 0,
+             {"all": (0.85, 0.045, 0.046), "alpha": (0.95, 0.055, 0.056), "beta": (0.75, 0.035, 0.036)},
+             {"alpha": 11, "beta": 21}, 179.5),
+        _run("sluice 250/0", "external", None, None,
+             {"all": (0.78, 0.0593, 0.06), "alpha": (0.95, 0.07, 0.071), "beta": (0.65, 0.029, 0.03)},
+             {"alpha": 12, "beta": 25}, 144.96),
+        _run("sluice 512/64", "external", None, None,
+             {"all": (0.80, 0.026, 0.027), "alpha": (0.98, 0.043, 0.044), "beta": (0.66, 0.012, 0.013)},
+             {"alpha": 6, "beta": 9}, 333.2),
+        _run("langchain-recursive-paperseps 512/64", "langchain-recursive-paperseps", 512, 64,
+             {"all": (0.729, 0.021, 0.022), "alpha": (0.962, 0.032, 0.033), "beta": (0.66, 0.014, 0.015)},
+             {"alpha": 5, "beta": 8}, 358.2),
+    ],
+}
+# fmt: on
+
+
+def test_the_results_become_the_expected_table_rows(render: ModuleType, tmp_path: Path) -> None:
+    results, page = tmp_path / "results.json", tmp_path / "quality.md"
+    results.write_text(json.dumps(RESULTS))
+    render.main([str(results), "--out", str(page)])
+    lines = page.read_text().splitlines()
+
+    # the summary: one row per setting, Sluice against the recursive splitter
+    assert "| 250/0 | 78.0 | 80.0 | 5.93 | 4.00 | no (-2.0) / yes (+1.93) | 1 of 2 / 1 of 2 |" in lines
+    assert "| 512/64 | 80.0 | 72.9 | 2.60 | 2.10 | yes (+7.1) / yes (+0.50) | 2 of 2 / 1 of 2 |" in lines
+    # a setting's table: Sluice first, then the recursive splitter, then the other peers at that setting
+    start = lines.index("## 250/0") + 2
+    assert lines[start : start + 3 * 3] == [
+        "| corpus | chunker | chunks | mean tokens | recall | IoU | precision | Sluice ≥ recursive: recall / IoU |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| all (5 q.) | sluice | 37 | 145.0 | 78.0 | 5.93 | 6.00 | no (-2.0) / yes (+1.93) |",
+        "| all (5 q.) | langchain-recursive-paperseps | 30 | 180.0 | 80.0 | 4.00 | 4.10 |  |",
+        "| all (5 q.) | chonkie-recursive | 32 | 179.5 | 85.0 | 4.50 | 4.60 |  |",
+        "| alpha (2 q.) | sluice | 12 |  | 95.0 | 7.00 | 7.10 | yes (+5.0) / yes (+2.00) |",
+        "| alpha (2 q.) | langchain-recursive-paperseps | 10 |  | 90.0 | 5.00 | 5.10 |  |",
+        "| alpha (2 q.) | chonkie-recursive | 11 |  | 95.0 | 5.50 | 5.60 |  |",
+        "| beta (3 q.) | sluice | 25 |  | 65.0 | 2.90 | 3.00 | no (-5.0) / no (-0.10) |",
+    ]
+    # 512/64, beta: a tie on recall counts as at least as good
+    assert "| beta (3 q.) | sluice | 9 |  | 66.0 | 1.20 | 1.30 | yes (+0.0) / no (-0.20) |" in lines
+    assert "## 512/64" in lines and "chonkie-recursive" not in "\n".join(lines[lines.index("## 512/64") :])
+    assert "Run: 2026-01-02 03:04:05; x86_64, 2 CPU cores, CPU only; 300 s." in lines
+    assert "Chunks not found" not in page.read_text()
+
+
+def test_chunks_not_found_in_their_corpus_are_called_out(render: ModuleType) -> None:
+    results = json.loads(json.dumps(RESULTS))
+    results["results"][2]["location"]["not_located"] = 3
+    page = render.render(results)
+    assert "**Chunks not found in their corpus** (counted as irrelevant text): sluice 250/0 (3)." in page
