@@ -1,0 +1,179 @@
+"""The front end's shortcuts change nothing: detection, extraction (plain text, Markdown, HTML) and
+cleaning give exactly what the straightforward reference (tests/support/reference_front_end.py) gives,
+on a generated corpus of varied documents and on strings built to hit each shortcut's edges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from sluice.errors import QuarantineError, Reason
+from sluice.model import Block, BlockKind, ExtractedDocument, Kind
+from sluice.pipeline import clean
+from sluice.pipeline.detect import _looks_binary, detect
+from sluice.pipeline.extract import html, markdown, text
+from support import reference_front_end as reference
+from support.varied import corpus
+
+EXTRACTORS: dict[Kind, tuple[Callable[[bytes], ExtractedDocument], Callable[[bytes], ExtractedDocument]]] = {
+    Kind.TEXT: (text.extract_text, reference.extract_text),
+    Kind.MARKDOWN: (markdown.extract_markdown, reference.extract_markdown),
+    Kind.HTML: (html.extract_html, reference.extract_html),
+}
+EDGES = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _outcome(fn: Callable[[], object]) -> object:
+    try:
+        return fn()
+    except QuarantineError as exc:
+        return (exc.reason, exc.detail)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_varied_corpus_extracts_and_cleans_as_the_reference_does(seed: int) -> None:
+    kinds = set()
+    for name, data in corpus(seed, 150):
+        kind = _outcome(lambda name=name, data=data: detect(data, name))  # type: ignore[misc]
+        if not isinstance(kind, Kind):
+            assert kind[0] is not Reason.EMPTY or reference.is_blank(data)  # type: ignore[index]
+            continue
+        assert not reference.is_blank(data)
+        kinds.add(kind)
+        ours, theirs = EXTRACTORS[kind]
+        extracted = _outcome(lambda ours=ours, data=data: ours(data))  # type: ignore[misc]
+        assert extracted == _outcome(lambda theirs=theirs, data=data: theirs(data)), name  # type: ignore[misc]
+        if isinstance(extracted, ExtractedDocument):
+            assert clean.clean_blocks(extracted.blocks) == reference.clean_blocks(extracted.blocks), name
+    assert kinds == set(EXTRACTORS)
+
+
+# -- detect ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b" ", b" \t\r\n\x0b\x0c" * 1000, b" " * 4096 + b"x", b" " * 5000 + b"x", b"x" + b" " * 5000, b"\x00"],
+)
+def test_a_file_is_blank_when_the_reference_says_so(data: bytes) -> None:
+    blank = _outcome(lambda: detect(data, "a.txt")) == (Reason.EMPTY, "the file is empty or holds only white space")
+    assert blank == reference.is_blank(data)
+
+
+@given(st.binary(max_size=600))
+@example(b"\x1b[31m" * 40 + b"coloured log")  # escape sequences are text
+@example(b"\t\n\x0b\x0c\r " * 50 + b"\x08" * 8)
+@example(bytes(range(32)) * 3)
+@EDGES
+def test_control_bytes_are_counted_as_the_reference_counts_them(head: bytes) -> None:
+    controls = reference.control_bytes(head)
+    assert _looks_binary(head) == (bool(head) and controls >= 8 and controls / len(head) > 0.02)
+
+
+# -- clean ---------------------------------------------------------------------------------------------------
+
+# What the cleaner's steps and shortcuts look at, and text around it.
+CLEAN_ALPHABET = [
+    *"ab Zé-\n\t.…|", "\r", "\r\n", "  ", ". . . .", "....", "-\n", "-\r\n", "-\n  x", "\x00", "\x0b", "\x0c", "\x1f", "\x7f", "\x85",
+    "\u00a0", "\u2000", "\u2001", "\u2003", "\u2028", "\u3000", "\u00ad", "\u200b", "\u200d", "\u202e", "\ufeff",
+    "ﬁ", "ﬀ", "e\u0301", "\u0301", "A\u030a", "日本", "Σ", "İ", "_", "3", "½", "well-known", "infor-\nmation",
+    "\ud800", "\U0001f642",
+]  # fmt: skip
+_texts = st.lists(st.sampled_from(CLEAN_ALPHABET), max_size=40).map("".join)
+_blocks = st.lists(
+    st.builds(
+        Block,
+        st.sampled_from(list(BlockKind)),
+        _texts,
+        st.integers(0, 3),
+        st.none() | st.integers(1, 3),
+        st.none() | _texts,
+    ),
+    max_size=6,
+)
+
+
+@given(_blocks)
+@EDGES
+def test_cleaning_gives_what_the_reference_gives(blocks: list[Block]) -> None:
+    assert clean.clean_blocks(blocks) == reference.clean_blocks(blocks)
+
+
+@given(st.lists(_texts, min_size=1, max_size=4))
+@EDGES
+def test_cleaning_ascii_documents_gives_what_the_reference_gives(texts: list[str]) -> None:
+    """Documents all ASCII (the cleaner's widest shortcut), with and without control characters."""
+    blocks = [Block(BlockKind.PARAGRAPH, t.encode("ascii", "ignore").decode()) for t in texts]
+    assert clean.clean_blocks(blocks) == reference.clean_blocks(blocks)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["a well-\r\nknown fact", "well-known"],  # a break made by the CRLF step: no compound looked for
+        ["a well-\x00\nknown fact", "well-known"],
+        ["a well-\u2028known fact", "well-known"],
+        ["a well-\nknown fact", "well-known"],
+        ["a well-\nknown fact", "Well-Known"],
+        ["ﬁ-\nne", "fi-ne"],
+        ["x . . . . 4", "x.\u00a0.\u00a0.\u00a0.", "x .\x00. . . 4", ". .", "a . . .", "...."],
+        [" lead", "trail ", "two  spaces", "tab\tx", "new\nline", "\u00a0nbsp\u2003", "\x0cform feed"],
+    ],
+)
+def test_cleaning_where_a_shortcut_meets_a_step(texts: list[str]) -> None:
+    for kind in BlockKind:
+        blocks = [Block(kind, t) for t in texts]
+        assert clean.clean_blocks(blocks) == reference.clean_blocks(blocks)
+
+
+# -- plain text and Markdown ----------------------------------------------------------------------------------
+
+LINES = [
+    "", " ", "   ", "    ", "\t", "text", "Title", "- item", "* item", "1. item", "12) item", "• item", "  cont",
+    "| a | b |", "   | a |", "    code", "\tcode", "# H", "#", "###### H6 ##", "####### no", "   ## H", "    # no",
+    "===", "---", " - - -", "***", "___", "```", "~~~", "   ```py", "    ```", "<!-- c -->", "<!--", "-->",
+    "---", "title: T", "...", "\u00a0", "a\u00a0", "\u2003x", "x  ",
+]  # fmt: skip
+_LINES = st.lists(st.sampled_from(LINES), max_size=30)
+
+
+@given(_LINES, st.sampled_from(["\n", "\r\n", "\r"]))
+@EDGES
+def test_markdown_extraction_gives_what_the_reference_gives(lines: list[str], newline: str) -> None:
+    data = newline.join(lines).encode()
+    assert _outcome(lambda: markdown.extract_markdown(data)) == _outcome(lambda: reference.extract_markdown(data))
+
+
+@given(_LINES, st.sampled_from(["\n", "\r\n", "\r"]))
+@EDGES
+def test_plain_text_extraction_gives_what_the_reference_gives(lines: list[str], newline: str) -> None:
+    data = newline.join(lines).encode()
+    assert _outcome(lambda: text.extract_text(data)) == _outcome(lambda: reference.extract_text(data))
+
+
+@given(_LINES.filter(bool))
+@EDGES
+def test_a_paragraphs_block_is_the_references(lines: list[str]) -> None:
+    assert text.paragraph_block(lines) == reference.paragraph_block(lines)
+
+
+# -- HTML ------------------------------------------------------------------------------------------------------
+
+
+_HTML_PIECES = st.sampled_from(
+    ["<p>", "</p>", "<div>", "</div>", "<pre>", "</pre>", "<table>", "<tr>", "<td>", "<th>", "</td>", "</table>",
+     "<ul>", "<li>", "</li>", "<h1>", "</h1>", "<h3>", "<br>", "<br/>", '<img alt="A  b">', "<main>", "</main>",
+     "<article>", '<div role="main">', "<nav>", "</nav>", "<script>x<p>y</script>", "<title> T \n i </title>",
+     '<p class="cookie">', '<span hidden>', '<p style="display:none">', '<i aria-hidden="true">', "<!-- c -->",
+     "<!--", "&amp;", "&nbsp;", "&#10;", " ", "  ", "\n", "\t", "\r\n", "text", "more words", "\u00a0", "\u2003"]
+)  # fmt: skip
+
+
+@given(st.lists(_HTML_PIECES, max_size=40))
+@EDGES
+def test_html_extraction_gives_what_the_reference_gives(pieces: list[str]) -> None:
+    data = "".join(pieces).encode()
+    assert _outcome(lambda: html.extract_html(data)) == _outcome(lambda: reference.extract_html(data))
