@@ -4,6 +4,8 @@ on a generated corpus of varied documents and on strings built to hit each short
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from collections.abc import Callable
 
 import pytest
@@ -127,6 +129,29 @@ def test_cleaning_where_a_shortcut_meets_a_step(texts: list[str]) -> None:
     for kind in BlockKind:
         blocks = [Block(kind, t) for t in texts]
         assert clean.clean_blocks(blocks) == reference.clean_blocks(blocks)
+
+
+def test_the_cleaners_steps_leave_no_white_space_but_space_tab_and_newline() -> None:
+    """What lets the cleaner collapse white space with str.split(): every character Python calls white
+    space is a space, tab, newline or carriage return, translated to one, or removed as a control; and
+    NFC makes no white space out of any other character."""
+    handled = {" ", "\t", "\n", "\r"}
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if char.isspace():
+            assert char in handled or char.translate(clean._LIGATURES) in handled or clean._CONTROLS.match(char), hex(
+                code
+            )
+        elif code not in clean._LIGATURES and not 0xD800 <= code <= 0xDFFF:
+            assert not any(c.isspace() for c in unicodedata.normalize("NFC", char)), hex(code)
+
+
+def test_compounds_are_found_in_hyphenated_words_as_in_whole_blocks() -> None:
+    blocks = [Block(BlockKind.PARAGRAPH, "a-b-c x_y-z 3-d well-known\tState-of-the-art, naïve-ÉTÉ- -x y- ½-½ ΣΑ-ΣΑ")]
+    whole = {m.group(0).lower() for b in blocks for m in clean._HYPHEN_WORD.finditer(b.text)}
+    assert (
+        clean._compounds(blocks) == whole == {"a-b", "well-known", "state-of", "the-art", "naïve-été", "½-½", "σα-σα"}
+    )
 
 
 # -- plain text and Markdown ----------------------------------------------------------------------------------
