@@ -4,6 +4,7 @@ on a generated corpus of varied documents and on strings built to hit each short
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -186,6 +187,21 @@ def test_a_paragraphs_block_is_the_references(lines: list[str]) -> None:
 
 
 # -- HTML ------------------------------------------------------------------------------------------------------
+
+
+def test_pythons_white_space_is_the_regex_engines() -> None:
+    """What lets HTML's text be collapsed with str.split(): it and the regex's \\s know the same white space."""
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        assert char.isspace() == bool(re.fullmatch(r"\s", char)), hex(code)
+
+
+@given(
+    st.text(st.sampled_from([" ", "\n", "\t", "\u00a0", "\u2003", "\x1c", "\x85", "a", "é", "日", "<"]), max_size=20)
+)
+@EDGES
+def test_collapsing_white_space_is_the_regex_substitution(text_: str) -> None:
+    assert html._collapse(text_) == re.sub(r"\s+", " ", text_)
 
 
 _HTML_PIECES = st.sampled_from(
