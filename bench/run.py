@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import traceback
 from collections import Counter
@@ -59,7 +62,7 @@ from sluice.pipeline.clean import clean_blocks  # noqa: E402
 from sluice.pipeline.detect import detect  # noqa: E402
 from sluice.pipeline.extract import ParseLimits, extract  # noqa: E402
 from sluice.pipeline.process import PipelineSettings  # noqa: E402
-from sluice.pipeline.tokens import tokenizer  # noqa: E402
+from sluice.pipeline.tokens import Tokenizer, tokenizer  # noqa: E402
 
 SETTINGS = [(512, 50), (300, 60)]
 
@@ -70,6 +73,7 @@ class Scale:
 
     smoke: bool = False
     repeat: int = 5
+    stage_repeat: int = 11  # the stages are short and each is one ratio: more pairs steady their median
     warmups: int = 1  # runs before the measured ones (page cache, imports)
     corpus_mb: float = 4.0
     system_pdfs: int = 20
@@ -79,7 +83,7 @@ class Scale:
     sink_edited: int = 10
 
 
-SMOKE = Scale(smoke=True, repeat=1, warmups=0, corpus_mb=0.02, system_pdfs=0, memory_mb=0.5, memory_pages=8,
+SMOKE = Scale(smoke=True, repeat=1, stage_repeat=1, warmups=0, corpus_mb=0.02, system_pdfs=0, memory_mb=0.5, memory_pages=8,
               sink_documents=12, sink_edited=2)  # fmt: skip
 
 
@@ -281,6 +285,155 @@ def bench_pipeline(corpus: list[tuple[str, str]], scale: Scale) -> dict[str, flo
         "chunks_per_second": count["chunks"] / t,
         "mb_per_second": sum(len(d) for _, d in raw) / 1e6 / t,
     }
+
+
+# -- the front end stage by stage, per format -------------------------------------------------------------
+
+_UNDERLINE = re.compile(r"^(.+)\n([*=~^-])\2{2,}$")
+_QUOTED = re.compile(r'"([^"\n]{1,40})"')
+
+
+def _pieces(text: str) -> list[tuple[str, str]]:
+    """The corpus text's paragraphs as (role, text): "heading" (a line starting "# "), "title" (a line underlined with * = ~ ^ or -),
+    "code" (every line indented), "list" (every line a "* " item or its continuation) or "para"."""
+    out = []
+    for para in text.split("\n\n"):
+        lines = [line for line in para.split("\n") if line.strip()]
+        if not lines:
+            continue
+        underlined = _UNDERLINE.match(para.strip("\n"))
+        if len(lines) == 1 and lines[0].startswith("# "):
+            out.append(("heading", lines[0][2:]))
+        elif underlined:
+            out.append(("title", underlined.group(1).strip()))
+        elif all(line.startswith("   ") for line in lines):
+            out.append(("code", "\n".join(lines)))
+        elif lines[0].startswith("* ") and all(line.startswith(("* ", "  ")) for line in lines):
+            out.append(("list", "\n".join(lines)))
+        else:
+            out.append(("para", para.strip("\n")))
+    return out
+
+
+def as_markdown(text: str) -> str:
+    """The same prose as Markdown: underlined titles as ATX headings, indented code fenced."""
+    parts = []
+    for role, body in _pieces(text):
+        if role == "heading":
+            parts.append(f"# {body}")
+        elif role == "title":
+            parts.append(f"## {body}")
+        elif role == "code":
+            parts.append(f"```\n{textwrap.dedent(body)}\n```")
+        else:
+            parts.append(body)
+    return "\n\n".join(parts) + "\n"
+
+
+def as_html(title: str, text: str) -> str:
+    """The same prose as an HTML page: a head, a navigation bar and a footer around a <main> of
+    headings, paragraphs (quoted names as <code>), lists and <pre> blocks."""
+
+    def inline(s: str) -> str:
+        return _QUOTED.sub(r"<code>\1</code>", html.escape(s, quote=False))
+
+    body = []
+    for role, piece in _pieces(text):
+        if role == "heading":
+            body.append(f"<h1>{inline(piece)}</h1>")
+        elif role == "title":
+            body.append(f'<h2 id="{html.escape(piece[:20])}">{inline(piece)}</h2>')
+        elif role == "code":
+            body.append(f"<pre><code>{html.escape(textwrap.dedent(piece))}</code></pre>")
+        elif role == "list":
+            items = re.split(r"\n(?=\* )", piece)
+            body.append("<ul>\n" + "\n".join(f"  <li>{inline(i[2:])}</li>" for i in items) + "\n</ul>")
+        else:
+            body.append(f"<p>{inline(piece)}</p>")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+        '<link rel="stylesheet" href="/style.css">\n<script>window.dataLayer = [];</script>\n</head>\n<body>\n'
+        '<nav class="site-nav"><ul><li><a href="/">Home</a></li><li><a href="/docs/">Docs</a></li></ul></nav>\n'
+        '<div class="cookie-banner">We use cookies. <button>OK</button></div>\n<main>\n'
+        + "\n".join(body)
+        + "\n</main>\n<footer><p>Copyright notices and links</p></footer>\n</body>\n</html>\n"
+    )
+
+
+FORMATS = ("plain text", "Markdown", "HTML")
+
+
+def format_corpora(corpus: list[tuple[str, str]]) -> dict[str, list[tuple[str, bytes]]]:
+    """The prose corpus written out as files of each format: the same prose in each."""
+    out: dict[str, list[tuple[str, bytes]]] = {f: [] for f in FORMATS}
+    for name, text in corpus:
+        stem = name.rsplit(".", 1)[0].replace("/", "-")
+        out["plain text"].append((f"{stem}.txt", text.encode()))
+        out["Markdown"].append((f"{stem}.md", as_markdown(text).encode()))
+        out["HTML"].append((f"{stem}.html", as_html(stem, text).encode()))
+    return out
+
+
+class _PreEncoded(Tokenizer):
+    """The layer's tokenizer, but byte_ends answered from a table filled beforehand: the chunker
+    measured without its tokenizer pass."""
+
+    def __init__(self, texts: list[str]) -> None:
+        real = tokenizer()
+        super().__init__(real.encoding, real._token_bytes)
+        self._table = {t: real.byte_ends(t) for t in texts}
+
+    def byte_ends(self, text: str) -> list[int]:
+        return self._table[text]
+
+
+STAGE_NAMES = ("detect", "decode + extract", "clean", "tokenizer pass", "rest of chunking")
+
+
+def bench_stages(corpus: list[tuple[str, str]], scale: Scale) -> dict[str, Any]:
+    """Each stage of the front end on its own (given the previous stage's output, made beforehand),
+    and the whole of it, on the same prose as plain text, Markdown and HTML files. Every figure is a
+    ratio to one encode_ordinary pass over the prose, paired run by run (median of the per-pair
+    ratios)."""
+    from sluice.pipeline.process import process_document
+
+    enc = tokenizer().encoding
+    prose = [text for _, text in corpus]
+
+    def floor() -> None:
+        for text in prose:
+            enc.encode_ordinary(text)
+
+    settings = PipelineSettings()
+    out: dict[str, Any] = {}
+    for fmt, files in format_corpora(corpus).items():
+        kinds = [detect(data, name) for name, data in files]
+        extracted = [extract(data, kind, settings.parse) for (_, data), kind in zip(files, kinds, strict=True)]
+        cleaned = [clean_blocks(doc.blocks)[0] for doc in extracted]
+        laid_out = [_lay_out(blocks)[0] for blocks in cleaned]
+        pre_encoded = _PreEncoded(laid_out)
+        subjects: dict[str, Callable[[], Any]] = {
+            "detect": lambda files=files: [detect(data, name) for name, data in files],
+            "decode + extract": lambda files=files, kinds=kinds: [
+                extract(data, kind, settings.parse) for (_, data), kind in zip(files, kinds, strict=True)
+            ],
+            "clean": lambda extracted=extracted: [clean_blocks(doc.blocks) for doc in extracted],
+            "tokenizer pass": lambda laid_out=laid_out: [tokenizer().byte_ends(text) for text in laid_out],
+            "rest of chunking": lambda cleaned=cleaned, pre=pre_encoded: [
+                chunk_blocks(blocks, settings.chunking, pre) for blocks in cleaned
+            ],
+            "whole": lambda files=files: [process_document(data, name, settings) for name, data in files],
+        }
+        ratios = {name: paired(floor, fn, scale.stage_repeat, scale.warmups)[2] for name, fn in subjects.items()}
+        out[fmt] = {
+            "files": len(files),
+            "megabytes": sum(len(data) for _, data in files) / 1e6,
+            "ratios": ratios,
+        }
+        print(f"  {fmt}: " + ", ".join(f"{n} {r:.2f}x" for n, r in ratios.items()), flush=True)
+    out["prose_megabytes"] = sum(map(len, prose)) / 1e6
+    out["pairs"] = scale.stage_repeat
+    return out
 
 
 # -- PDF -----------------------------------------------------------------------------------------------------
@@ -549,6 +702,39 @@ def _chunk_lines(results: dict[str, Any]) -> list[str]:
     return lines + _not_measured(results, "chunkers", "pipeline")
 
 
+def _stage_lines(stages: dict[str, Any]) -> list[str]:
+    lines = [
+        f"The same prose ({stages['prose_megabytes']:.2f} MB, the corpus above) written out as plain text, as Markdown",
+        "(underlined titles as headings, indented code fenced) and as HTML pages (a head, navigation, a cookie banner and",
+        "a footer around a `<main>` of headings, paragraphs, lists and `<pre>` blocks), through `process_document` at",
+        "512/64. Each stage is timed on its own, given the previous stage's output made beforehand; every figure is that",
+        f"time / one `encode_ordinary` pass over the prose, paired run by run (median of {stages['pairs']} per-pair ratios). The",
+        "`tokenizer pass` is the chunker's one encoding of the cleaned text (`Tokenizer.byte_ends`); `rest of chunking` is",
+        "`chunk_blocks` given that encoding ready-made. `detect to clean` adds up the stages before chunking; `whole` is",
+        "measured, not added up.",
+        "",
+        "| format | MB | "
+        + " | ".join(STAGE_NAMES[:3])
+        + " | detect to clean | "
+        + " | ".join(STAGE_NAMES[3:])
+        + " | stages added up | whole |",
+        "|---|---:|" + "---:|" * (len(STAGE_NAMES) + 3),
+    ]
+    for fmt in FORMATS:
+        if fmt not in stages:
+            continue
+        r = stages[fmt]["ratios"]
+        cells = [f"{r[n]:.2f}x" for n in STAGE_NAMES]
+        cells.insert(3, f"{sum(r[n] for n in STAGE_NAMES[:3]):.2f}x")
+        added = sum(r[n] for n in STAGE_NAMES)
+        lines.append(
+            f"| {fmt} | {stages[fmt]['megabytes']:.2f} | "
+            + " | ".join(cells)
+            + f" | {added:.2f}x | {r['whole']:.2f}x |"
+        )
+    return lines
+
+
 def _pdf_lines(pdf: dict[str, Any]) -> list[str]:
     lines = [
         f"{pdf['files']} PDFs, {pdf['pages']} pages, {pdf['megabytes']:.1f} MB (built by the benchmark, plus the "
@@ -604,6 +790,7 @@ def _import_lines(imports: dict[str, Any]) -> list[str]:
 
 # stage → (the report's heading, its lines from the stage's results); the chunking section is two stages
 SECTIONS: dict[str, tuple[str, Callable[[Any], list[str]]]] = {
+    "stages": ("The front end stage by stage, per format", _stage_lines),
     "pdf": ("PDF extraction", _pdf_lines),
     "memory": ("Memory", _memory_lines),
     "cold": ("Cold start of the ingest handler", _cold_lines),
@@ -674,6 +861,7 @@ def run(scale: Scale, out: Path, results_path: Path) -> dict[str, Any]:
     stages: dict[str, Callable[[], Any]] = {
         "chunkers": lambda: bench_chunkers(corpus, scale, skipped),
         "pipeline": lambda: bench_pipeline(corpus, scale),
+        "stages": lambda: bench_stages(corpus, scale),
         "pdf": lambda: bench_pdf(pdf_corpus(scale), scale, skipped),
         "memory": lambda: bench_memory(scale),
         "cold": lambda: bench_cold_start(scale),

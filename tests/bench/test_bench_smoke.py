@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = {"chunkers", "pipeline", "pdf", "memory", "cold", "imports", "sinks"}
+STAGES = {"chunkers", "pipeline", "stages", "pdf", "memory", "cold", "imports", "sinks"}
 
 
 def test_every_stage_runs_on_a_tiny_input(tmp_path: Path) -> None:

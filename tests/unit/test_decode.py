@@ -7,7 +7,7 @@ import codecs
 import pytest
 
 from sluice.errors import QuarantineError, Reason
-from sluice.pipeline.extract.decode import decode
+from sluice.pipeline.extract.decode import decode, unix_newlines
 
 
 def test_utf8_bom_is_removed() -> None:
@@ -39,3 +39,16 @@ def test_undecodable_bytes_are_refused_rather_than_guessed() -> None:
     with pytest.raises(QuarantineError) as info:
         decode(b"\x81\x8d\x8f\x90\x9d" * 20)
     assert info.value.reason is Reason.ENCODING_UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("text", "unix"),
+    [
+        ("a\r\nb\rc\nd", "a\nb\nc\nd"),
+        ("\r\r\n\n", "\n\n\n"),
+        ("no carriage return\n", "no carriage return\n"),
+        ("", ""),
+    ],
+)
+def test_line_ends_become_newlines(text: str, unix: str) -> None:
+    assert unix_newlines(text) == unix

@@ -20,12 +20,14 @@ _LIGATURES = str.maketrans(
         **{chr(c): " " for c in (0x00A0, 0x1680, 0x202F, 0x205F, *range(0x2000, 0x200B))},
     }
 )  # fmt: skip
-_HYPHENATED = re.compile(r"([^\W\d_]+)-\n[ \t]*([a-zà-ÿ][^\W\d_]*)")
+# A word broken at a line end. A match starts where its letters do (the look-behind only spares the
+# engine trying every later letter of each word, which cannot start a match the first one did not).
+_HYPHENATED = re.compile(r"(?<![^\W\d_])([^\W\d_]+)-\n[ \t]*([a-zà-ÿ][^\W\d_]*)")
 _HYPHEN_WORD = re.compile(r"\b[^\W\d_]+-[^\W\d_]+\b")
-_SPACES = re.compile(r"[ \t\f\v]+")
 _DOT_LEADER = re.compile(r"(?:[ \t]?\.){4,}")
 # C0 and C1 control characters, but tab, newline and carriage return (normalised separately).
-_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_CLASS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_CONTROLS = re.compile(f"[{_CONTROL_CLASS}]")
 # Unicode format characters (category Cf, up to Unicode 15.1; a test checks this against the running
 # Python), except the zero-width (non-)joiners U+200C and U+200D, which shape Indic, Arabic and
 # emoji text.
@@ -36,21 +38,54 @@ FORMAT_RANGES = (
     (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3),
     (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
 )  # fmt: skip
-_FORMATS = re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in FORMAT_RANGES) + "]")
+_FORMAT_CLASS = "".join(f"{chr(a)}-{chr(b)}" for a, b in FORMAT_RANGES)
+_FORMATS = re.compile(f"[{_FORMAT_CLASS}]")
+
+
+# The characters the ligature table changes, found by one scan (translating is slower than looking).
+_TRANSLATED = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_LIGATURES)) + "]")
+_REMOVED = re.compile(f"[{_CONTROL_CLASS}{_FORMAT_CLASS}]")
+# The ASCII characters that translation or removal changes: C0 controls but tab, newline and carriage
+# return, and DEL. ASCII text without them is unchanged by the ligature table, NFC and removal.
+_ASCII_CHANGED = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_DOTS = re.compile(r"\.[ \t]?\.")  # in every dot leader
+
+
+def _ascii_unchanged(text: str) -> bool:
+    """No C0 control (but tab, newline, carriage return) or DEL in ``text``'s ASCII characters."""
+    data = text.encode("utf-8", "surrogatepass")  # an ASCII byte in UTF-8 is an ASCII character
+    return len(data.translate(None, _ASCII_CHANGED)) == len(data)
+
+
+def _compounds(blocks: list[Block]) -> set[str]:
+    """The hyphenated words of the blocks, lower-cased: the matches of _HYPHEN_WORD in each block,
+    looked for only in its words that hold a hyphen. A match holds no white space, and white space is
+    no word character to the regex's word boundaries: a word alone has the matches it has in place."""
+    return {
+        m.group(0).lower()
+        for b in blocks
+        if "-" in b.text
+        for word in b.text.split()
+        if "-" in word
+        for m in _HYPHEN_WORD.finditer(word)
+    }
 
 
 def clean_blocks(blocks: Iterable[Block]) -> tuple[list[Block], CleaningStats]:
+    """Each step is skipped where a cheap look shows it would change nothing (ASCII text needs no
+    Unicode step, text without two close dots has no dot leader), so its result is exactly the
+    step's; one look at the whole document answers for all its ASCII blocks."""
     blocks = list(blocks)
-    # Hyphenated compounds written elsewhere in the document keep their hyphen when rejoined.
-    compounds = (
-        {m.group(0).lower() for b in blocks for m in _HYPHEN_WORD.finditer(b.text)}
-        if any("-\n" in b.text for b in blocks)
-        else set()
-    )
+    hyphen_breaks = any("-\n" in b.text for b in blocks)
+    compounds: set[str] | None = None  # found on the first rejoined word
     controls = formats = dehyphenated = empty = 0
+    plain = _ascii_unchanged("".join(b.text + (b.context or "") for b in blocks))
 
     def join(match: re.Match[str]) -> str:
-        nonlocal dehyphenated
+        nonlocal dehyphenated, compounds
+        if compounds is None:
+            # Hyphenated compounds written elsewhere in the document keep their hyphen when rejoined.
+            compounds = _compounds(blocks) if hyphen_breaks else set()
         head, tail = match.group(1), match.group(2)
         dehyphenated += 1
         if f"{head}-{tail}".lower() in compounds:
@@ -59,19 +94,32 @@ def clean_blocks(blocks: Iterable[Block]) -> tuple[list[Block], CleaningStats]:
 
     def clean(text: str, kind: BlockKind) -> str:
         nonlocal controls, formats
-        text = unicodedata.normalize("NFC", text.translate(_LIGATURES))
-        text, c = _CONTROLS.subn("", text)
-        text, f = _FORMATS.subn("", text)
-        controls, formats = controls + c, formats + f
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        text = _HYPHENATED.sub(join, text) if "-\n" in text else text
-        text = _DOT_LEADER.sub(" … ", text)
+        if not (text.isascii() and (plain or _ascii_unchanged(text))):
+            if _TRANSLATED.search(text):
+                text = text.translate(_LIGATURES)
+            text = unicodedata.normalize("NFC", text)
+            if _REMOVED.search(text):
+                text, c = _CONTROLS.subn("", text)
+                text, f = _FORMATS.subn("", text)
+                controls, formats = controls + c, formats + f
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if "-\n" in text:
+            text = _HYPHENATED.sub(join, text)
+        if _DOTS.search(text):
+            text = _DOT_LEADER.sub(" … ", text)
         if kind is BlockKind.PREFORMATTED:
             lines = [line.rstrip() for line in text.split("\n")]
             while lines and not lines[0].strip():
                 lines.pop(0)
             return "\n".join(lines).rstrip()
-        return _SPACES.sub(" ", text.replace("\n", " ")).strip()
+        # White space collapsed and stripped, re.sub(r"[ \t\f\v]+", " ", text.replace("\n", " ")).strip():
+        # the steps above leave no white space but space, tab and newline (a test checks that against
+        # this Python's Unicode tables), so that is " ".join(text.split()), and text without a tab, a
+        # newline, two spaces in a row or a space at either end is collapsed already.
+        if "\n" in text or "\t" in text or "  " in text or text[:1] == " " or text[-1:] == " ":
+            return " ".join(text.split())
+        return text
 
     cleaned: list[Block] = []
     for block in blocks:
@@ -82,5 +130,8 @@ def clean_blocks(blocks: Iterable[Block]) -> tuple[list[Block], CleaningStats]:
         context = clean(block.context, block.kind) if block.context else None
         if context and not text.startswith(context + "\n"):
             context = None  # the block no longer starts with it: nothing to repeat
-        cleaned.append(Block(block.kind, text, block.level, block.page, context))
+        if text == block.text and context == block.context:
+            cleaned.append(block)  # unchanged (blocks are immutable)
+        else:
+            cleaned.append(Block(block.kind, text, block.level, block.page, context))
     return cleaned, CleaningStats(controls, formats, dehyphenated, empty)

@@ -53,6 +53,8 @@ _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 _TEXT_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _SNIFF = 4096
+# Control bytes that no text encoding produces: all below 32 but tab, LF, VT, FF, CR and ESC.
+_CONTROL_BYTES = bytes(b for b in range(32) if b < 9 or (13 < b < 32 and b != 27))
 
 
 def _binary_magic(head: bytes) -> str | None:
@@ -68,7 +70,7 @@ def _looks_binary(head: bytes) -> bool:
     """Control bytes that no text encoding produces (UTF-16 is recognised before this is asked)."""
     if not head:
         return False
-    controls = sum(1 for b in head if b < 9 or (13 < b < 32 and b != 27))
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return controls >= 8 and controls / len(head) > 0.02  # a stray NUL in a short text is not binary
 
 
@@ -86,9 +88,9 @@ def _looks_html(head: bytes) -> bool:
 
 def detect(data: bytes, name: str) -> Kind:
     """The document's kind, or a QuarantineError saying why it cannot be read."""
-    if not data.strip():
-        raise QuarantineError(Reason.EMPTY, "the file is empty or holds only white space")
     head = data[:_SNIFF]
+    if not head.strip() and not data.strip():  # the head alone answers for most files
+        raise QuarantineError(Reason.EMPTY, "the file is empty or holds only white space")
     suffix = PurePosixPath(name).suffix.lower()
     by_extension = EXTENSIONS.get(suffix)
 

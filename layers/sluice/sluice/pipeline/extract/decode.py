@@ -32,6 +32,11 @@ class Decoded:
         return notes
 
 
+def unix_newlines(text: str) -> str:
+    """CRLF and lone CR as LF (a look for CR first: most text has none, and replacing scans twice)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def _utf16_without_bom(data: bytes) -> str | None:
     """UTF-16 text of mostly ASCII characters has a NUL in every other byte."""
     sample = data[:4096]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from sluice.model import Block, BlockKind, ExtractedDocument, Kind
-from sluice.pipeline.extract.decode import decode
+from sluice.pipeline.extract.decode import decode, unix_newlines
 from sluice.pipeline.extract.text import paragraph_block
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
@@ -15,6 +15,18 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _TABLE_ROW = re.compile(r"^ {0,3}\|")
 _THEMATIC_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$")
+# What a line starts with (after at most three spaces) when any of the line patterns above matches it.
+_MARKS = frozenset("`~#=-*_|")
+_LEADS = _MARKS | {" "}
+
+
+def _marked(line: str) -> bool:
+    """Whether a line pattern could match: most lines are told apart by their first character."""
+    mark = line[:1]
+    if mark == " ":
+        rest = line.lstrip(" ")
+        mark = rest[:1] if len(line) - len(rest) <= 3 else ""
+    return mark in _MARKS
 
 
 def _strip_comments(text: str) -> str:
@@ -51,14 +63,14 @@ def _front_matter(lines: list[str]) -> tuple[str | None, int]:
 
 def extract_markdown(data: bytes) -> ExtractedDocument:
     decoded = decode(data)
-    text = _strip_comments(decoded.text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _strip_comments(unix_newlines(decoded.text))
     lines = text.split("\n")
     title, first = _front_matter(lines)
     blocks: list[Block] = []
     para: list[str] = []
 
     def flush() -> None:
-        if any(line.strip() for line in para):
+        if para:  # it holds no blank line
             blocks.append(paragraph_block(para))
         para.clear()
 
@@ -71,6 +83,12 @@ def extract_markdown(data: bytes) -> ExtractedDocument:
                 fence, code = None, []
             else:
                 code.append(line)
+            continue
+        if line[:1] not in _LEADS or not _marked(line):  # prose or a blank line: no pattern can match
+            if line.strip():
+                para.append(line)
+            else:
+                flush()
             continue
         fence_match = _FENCE.match(line)
         if fence_match:

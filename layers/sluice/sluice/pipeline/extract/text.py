@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from sluice.model import Block, BlockKind, ExtractedDocument, Kind
-from sluice.pipeline.extract.decode import decode
+from sluice.pipeline.extract.decode import decode, unix_newlines
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+")
@@ -14,10 +14,24 @@ _CODE_OR_TABLE = re.compile(r"^(?:[ \t]{4,}|\t|[ \t]*\|)")
 _CONTINUATION = re.compile(r"^[ \t]{2,}\S")
 
 
+def _prose(text: str) -> bool:
+    """Whether a paragraph starting with ``text`` is prose for paragraph_block, told by its first line
+    alone when that line is not blank (then it is the first line present): a list item, indented code
+    or a table row starts with white space, "|" or a list marker (the marker never reaches past the
+    line's end), and a table whose rows do not start with "|" has " | " in its first row."""
+    first = text[:1]
+    if not first or first.isspace() or first == "|" or _LIST_ITEM.match(text):
+        return False
+    end = text.find("\n")
+    return " | " not in (text if end < 0 else text[:end])
+
+
 def paragraph_block(lines: list[str]) -> Block:
     """A paragraph of lines as a block. List items keep one line each (their wrapped continuation
     lines joined to them); table rows (lines that start with "|" or whose cells are separated by
     " | ") and indented code keep their line breaks; prose is unwrapped."""
+    if _prose(lines[0]):
+        return Block(BlockKind.PARAGRAPH, "\n".join(lines))
     present = [line for line in lines if line.strip()]
     if (
         present
@@ -36,6 +50,12 @@ def paragraph_block(lines: list[str]) -> Block:
     return Block(BlockKind.PARAGRAPH, "\n".join(lines))
 
 
+def _paragraph(para: str) -> Block:
+    """The paragraph's block, as paragraph_block gives it for the paragraph's lines; prose, the usual
+    case, is told without splitting the paragraph into lines."""
+    return Block(BlockKind.PARAGRAPH, para) if _prose(para) else paragraph_block(para.split("\n"))
+
+
 def _title_line(block: Block) -> str | None:
     text = block.text.strip()
     if (
@@ -50,8 +70,8 @@ def _title_line(block: Block) -> str | None:
 
 def extract_text(data: bytes) -> ExtractedDocument:
     decoded = decode(data)
-    text = decoded.text.replace("\r\n", "\n").replace("\r", "\n")
-    blocks = [paragraph_block(para.split("\n")) for para in _BLANK_LINE.split(text) if para.strip()]
+    text = unix_newlines(decoded.text)
+    blocks = [_paragraph(para) for para in _BLANK_LINE.split(text) if para.strip()]
     title = _title_line(blocks[0]) if len(blocks) > 1 else None
     if title is not None:
         blocks[0] = Block(BlockKind.HEADING, title, level=1)
