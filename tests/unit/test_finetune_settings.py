@@ -597,3 +597,21 @@ def test_a_batch_names_its_prompts_file_and_gets_its_own_job_name() -> None:
     }
     assert "batch.prompts must be an S3 object URI" in only_problem(event(batch={"prompts": "prompts.jsonl"}))
     assert "unknown field batch.'model'" in only_problem(event(batch={"prompts": "s3://bucket/p.jsonl", "model": "x"}))
+
+
+def test_the_judges_and_the_batchs_job_loops_share_the_history_with_the_trials() -> None:
+    served = {
+        "base_model": NOVA,
+        "deployment": "on_demand",
+        "search": {"trials": [{"epochCount": 1}, {"epochCount": 2}]},
+    }
+    alone = validate_input(event(**served), "run-1")
+    judged = validate_input(event(**served, evaluation={"judge_model": "us.amazon.nova-pro-v1:0"}), "run-1")
+    both = validate_input(
+        event(
+            **served, evaluation={"judge_model": "us.amazon.nova-pro-v1:0"}, batch={"prompts": "s3://bucket/p.jsonl"}
+        ),
+        "run-1",
+    )
+    # 2,000 checks in all: two trials; then two judge jobs more; then the batch job too.
+    assert [s["max_checks"] for s in (alone, judged, both)] == [1000, 500, 400]

@@ -810,8 +810,10 @@ def validate_input(
     settings["trials"] = trials_for(settings, overrides, given, family, execution_name)
     settings["max_parallel"] = max_parallel
     settings["keep"] = keep
-    # A standard workflow holds 25,000 history events: the trials share the checks.
-    settings["max_checks"] = max(1, MAX_CHECKS // len(settings["trials"]))
+    # A standard workflow holds 25,000 history events: every job loop shares the checks (each trial's,
+    # the judge's two jobs', the batch job's), each followed for at most its share.
+    loops = len(settings["trials"]) + (2 if evaluation and evaluation.get("judge_model") else 0) + (1 if batch else 0)
+    settings["max_checks"] = max(1, MAX_CHECKS // loops)
     if checked is not None:
         settings["model_check"] = checked
         settings["warnings"] = read.warnings
