@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from sluice.model import Block, BlockKind, CleaningStats
+from sluice.pipeline.extract.decode import unix_newlines
 
 _LIGATURES = str.maketrans(
     {
@@ -102,8 +103,7 @@ def clean_blocks(blocks: Iterable[Block]) -> tuple[list[Block], CleaningStats]:
                 text, c = _CONTROLS.subn("", text)
                 text, f = _FORMATS.subn("", text)
                 controls, formats = controls + c, formats + f
-        if "\r" in text:
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = unix_newlines(text)
         if "-\n" in text:
             text = _HYPHENATED.sub(join, text)
         if _DOTS.search(text):
