@@ -696,11 +696,11 @@ def _batch_outcome(state: Mapping[str, Any]) -> dict[str, Any]:
     outcome: dict[str, Any] = {"records": dataset.get("batch_records"), "output_uri": dataset.get("batch_output_uri")}
     check, error = (state.get("batch_check") or {}).get("Detail") or {}, state.get("batch_error")
     job = (state.get("batch_job") or {}).get("JobArn")
-    if error and job:  # started, then a check failed: the job may well be running
-        reason = f"{error.get('Error')}: {error.get('Cause')}"
-        return outcome | {"status": "NotFollowed", "job_arn": job, "reason": reason}
     if error:
-        return outcome | {"status": "NotRun", "reason": f"{error.get('Error')}: {error.get('Cause')}"}
+        reason = f"{error.get('Error')}: {error.get('Cause')}"
+        if job:  # started, then a check failed: the job may well be running
+            return outcome | {"status": "NotFollowed", "job_arn": job, "reason": reason}
+        return outcome | {"status": "NotRun", "reason": reason}
     if not check:
         return outcome | {
             "status": "NotRun",
