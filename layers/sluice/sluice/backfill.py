@@ -57,6 +57,7 @@ MAX_KEY_BYTES = 1024  # S3's longest key
 INPUT_FIELDS = ("prefix", "rate", "dry_run", "manifest")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 SHOWN_PROBLEMS = 20
+MAX_EXAMPLES, MAX_EXAMPLE_CHARS = 3, 200  # refused items a batch logs
 
 
 class BackfillInputError(SluiceError):
@@ -279,6 +280,16 @@ class Progress:
         return max(listing, queueing)
 
 
+@dataclass(frozen=True)
+class RunStatus:
+    """A run as an operator follows it: its progress, and the documents the ingest function recorded as
+    processed or quarantined since the run started (by any trigger: its rechecks and new uploads alike)."""
+
+    progress: Progress
+    processed: int
+    quarantined: int
+
+
 class ProgressStore(Protocol):
     """Each run's plan and start, and one record per finished batch with its counts."""
 
@@ -303,13 +314,17 @@ class BatchResult:
     batch: str  # its record's name in the run
     counts: Counts  # what this call counted (nothing for a batch recorded already)
     wait_seconds: int  # the child's Pace
+    dry_run: bool = False
     repeated: bool = False  # the batch was recorded before: nothing was queued or counted
+    examples: tuple[str, ...] = ()  # refused items, shortened, for the logs
 
     def to_json(self) -> dict[str, Any]:
         return {
             "batch": self.batch,
             "wait_seconds": self.wait_seconds,
+            "dry_run": self.dry_run,
             "repeated": self.repeated,
+            "examples": list(self.examples),
             **self.counts.to_json(),
         }
 
@@ -409,8 +424,8 @@ class Backfill:
         run, rate, concurrency, dry_run = _batch_input(batch_input)
         name = batch_name(items)
         if self.progress.finished(run, name):
-            return BatchResult(name, Counts(), 0, repeated=True)
-        counts, rechecks = self._decide(items)
+            return BatchResult(name, Counts(), 0, dry_run, repeated=True)
+        counts, rechecks, refused = self._decide(items)
         if rechecks and not dry_run:
             trigger = f"backfill:{run}"
             self.queues.send(
@@ -420,7 +435,8 @@ class Backfill:
         recorded = self.progress.record(run, name, counts, self.clock())
         sent = 0 if dry_run else counts.queued
         wait = pace_seconds(sent, concurrency, rate, self.timer() - started)
-        return BatchResult(name, counts if recorded else Counts(), wait, repeated=not recorded)
+        examples = tuple(repr(item)[:MAX_EXAMPLE_CHARS] for item in refused[:MAX_EXAMPLES])
+        return BatchResult(name, counts if recorded else Counts(), wait, dry_run, not recorded, examples)
 
     def summary(self, run: str) -> Progress:
         progress = self.progress.progress(run)
@@ -428,14 +444,17 @@ class Backfill:
             raise BackfillInputError([f"no backfill run is recorded under {run!r}"])
         return progress
 
-    def _decide(self, items: Sequence[Any]) -> tuple[Counts, list[str]]:
+    def _decide(self, items: Sequence[Any]) -> tuple[Counts, list[str], list[Any]]:
+        """The batch's counts, the keys to recheck, and the items refused."""
         counts = Counts(listed=len(items))
         etags: dict[str, str] = {}
         unknown: list[str] = []  # listed without an ETag: asked of S3
+        refused: list[Any] = []
         for item in items:
             listed = _listed(item, self.settings.raw_bucket)
             if isinstance(listed, Refusal):
                 _tally(counts.refused, listed.value)
+                refused.append(item)
             elif isinstance(listed, Skip):
                 _tally(counts.skipped, listed.value)
             elif listed[0] in etags or listed[0] in unknown:
@@ -456,7 +475,7 @@ class Backfill:
         counts.queued = len(verdicts.drift)
         for drift in verdicts.drift.values():
             _tally(counts.found, drift.value)
-        return counts, list(verdicts.drift)
+        return counts, list(verdicts.drift), refused
 
     def _etags(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Each object's ETag in RawBucket now (None: there is none), asked on ``threads`` threads."""
