@@ -246,7 +246,8 @@ def test_an_inventory_row_is_read_as_s3_writes_it(world: World) -> None:
         {"Bucket": RAW, "Key": "notes/%FF.md", "ETag": etag},  # percent-decodes to a byte that is not UTF-8
     ]
     backfill = world.backfill()
-    plan = backfill.plan({"manifest": {"bucket": "inventories", "key": "raw/all/2027-01-01T00-00Z/manifest.json"}}, "i")
+    manifest = {"bucket": "inventories", "key": f"inventory/{RAW}/all/2027-01-01T00-00Z/manifest.json"}
+    plan = backfill.plan({"manifest": manifest}, "i")
 
     _run(backfill, rows, plan)
 
@@ -392,9 +393,16 @@ def test_every_problem_of_the_input_is_reported_at_once(world: World) -> None:
         ({"rate": math.inf}, "rate must"),
         ({"rate": True}, "rate must"),
         ({"prefix": "x" * 1025}, "prefix"),
-        ({"manifest": {"bucket": "elsewhere", "key": "a/manifest.json"}}, "inventories only"),
-        ({"manifest": {"bucket": "inventories", "key": "a/data.csv"}}, "manifest.key"),
-        ({"manifest": {"bucket": "inventories", "key": "a/manifest.json"}, "prefix": "notes/"}, "listing"),
+        (
+            {"manifest": {"bucket": "elsewhere", "key": f"{RAW}/all/2027-01-01T00-00Z/manifest.json"}},
+            "inventories only",
+        ),
+        ({"manifest": {"bucket": "inventories", "key": f"{RAW}/all/data/1.csv.gz"}}, "manifest.key must be the key"),
+        ({"manifest": {"bucket": "inventories", "key": "other/all/2027-01-01T00-00Z/manifest.json"}}, "of RawBucket"),
+        (
+            {"manifest": {"bucket": "inventories", "key": f"{RAW}/c/2027-01-01T00-00Z/manifest.json"}, "prefix": "n"},
+            "listing",
+        ),
     ],
 )
 def test_a_wrong_input_is_refused_with_its_reason(world: World, request_: dict[str, Any], fragment: str) -> None:
@@ -406,7 +414,7 @@ def test_a_stack_without_an_inventory_bucket_refuses_a_manifest(world: World) ->
     backfill = world.backfill()
     backfill.settings = BackfillSettings(RAW, QUEUE, inventory_bucket=None)
     with pytest.raises(BackfillInputError, match="BackfillInventoryBucket"):
-        backfill.plan({"manifest": {"bucket": "inventories", "key": "a/manifest.json"}}, "run")
+        backfill.plan({"manifest": {"bucket": "inventories", "key": f"{RAW}/c/2027-01-01T00-00Z/manifest.json"}}, "run")
 
 
 def test_a_batch_without_its_run_settings_is_refused(world: World) -> None:

@@ -149,10 +149,9 @@ def _tally(counts: dict[str, int], reason: str, n: int = 1) -> None:
         counts[reason] = counts.get(reason, 0) + n
 
 
-def make_plan(request: Any, execution: str, *, inventory_bucket: str | None) -> Plan:
+def make_plan(request: Any, execution: str, settings: BackfillSettings) -> Plan:
     """The run's settings from the execution's input (``{}`` takes every default), or
-    BackfillInputError naming every problem. ``inventory_bucket``: the bucket the stack may read
-    inventories from (None: none)."""
+    BackfillInputError naming every problem."""
     problems: list[str] = []
     if not isinstance(request, dict):
         raise BackfillInputError([f"the input must be a JSON object, not {type(request).__name__}"])
@@ -174,7 +173,7 @@ def make_plan(request: Any, execution: str, *, inventory_bucket: str | None) -> 
     if not _key_like(prefix):
         problems.append("prefix must be a string of at most 1,024 UTF-8 bytes (a key prefix of RawBucket)")
         prefix = ""
-    manifest = _manifest(request.get("manifest"), inventory_bucket, problems)
+    manifest = _manifest(request.get("manifest"), settings, problems)
     if manifest is not None and prefix:
         problems.append("prefix applies to a listing of RawBucket; an inventory lists what its configuration chose")
     if problems:
@@ -183,7 +182,9 @@ def make_plan(request: Any, execution: str, *, inventory_bucket: str | None) -> 
     return Plan(execution, rate, batch_size, concurrency, bool(dry_run), prefix, manifest)
 
 
-def _manifest(value: Any, inventory_bucket: str | None, problems: list[str]) -> dict[str, str] | None:
+def _manifest(value: Any, settings: BackfillSettings, problems: list[str]) -> dict[str, str] | None:
+    """An S3 Inventory manifest of RawBucket, in the bucket the stack may read inventories from. S3
+    writes one at ``[prefix/]<source bucket>/<configuration>/<date>/manifest.json``."""
     if value is None:
         return None
     if not isinstance(value, dict) or set(value) != {"bucket", "key"}:
@@ -192,12 +193,14 @@ def _manifest(value: Any, inventory_bucket: str | None, problems: list[str]) -> 
     bucket, key = value["bucket"], value["key"]
     if not (isinstance(bucket, str) and _BUCKET.match(bucket)):
         problems.append("manifest.bucket must be an S3 bucket name")
-    elif inventory_bucket is None:
+    elif settings.inventory_bucket is None:
         problems.append("this stack reads no S3 Inventory: deploy it with BackfillInventoryBucket set to its bucket")
-    elif bucket != inventory_bucket:
-        problems.append(f"this stack reads inventories in {inventory_bucket} only (BackfillInventoryBucket)")
-    if not (_key_like(key) and key.endswith("manifest.json")):
+    elif bucket != settings.inventory_bucket:
+        problems.append(f"this stack reads inventories in {settings.inventory_bucket} only (BackfillInventoryBucket)")
+    if not (_key_like(key) and key.endswith("/manifest.json")):
         problems.append("manifest.key must be the key of an S3 Inventory's manifest.json")
+    elif settings.raw_bucket not in key.split("/")[:-3]:
+        problems.append(f"manifest.key must be a manifest of an inventory of RawBucket ({settings.raw_bucket})")
     return {"bucket": str(bucket), "key": str(key)}
 
 
@@ -367,7 +370,7 @@ def _listed(item: Any, bucket: str) -> tuple[str, str | None] | Refusal | Skip:
     return key, (etag.strip('"') or None) if etag is not None else None
 
 
-def _batch_input(data: Any) -> tuple[str, float, int, bool]:
+def batch_input_of(data: Any) -> tuple[str, float, int, bool]:
     """(run, rate, concurrency, dry_run) from the BatchInput the Map adds to every child's input."""
     data = data if isinstance(data, dict) else {}
     run, rate, concurrency = data.get("run"), _number(data.get("rate")), _number(data.get("concurrency"))
@@ -414,14 +417,14 @@ class Backfill:
         self.timer = timer
 
     def plan(self, request: Any, execution: str) -> Plan:
-        plan = make_plan(request, execution, inventory_bucket=self.settings.inventory_bucket)
+        plan = make_plan(request, execution, self.settings)
         self.progress.begin(plan, self.clock())
         return plan
 
     def batch(self, items: Sequence[Any], batch_input: Any) -> BatchResult:
         """Decide, queue, record and pace one child's items (see the module's docstring)."""
         started = self.timer()
-        run, rate, concurrency, dry_run = _batch_input(batch_input)
+        run, rate, concurrency, dry_run = batch_input_of(batch_input)
         name = batch_name(items)
         if self.progress.finished(run, name):
             return BatchResult(name, Counts(), 0, dry_run, repeated=True)
