@@ -44,7 +44,8 @@ def test_each_batch_is_recorded_once_and_the_summary_adds_them_up(dynamodb: Any)
     second = Counts(listed=7, queued=1, unchanged=5, found={"unrecorded": 1}, refused={"malformed item": 1})
     assert store.record("run-1", "a", first, 101.0) and store.record("run-1", "b", second, 102.0)
     assert not store.record("run-1", "a", second, 103.0)  # the same batch again: nothing written
-    assert store.finished("run-1", "a") and not store.finished("run-1", "c") and not store.finished("run-2", "a")
+    assert store.recorded("run-1", "a") == first  # the first record holds
+    assert store.recorded("run-1", "c") is None and store.recorded("run-2", "a") is None
     store.begin(Plan(run="run-2", rate=1.0, batch_size=6, max_concurrency=40), 104.0)
     store.record("run-2", "a", second, 105.0)  # another run's batch of the same name: its own
 

@@ -361,8 +361,9 @@ class FakeProgressStore:
     def begin(self, plan: Plan, now: float) -> None:
         self.runs.setdefault(plan.run, (json.dumps(plan.to_json()), now))
 
-    def finished(self, run: str, batch: str) -> bool:
-        return (run, batch) in self.batches
+    def recorded(self, run: str, batch: str) -> Counts | None:
+        counts = self.batches.get((run, batch))
+        return Counts.from_json(json.loads(counts)) if counts is not None else None
 
     def record(self, run: str, batch: str, counts: Counts, now: float) -> bool:
         if (run, batch) in self.batches:

@@ -208,7 +208,8 @@ def test_a_batch_seen_again_queues_nothing_and_counts_nothing_twice(world: World
     again = backfill.batch(items, batch_input)  # a redriven child, or a retried invocation
 
     assert first.counts.queued == 1 and not first.repeated
-    assert again.repeated and again.counts.queued == 0 and again.wait_seconds == 0
+    assert again.repeated and again.counts.queued == 0
+    assert again.wait_seconds == first.wait_seconds == 2  # a retry keeps the batch's pace: 1 x 40 / 20
     assert world.rechecks("run-1") == ["notes/new.md"]
     progress = backfill.summary("run-1")
     assert (progress.batches, progress.counts.listed, progress.counts.queued) == (1, len(items), 1)

@@ -299,8 +299,8 @@ class ProgressStore(Protocol):
     def begin(self, plan: Plan, now: float) -> None:
         """Record the run's plan and start time, unless the run is recorded already."""
 
-    def finished(self, run: str, batch: str) -> bool:
-        """Whether this batch of this run was recorded."""
+    def recorded(self, run: str, batch: str) -> Counts | None:
+        """The counts recorded for this batch of this run, if it was recorded."""
 
     def record(self, run: str, batch: str, counts: Counts, now: float) -> bool:
         """Record a finished batch, unless it was: whether this call recorded it."""
@@ -426,8 +426,10 @@ class Backfill:
         started = self.timer()
         run, rate, concurrency, dry_run = batch_input_of(batch_input)
         name = batch_name(items)
-        if self.progress.finished(run, name):
-            return BatchResult(name, Counts(), 0, dry_run, repeated=True)
+        done = self.progress.recorded(run, name)
+        if done is not None:  # still paced: a retry may follow an attempt whose answer was lost
+            wait = pace_seconds(0 if dry_run else done.queued, concurrency, rate, self.timer() - started)
+            return BatchResult(name, Counts(), wait, dry_run, repeated=True)
         counts, rechecks, refused = self._decide(items)
         if rechecks and not dry_run:
             trigger = f"backfill:{run}"

@@ -56,16 +56,10 @@ class DynamoDBProgressStore:
         record = {"plan": {"S": json.dumps(plan.to_json())}, "started_at": {"N": repr(now)}}
         self._put_once({**self._key(plan.run, RUN_ITEM), **record})
 
-    def finished(self, run: str, batch: str) -> bool:
+    def recorded(self, run: str, batch: str) -> Counts | None:
         key = self._key(run, BATCH_ITEM_PREFIX + batch)
-        found = self._db.get_item(
-            TableName=self.table,
-            Key=key,
-            ConsistentRead=True,
-            ProjectionExpression="#i",
-            ExpressionAttributeNames={"#i": "item"},
-        )
-        return "Item" in found
+        item = self._db.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        return Counts.from_json(json.loads(item["counts"]["S"])) if item else None
 
     def record(self, run: str, batch: str, counts: Counts, now: float) -> bool:
         record = {"counts": {"S": json.dumps(counts.to_json())}, "recorded_at": {"N": repr(now)}}
