@@ -157,7 +157,9 @@ def make_plan(request: Any, execution: str, settings: BackfillSettings) -> Plan:
         raise BackfillInputError([f"the input must be a JSON object, not {type(request).__name__}"])
     unknown = sorted(str(k) for k in request if k not in INPUT_FIELDS)
     if unknown:
-        problems.append(f"unknown field(s) {', '.join(map(repr, unknown))}; the input takes {', '.join(INPUT_FIELDS)}")
+        named = ", ".join(repr(k[:40]) for k in unknown[:5])
+        named += f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        problems.append(f"unknown field(s) {named}; the input takes {', '.join(INPUT_FIELDS)}")
     if not (isinstance(execution, str) and 0 < len(execution) <= 80):
         problems.append("the execution has no name (Step Functions passes $$.Execution.Name)")
     rate = _number(request.get("rate", DEFAULT_RATE))
