@@ -120,3 +120,12 @@ def test_status_index_counts_and_lists(registry: DynamoDBRegistry) -> None:
     assert {s: registry.count(s) for s in Status} == {Status.PROCESSED: 2, Status.QUARANTINED: 1, Status.DELETED: 1}
     assert [r.reason for r in registry.records(Status.QUARANTINED)] == ["encrypted"]
     assert len(list(registry.records())) == 4
+
+
+def test_the_status_index_counts_records_changed_since_a_time(registry: DynamoDBRegistry) -> None:
+    for i, updated in enumerate(["2026-11-28T00:00:00.000Z", "2026-11-28T00:00:01.000Z", "2026-11-28T00:00:02.500Z"]):
+        registry.acquire(f"d{i}", "me", now=1.0, lease_seconds=30)
+        registry.commit(_record(f"d{i}").evolve(updated_at=updated), "me", keep_lease_until=None)
+    assert registry.count(Status.PROCESSED, since="2026-11-28T00:00:01.000Z") == 2
+    assert registry.count(Status.PROCESSED, since="2026-11-28T00:00:03.000Z") == 0
+    assert registry.count(Status.PROCESSED) == 3

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice import sinks
+from sluice.backfill import Counts, Plan, Progress
 from sluice.bus import DocumentEvent
 from sluice.errors import DocumentBusyError, LeaseLostError, TransientError
 from sluice.reconcile import PassBusyError, Report
@@ -344,3 +345,35 @@ class FakeListedKnowledgeBase(FakeKnowledgeBase):
         self.calls.append(("list", len(uris[start : start + max_results])))
         more = start + max_results < len(uris)
         return dict.fromkeys(uris[start : start + max_results], "INDEXED"), str(start + max_results) if more else None
+
+
+# -- a backfill's port ------------------------------------------------------------------------------------
+
+
+class FakeProgressStore:
+    """Backfill runs as the table keeps them: each run's plan (JSON) and start, kept from the first
+    Plan, and each batch's counts (JSON), recorded once."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, tuple[str, float]] = {}
+        self.batches: dict[tuple[str, str], str] = {}
+
+    def begin(self, plan: Plan, now: float) -> None:
+        self.runs.setdefault(plan.run, (json.dumps(plan.to_json()), now))
+
+    def recorded(self, run: str, batch: str) -> Counts | None:
+        counts = self.batches.get((run, batch))
+        return Counts.from_json(json.loads(counts)) if counts is not None else None
+
+    def record(self, run: str, batch: str, counts: Counts, now: float) -> bool:
+        if (run, batch) in self.batches:
+            return False
+        self.batches[(run, batch)] = json.dumps(counts.to_json())
+        return True
+
+    def progress(self, run: str) -> Progress | None:
+        if run not in self.runs:
+            return None
+        plan, started = self.runs[run]
+        batches = (Counts.from_json(json.loads(c)) for (r, _), c in self.batches.items() if r == run)
+        return Progress.summed(Plan.from_json(json.loads(plan)), started, batches)

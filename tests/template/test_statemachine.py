@@ -1,6 +1,8 @@
-"""statemachine/finetune.asl.json: valid Amazon States Language (asl-validator), and the rules a
-console user relies on: every Task retries transient errors and catches the rest into a failure
-notification, every Choice has a Default, ARNs arrive only through DefinitionSubstitutions."""
+"""statemachine/*.asl.json: valid Amazon States Language (asl-validator), every Task (in a Map's
+iterations too) retrying transient errors, every Choice with a Default, ARNs arriving only through
+DefinitionSubstitutions; and the fine-tune workflow's own rules a console user relies on: every Task
+catches what it does not retry into a failure notification. The backfill workflow's own rules:
+test_backfill.py."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from template.conftest import ROOT
 
 pytestmark = pytest.mark.template
 ASL = ROOT / "statemachine" / "finetune.asl.json"
+MACHINES = {"FineTuneStateMachine": ASL, "BackfillStateMachine": ROOT / "statemachine" / "backfill.asl.json"}
 VALIDATOR = ROOT / ".venv" / "tools" / "node" / "node_modules" / ".bin" / "asl-validator"
 
 
@@ -24,18 +27,29 @@ def definition() -> dict[str, Any]:
     return dict(json.loads(ASL.read_text()))
 
 
-def test_asl_validator_accepts_the_definition() -> None:
+@pytest.mark.parametrize("machine", MACHINES)
+def test_asl_validator_accepts_the_definition(machine: str) -> None:
     assert VALIDATOR.exists(), "asl-validator is not installed; run make install"
-    result = subprocess.run([str(VALIDATOR), "--json-path", str(ASL)], capture_output=True, text=True, check=False)
+    path = str(MACHINES[machine])
+    result = subprocess.run([str(VALIDATOR), "--json-path", path], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_task_retries_and_catches(definition: dict[str, Any]) -> None:
+@pytest.mark.parametrize("machine", MACHINES)
+def test_every_task_retries_with_jitter_and_every_choice_has_a_default(machine: str) -> None:
+    definition = json.loads(MACHINES[machine].read_text())
+    for name, state in _tasks(definition["States"]).items():
+        assert state.get("Retry"), f"{name} has no Retry"
+        assert all(rule.get("JitterStrategy") == "FULL" for rule in state["Retry"]), name
+    for name, state in _states(definition["States"]).items():
+        if state["Type"] == "Choice":
+            assert "Default" in state, f"{name} has no Default"
+
+
+def test_every_task_catches(definition: dict[str, Any]) -> None:
     for name, state in definition["States"].items():
         if state["Type"] != "Task":
             continue
-        assert state.get("Retry"), f"{name} has no Retry"
-        assert all(rule.get("JitterStrategy") == "FULL" for rule in state["Retry"]), name
         catches = state.get("Catch") or []
         assert any("States.ALL" in c["ErrorEquals"] for c in catches), f"{name} does not catch everything"
         targets = {c["Next"] for c in catches}
@@ -49,23 +63,21 @@ def test_every_task_retries_and_catches(definition: dict[str, Any]) -> None:
             assert trial[state["Catch"][0]["Next"]].get("End") is True, name
 
 
-def test_every_choice_has_a_default_and_every_failure_path_ends_in_the_fail_state(definition: dict[str, Any]) -> None:
+def test_every_failure_path_ends_in_the_fail_state(definition: dict[str, Any]) -> None:
     states = definition["States"]
-    for name, state in states.items():
-        if state["Type"] == "Choice":
-            assert "Default" in state, f"{name} has no Default"
     assert states["NotifyFailure"]["Next"] == "ErrorNamed?"
     assert {states["ErrorNamed?"]["Default"], states["NameStepFailure"]["Next"]} == {"FineTuneFailed"}
     assert states["FineTuneFailed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
 
 
-def test_arns_arrive_only_through_definition_substitutions(definition: dict[str, Any], source: dict[str, Any]) -> None:
-    text = ASL.read_text()
+@pytest.mark.parametrize("name", MACHINES)
+def test_arns_arrive_only_through_definition_substitutions(name: str, source: dict[str, Any]) -> None:
+    text = MACHINES[name].read_text()
     placeholders = set(re.findall(r"\$\{(\w+)\}", text))
-    machine = source["Resources"]["FineTuneStateMachine"]["Properties"]
+    machine = source["Resources"][name]["Properties"]
     assert placeholders == set(machine["DefinitionSubstitutions"])
     assert not re.search(r"arn:aws:(?!states:::)", text), "a literal ARN other than a service integration"
-    assert machine["DefinitionUri"] == "statemachine/finetune.asl.json"
+    assert machine["DefinitionUri"] == f"statemachine/{MACHINES[name].name}"
 
 
 def test_the_workflow_reads_as_the_issue_describes(definition: dict[str, Any]) -> None:
@@ -84,16 +96,20 @@ def test_the_workflow_reads_as_the_issue_describes(definition: dict[str, Any]) -
     assert states["NotifySuccess"]["Parameters"]["Message.$"] == "$.result.message"
 
 
-def _tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    tasks = {}
+def _states(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state, those of parallel branches and of Map iterations included."""
+    found = {}
     for name, state in states.items():
-        if state["Type"] == "Task":
-            tasks[name] = state
+        found[name] = state
         for branch in state.get("Branches", []):
-            tasks |= _tasks(branch["States"])
+            found |= _states(branch["States"])
         if "ItemProcessor" in state:
-            tasks |= _tasks(state["ItemProcessor"]["States"])
-    return tasks
+            found |= _states(state["ItemProcessor"]["States"])
+    return found
+
+
+def _tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: state for name, state in _states(states).items() if state["Type"] == "Task"}
 
 
 def _retried(state: dict[str, Any]) -> set[str]:

@@ -69,7 +69,7 @@ def test_the_core_imports_no_adapter_and_not_the_root() -> None:
 
 
 def test_a_handler_is_powertools_one_call_to_the_root_and_metrics() -> None:
-    assert len(HANDLERS) == 5
+    assert len(HANDLERS) == 6
     for path in HANDLERS:
         modules = _modules(path)
         ours = {m for m in modules if m.split(".")[0] == "sluice"}

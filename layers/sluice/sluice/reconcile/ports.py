@@ -1,6 +1,7 @@
 """What the reconciler needs besides the storage ports (``sluice.storage``) and the indexes' own
-(``KnowledgeBaseIndex``, ``KendraIndex``): the registry table read page by page, the sink states
-read many at a time and corrected by version, the repair queues, and the pass's own state."""
+(``KnowledgeBaseIndex``, ``KendraIndex``): the registry table read page by page (and looked up by
+id, which a backfill needs too), the sink states read many at a time and corrected by version, the
+repair queues, and the pass's own state."""
 
 from __future__ import annotations
 
@@ -17,15 +18,17 @@ from sluice.sinks import SinkState
 Cursor = Any
 
 
-class RegistryPages(Protocol):
-    def scan_page(self, start: Cursor, limit: int) -> tuple[list[DocumentRecord], list[SinkState], Cursor]:
-        """One page of the registry, read consistently: the records and the sink states on it, and
-        where the next page starts (None after the last)."""
-
+class RecordLookup(Protocol):
     def lookup(self, doc_ids: Iterable[str]) -> dict[str, DocumentRecord | None]:
         """What the registry holds under each id, read consistently: the record, or None while a
         first ingestion holds the lease and has not yet written one. Ids it has nothing under are
         left out."""
+
+
+class RegistryPages(RecordLookup, Protocol):
+    def scan_page(self, start: Cursor, limit: int) -> tuple[list[DocumentRecord], list[SinkState], Cursor]:
+        """One page of the registry, read consistently: the records and the sink states on it, and
+        where the next page starts (None after the last)."""
 
 
 class SinkStates(Protocol):

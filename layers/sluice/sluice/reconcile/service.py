@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from sluice.compat import batched
@@ -14,14 +14,13 @@ from sluice.pipeline.files import (
     DOCUMENT_PREFIX,
     chunk_key,
     chunk_prefix,
-    document_id,
     processed_owner,
     s3_uri,
     sidecar_key,
     text_key,
 )
-from sluice.pipeline.metadata import document_of, sidecar_of
 from sluice.reconcile.ports import Cursor, PassStore, RegistryPages, RepairQueues, SinkStates
+from sluice.reconcile.raw import judge_raw, under_way
 from sluice.reconcile.repairs import Repairs
 from sluice.reconcile.report import PHASES, Drift, Report
 from sluice.reconcile.settings import ReconcileSettings
@@ -37,11 +36,6 @@ from sluice.timestamps import epoch, iso
 
 # Quarantines that no pipeline change can lift: the bytes themselves are the problem.
 FINAL_REASONS = frozenset({Reason.EMPTY.value})
-
-
-def _under_way(found: dict[str, DocumentRecord | None], doc_id: str) -> bool:
-    """A first ingestion holds the document's lease and writes its files before its record."""
-    return doc_id in found and found[doc_id] is None
 
 
 class Reconciler:
@@ -135,35 +129,23 @@ class Reconciler:
     def _raw_page(self, report: Report, cursor: str | None, repairs: Repairs) -> str | None:
         bucket = self.settings.raw_bucket
         page = self.listing.page(bucket, prefix="", start_after=cursor, limit=self.settings.page_size)
-        objects = {o.key: o.etag for o in page.objects}
-        if not objects:
+        if not page.objects:
             return None
-        last_key = max(objects)
-        documents = {k: document_id(s3_uri(bucket, k)) for k in objects if document_of(k) is None}
-        found = self.registry.lookup(documents.values())
-        for key, doc_id in documents.items():
-            report.count(report.examined, "objects")
-            if _under_way(found, doc_id):
-                continue
-            record = found.get(doc_id)
-            uri = s3_uri(bucket, key)
-            if record is None or record.status is Status.DELETED:
-                report.add(Drift.UNRECORDED, uri)
-            elif record.etag != objects[key] or self._sidecar_etag(key, objects, last_key, page.truncated) != (
-                record.metadata_etag
-            ):
-                report.add(Drift.STALE, uri)
-            else:
-                continue
+        last_key = max(o.key for o in page.objects)
+
+        def sidecar_etags(sidecars: Sequence[str]) -> dict[str, str | None]:
+            etags: dict[str, str | None] = {}
+            for sidecar in sidecars:  # listed in key order: one the page lacks can only be on a later page
+                head = self.objects.head(bucket, sidecar) if page.truncated and sidecar > last_key else None
+                etags[sidecar] = head.etag if head is not None else None
+            return etags
+
+        verdicts = judge_raw(bucket, {o.key: o.etag for o in page.objects}, self.registry, sidecar_etags)
+        report.count(report.examined, "objects", verdicts.documents)
+        for key, drift in verdicts.drift.items():
+            report.add(drift, s3_uri(bucket, key))
             repairs.ask(bucket, key)
         return last_key if page.truncated else None
-
-    def _sidecar_etag(self, key: str, objects: dict[str, str], last_key: str, truncated: bool) -> str | None:
-        sidecar = sidecar_of(key)
-        if sidecar in objects or not truncated or sidecar < last_key:
-            return objects.get(sidecar)
-        head = self.objects.head(self.settings.raw_bucket, sidecar)  # on the next page, perhaps
-        return head.etag if head is not None else None
 
     # -- registry: every record matches its object, its files and each sink ----------------------------------
 
@@ -235,7 +217,7 @@ class Reconciler:
             if owner is None:
                 continue  # not a document's file
             doc_id, chunk = owner
-            if _under_way(found, doc_id):
+            if under_way(found, doc_id):
                 continue
             record = found.get(doc_id)
             if record is not None and record.status is Status.PROCESSED and (chunk is None or chunk in record.chunks):

@@ -173,16 +173,21 @@ class DynamoDBRegistry:
                 states.append(state_from_item(item))
         return records, states, resp.get("LastEvaluatedKey")
 
-    def count(self, status: Status) -> int:
-        """Documents in ``status``, counted on the status index (no items are read)."""
+    def count(self, status: Status, since: str | None = None) -> int:
+        """Documents in ``status`` (and whose record changed at or after ``since``, an ISO time),
+        counted on the status index (no items are read)."""
         total = 0
+        condition, values = "#s = :s", {":s": {"S": status.value}}
+        if since is not None:
+            condition += " AND updated_at >= :since"
+            values[":since"] = {"S": since}
         pages = self._db.get_paginator("query").paginate(
             TableName=self.table,
             IndexName=STATUS_INDEX,
             Select="COUNT",
-            KeyConditionExpression="#s = :s",
+            KeyConditionExpression=condition,
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":s": {"S": status.value}},
+            ExpressionAttributeValues=values,
         )
         for page in pages:
             total += int(page.get("Count", 0))
