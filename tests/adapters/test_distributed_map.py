@@ -1,8 +1,8 @@
 """Step Functions' Distributed Map on the local stack (``sluice_local.distributed_map``): small state
 machines run by moto's interpreter in this process, with the local stack's patches, through real
 clients. Children are Pass, Choice and Wait states, or a Lambda task answered in-process where a test
-must see which batches ran. Nothing here waits on the clock: concurrency is counted through a gate
-the test opens child by child."""
+must see which batches ran. Concurrency is counted through a gate the test opens child by child,
+not timed; the only clock is Express's time limit, shortened to let a child run past it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import gzip
 import io
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from sluice_local import distributed_map, emulators, moto_patches
+from support.awsfixtures import finished_execution
 
 BUCKET = "dmap-items"
 ROLE = "arn:aws:iam::123456789012:role/local"
@@ -77,15 +77,8 @@ class Stack:
             self.sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(payload))["executionArn"]
         )
 
-    def finished(self, execution: str, timeout: float = 60) -> dict[str, Any]:
-        """The execution once it has stopped running (the deadline only turns a hang into a failure)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            described = self.sfn.describe_execution(executionArn=execution)
-            if described["status"] != "RUNNING":
-                return dict(described)
-            time.sleep(0.05)
-        raise AssertionError(f"{execution} still running after {timeout} s")
+    def finished(self, execution: str) -> dict[str, Any]:
+        return finished_execution(self.sfn, execution)
 
     def run(self, machine: str, payload: dict[str, Any], name: str = "run-1") -> dict[str, Any]:
         return self.finished(self.start(machine, payload, name))
@@ -242,6 +235,13 @@ def test_batches_hold_at_most_max_items_and_the_batch_input(stack: Stack) -> Non
     counts = stack.map_run(execution["executionArn"])
     assert counts["itemCounts"]["succeeded"] == counts["itemCounts"]["total"] == 7
     assert counts["executionCounts"]["succeeded"] == counts["executionCounts"]["total"] == 3
+
+    by_bytes = {"MaxInputBytesPerBatchPath": "$.bytes"}
+    machine = stack.machine("by-bytes", {**_distributed(PASS), "ItemReader": LISTING, "ItemBatcher": by_bytes})
+    two_items = len(json.dumps({"Items": children[0]["Items"][:2]}, separators=(",", ":")))
+    execution = stack.run(machine, {"prefix": "docs/", "bytes": two_items}, name="run-2")
+    assert execution["status"] == "SUCCEEDED", execution
+    assert [len(child["Items"]) for child in json.loads(execution["output"])] == [2, 2, 2, 1]
 
 
 def test_a_batch_is_cut_where_the_next_item_would_pass_the_byte_limit() -> None:
