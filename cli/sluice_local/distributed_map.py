@@ -309,17 +309,19 @@ class MapRun:
 
     def exceeded(self) -> bool:
         """Whether failed and timed-out items pass the tolerated threshold: a count, a percentage
-        of all items, either when both are declared; any failure when neither is
+        of all items, either when both are declared (or set by UpdateMapRun); any failure when
+        neither is
         (https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html#maprun-fail-threshold)."""
         failed = self._items[FAILED] + self._items[TIMED_OUT]
         if failed == 0:
             return False
         total = sum(self._items.values())
+        count, percentage = self.record.tolerated_failure_count, self.record.tolerated_failure_percentage
         over = []
-        if "count" in self.spec.thresholds:
-            over.append(failed > self.record.tolerated_failure_count)
-        if "percentage" in self.spec.thresholds:
-            over.append(failed * 100 > self.record.tolerated_failure_percentage * total)
+        if "count" in self.spec.thresholds or count:
+            over.append(failed > count)
+        if "percentage" in self.spec.thresholds or percentage:
+            over.append(failed * 100 > percentage * total)
         return any(over) if over else True
 
     def counts(self) -> tuple[dict[str, int], dict[str, int]]:

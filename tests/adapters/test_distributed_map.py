@@ -323,20 +323,32 @@ def test_an_inventory_manifest_gives_one_item_a_row_keyed_by_its_file_schema(sta
 # -- concurrency, failures, redrive, stop -------------------------------------------------------
 
 
-def test_no_more_children_run_at_once_than_max_concurrency(stack: Stack, gate: Gate) -> None:
+def test_no_more_children_run_at_once_than_max_concurrency_even_when_it_is_updated(stack: Stack, gate: Gate) -> None:
     machine = stack.machine("budget", {**_distributed(WAIT), "ItemsPath": "$.items", "MaxConcurrencyPath": "$.most"})
     execution = stack.start(machine, {"items": list(range(7)), "most": 3})
     gate.until_holding(3)
     counts = stack.map_run(execution)["executionCounts"]
     assert (counts["running"], counts["pending"], counts["total"]) == (3, 4, 7)
-    for _ in range(4):  # each child let go makes room for exactly one more
+    for _ in range(2):  # each child let go makes room for exactly one more
         gate.let_go()
         gate.until_holding(3)
-    gate.let_go(3)
+    assert gate.most == 3
+
+    stack.sfn.update_map_run(mapRunArn=stack.map_run(execution)["mapRunArn"], maxConcurrency=1)
+    gate.let_go()
+    gate.until_holding(2)  # no room yet: two still run against a budget of one
+    gate.let_go()
+    gate.until_holding(1)
+    gate.let_go()
+    gate.until_holding(1)  # the sixth child, alone
+    gate.most = 1
+    gate.let_go()
+    gate.until_holding(1)
+    gate.let_go()
     finished = stack.finished(execution)
     assert finished["status"] == "SUCCEEDED", finished
     assert json.loads(finished["output"]) == list(range(7))
-    assert gate.most == 3
+    assert gate.most == 1
 
 
 def test_a_failing_child_fails_the_execution_when_no_failure_is_tolerated(stack: Stack) -> None:
