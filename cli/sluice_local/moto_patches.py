@@ -21,6 +21,9 @@ stack exercises the same paths as a deployed one:
   start collides with the first. Here it gets the UUID.
 - moto's GetExecutionHistory ignores ``reverseOrder`` (newest first), which `sluice finetune` uses to
   read only the events it has not seen; here it is honoured.
+- Step Functions' Distributed Map (ItemBatcher, Express children, every page of an S3 listing, S3
+  Inventory manifests, MaxConcurrency, the tolerated failure threshold, Map Run counts) and
+  RedriveExecution, which moto's interpreter lacks or gets wrong: ``distributed_map``.
 - moto's Step Functions interpreter logs an ERROR with a traceback-like line whenever a Choice's
   ``IsPresent`` test finds the path absent, which is that test's documented use; silenced.
 - Speed, with the same answers (``_speed_up``): the server lists moto's package directory on every
@@ -41,6 +44,8 @@ import time
 import uuid
 from typing import Any
 from urllib.parse import unquote
+
+from sluice_local import distributed_map
 
 _lock = threading.Lock()
 _counter = itertools.count(time.time_ns())
@@ -90,6 +95,7 @@ def apply() -> None:
     _patch_sdk_integrations()
     _patch_history_order()
     _patch_unnamed_executions()
+    distributed_map.apply()
     _speed_up()
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     _applied = True

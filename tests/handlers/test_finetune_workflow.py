@@ -8,7 +8,6 @@ test sees does not depend on how long a wait lasts."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from sluice.adapters.aws.registry import DynamoDBRegistry
 from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
 from sluice.ingest import IngestService, IngestSettings, ObjectEvent
 from sluice_local import emulators, moto_patches
-from support.awsfixtures import create_documents_table
+from support.awsfixtures import create_documents_table, finished_execution
 from support.fakes import FakeBus
 
 RAW, PROCESSED = "sluice-raw-test", "sluice-processed-test"
@@ -55,13 +54,7 @@ class World:
         arn = self.sfn.start_execution(stateMachineArn=self.machine, name=name, input=json.dumps(payload))[
             "executionArn"
         ]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            execution = self.sfn.describe_execution(executionArn=arn)
-            if execution["status"] != "RUNNING":
-                return dict(execution)
-            time.sleep(0.2)
-        raise AssertionError(f"{name} still running after {timeout} s")
+        return finished_execution(self.sfn, arn, timeout)
 
     def states(self, execution: dict[str, Any]) -> list[str]:
         events = self.sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]

@@ -1,8 +1,22 @@
-"""AWS resources tests create in moto, shaped as template.yaml declares them."""
+"""AWS resources tests create in moto, shaped as template.yaml declares them, and what tests wait
+for there."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+
+def finished_execution(sfn: Any, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
+    """A Step Functions execution once it has stopped running, as DescribeExecution reports it (the
+    deadline only turns a hang into a failure)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            return dict(described)
+        time.sleep(0.1)
+    raise AssertionError(f"{execution_arn} still running after {timeout} s")
 
 
 def create_documents_table(dynamodb: Any, name: str) -> None:
