@@ -73,3 +73,40 @@ def test_committed_samples_are_what_the_generator_makes() -> None:
         assert (ROOT / "samples" / name).read_bytes() == build(), (
             "regenerate with PYTHONPATH=tests python -m support.samples"
         )
+
+
+def test_backfill_input_is_what_a_console_user_would_type() -> None:
+    from sluice_cli.backfill import request
+
+    assert request("", None, False, None) == {"prefix": "", "dry_run": False}
+    assert request("2024/", 25.0, True, "s3://inventories/raw/all/2026-12-01T01-00Z/manifest.json") == {
+        "prefix": "2024/",
+        "dry_run": True,
+        "rate": 25.0,
+        "manifest": {"bucket": "inventories", "key": "raw/all/2026-12-01T01-00Z/manifest.json"},
+    }
+    for bad in ("inventories/manifest.json", "s3://inventories", "s3://"):
+        try:
+            request("", None, False, bad)
+        except ValueError as exc:
+            assert "--manifest must be s3://BUCKET/KEY" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was taken")
+
+
+def test_backfill_progress_reads_like_the_console() -> None:
+    from sluice_cli.backfill import Look, progress_line
+
+    planning = Look("arn:x", "RUNNING", "run-1", 0.0)
+    assert progress_line(planning) == "running: planning"
+    progress = {"listed": 1200, "queued": 300, "unchanged": 880, "skipped": 15, "refused": 5, "dry_run": False,
+                "processed": 250, "quarantined": 2}  # fmt: skip
+    running = Look("arn:x", "RUNNING", "run-1", 0.0, {"total": 4000, "succeeded": 1200}, progress, 5400)
+    assert progress_line(running) == (
+        "running: listed 1200, queued 300, unchanged 880, skipped 15, refused 5; since it started: processed 250, "
+        "quarantined 2; items done 1200 of 4000; about 90 min to go"
+    )
+    dry = Look("arn:x", "SUCCEEDED", "run-2", 0.0, {}, progress | {"dry_run": True})
+    assert progress_line(dry).startswith(
+        "succeeded: listed 1200, would queue 300,"
+    ) and "processed" not in progress_line(dry)

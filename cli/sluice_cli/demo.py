@@ -1,6 +1,7 @@
 """`sluice local demo` (what `make run` runs): the local stack up, the samples uploaded and ingested
 and synced into the (emulated) knowledge base and Kendra index, then an unchanged re-upload, an edit
-and a delete, a report of what the pipeline and the sinks did, the knowledge base the template
+and a delete, a backfill of files written while RawBucket's notifications were off, a report of what
+the pipeline and the sinks did, the knowledge base the template
 created, a search, a question answered with its citations, `sluice verify`, and one fine-tune
 workflow execution from the ingested corpus."""
 
@@ -22,7 +23,7 @@ from sluice.pipeline.files import chunk_key, document_id, s3_uri
 from sluice.reconcile import describe
 from sluice.registry import DocumentRecord, Status
 from sluice.sinks import SinkStatus
-from sluice_cli import ask, connectors, finetune, reconcile, verify
+from sluice_cli import ask, backfill, connectors, finetune, reconcile, verify
 from sluice_cli.search import render, search
 from sluice_local import emulators
 from sluice_local.site import Site
@@ -39,6 +40,12 @@ SITE_INSTANCE = "harbour-site"  # the web connector's instance, crawling samples
 # in events/: a 2 x 2 search fine-tuning Nova Micro on the corpus's question/answer pairs, the best
 # deployed on demand and evaluated against its base model
 FINETUNE_INPUT = "finetune_search.json"
+# Written while RawBucket's notifications are off, so only a backfill finds them.
+BACKFILL = {
+    "backfill/berths.md": "# Berths\n\nBerth 4 takes vessels up to 180 metres; berth 5 is for tugs.\n",
+    "backfill/pilotage.txt": "Pilots board at the outer buoy from two hours before high water.\n",
+    "backfill/radio.md": "# Radio\n\nCall the harbour master on channel 12 before entering.\n",
+}
 # What the sinks' changes did, per call-log operation, for the report ("checks" are reported apart).
 SINK_CHANGES = {
     "IngestKnowledgeBaseDocuments": ("knowledge base", "chunk", "ingested"),
@@ -213,6 +220,7 @@ def run_demo(stack: LocalStack, samples: Path, out: TextIO) -> DemoResult:
         logged, synced = _web_connector(stack, Site.from_directory(site_dir), registry, progress, logged, out)
         steps += synced
         result.settled &= bool(synced)
+    steps += _backfill(stack, registry, progress)
     result.steps = steps
     result.reconciled = _reconcile(stack, registry, progress)
     result.records = sorted(registry.records(), key=lambda r: r.key)
@@ -262,6 +270,34 @@ def _knowledge_base(stack: LocalStack) -> list[str]:
         f"deletion policy {source.get('dataDeletionPolicy', '?')}"
     )
     return lines
+
+
+def _backfill(stack: LocalStack, registry: DynamoDBRegistry, progress: Progress) -> list[str]:
+    """Files written while RawBucket's notifications were off reach nothing until `sluice backfill`
+    lists the bucket (a Distributed Map) and rechecks what Sluice lacks, at a set rate."""
+    outputs = stack.outputs()
+    if "BackfillStateMachineArn" not in outputs:
+        return []
+    s3, raw = stack.client("s3"), outputs["RawBucketName"]
+    saved = s3.get_bucket_notification_configuration(Bucket=raw)
+    saved.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=raw, NotificationConfiguration={})
+    try:
+        versions = {key: s3.put_object(Bucket=raw, Key=key, Body=body.encode()).get("VersionId")
+                    for key, body in BACKFILL.items()}  # fmt: skip
+    finally:
+        s3.put_bucket_notification_configuration(Bucket=raw, NotificationConfiguration=saved)
+    progress.update("sluice backfill --local: the bucket listed, what Sluice lacks rechecked")
+    arn = backfill.start(outputs, stack.client, backfill.request("", 50, False, None))
+    found = backfill.follow(outputs, stack.client, arn, None, timeout=120)
+    settled = _wait(stack, registry, versions, progress, "backfilled files ingesting")
+    progress.done(f"sluice backfill --local: {found.status.lower()}")
+    p = found.progress or {}
+    return [
+        f"backfill of {len(BACKFILL)} files written with notifications off: {found.status.lower()}, "
+        f"listed {p.get('listed', 0)}, queued {p.get('queued', 0)}, unchanged {p.get('unchanged', 0)}, "
+        f"skipped {p.get('skipped', 0)}; " + ("all ingested" if settled else "NOT all ingested")
+    ]
 
 
 def _reconcile(stack: LocalStack, registry: DynamoDBRegistry, progress: Progress) -> list[str]:

@@ -13,6 +13,8 @@ sluice redrive [--sink ingest|kb|kendra] [--local | --stack NAME]
 sluice reconcile [--local | --stack NAME] [--dry-run] [--json]
 sluice connector run NAME [--local | --stack NAME] [--json]
 sluice finetune INPUT.json [--local | --stack NAME] [--name NAME] [--poll-seconds N] [--no-wait]
+sluice backfill [--local | --stack NAME] [--prefix P] [--rate DOCS_PER_SECOND] [--manifest S3_URI] [--dry-run]
+                [--name NAME] [--redrive EXECUTION_ARN] [--no-wait] [--json]
 """
 
 from __future__ import annotations
@@ -270,6 +272,35 @@ def _finetune(args: argparse.Namespace, outputs: dict[str, str], client: Clients
         return 1
 
 
+def _backfill(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
+    from sluice_cli import backfill
+
+    try:
+        if args.redrive:
+            client("stepfunctions").redrive_execution(executionArn=args.redrive)
+            arn = args.redrive
+        else:
+            payload = backfill.request(args.prefix, args.rate, args.dry_run, args.manifest)
+            arn = backfill.start(outputs, client, payload, name=args.name)
+    except (ValueError, LookupError) as exc:
+        sys.stderr.write(f"sluice backfill: {exc}\n")
+        return 2 if isinstance(exc, ValueError) else 1
+    if not args.json:
+        print(f"backfill {'redriven' if args.redrive else 'started'}: {arn}")
+    if args.no_wait:
+        if not args.json:
+            print("follow it with `sluice status` or in the Step Functions console")
+        else:
+            print(json.dumps({"execution_arn": arn}))
+        return 0
+    found = backfill.follow(outputs, client, arn, None if args.json else sys.stdout, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(found.to_json()))
+    else:
+        backfill.render(found, sys.stdout)
+    return 0 if found.status == "SUCCEEDED" else 1
+
+
 def _connector_run(args: argparse.Namespace, outputs: dict[str, str], client: Clients) -> int:
     from sluice_cli import connectors
 
@@ -384,6 +415,21 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--poll-seconds", type=int, help="override the input's wait between two job checks")
     finetune.add_argument("--no-wait", action="store_true", help="start it and return (follow it in the console)")
     finetune.set_defaults(run=_on_stack("finetune", _finetune))
+
+    backfill = commands.add_parser(
+        "backfill", help="ingest what RawBucket already holds: its listing or an S3 Inventory, at a set rate"
+    )
+    _where(backfill)
+    backfill.add_argument("--prefix", default="", help="only keys under this prefix (default: the whole bucket)")
+    backfill.add_argument("--rate", type=float, help="rechecks queued per second, at most (default: the plan's, 10)")
+    backfill.add_argument("--manifest", metavar="S3_URI", help="an S3 Inventory manifest.json instead of a listing")
+    backfill.add_argument("--dry-run", action="store_true", help="count what it would queue; queue nothing")
+    backfill.add_argument("--name", help="the execution's name (default: generated)")
+    backfill.add_argument("--redrive", metavar="EXECUTION_ARN", help="go on with a failed or stopped backfill")
+    backfill.add_argument("--no-wait", action="store_true", help="start it and return")
+    backfill.add_argument("--timeout", type=float, default=86400.0, help="stop following after this many seconds")
+    backfill.add_argument("--json", action="store_true")
+    backfill.set_defaults(run=_on_stack("backfill", _backfill))
     return top
 
 

@@ -13,7 +13,7 @@ from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.registry import Status
 from sluice.sinks import SinkStatus
 from sluice.sinks.knowledge_base import JOB_SINK
-from sluice_cli import connectors
+from sluice_cli import backfill, connectors
 
 ClientFactory = Callable[[str], Any]
 MAX_FAILURES_SHOWN = 50
@@ -71,7 +71,14 @@ def collect(outputs: dict[str, str], client: ClientFactory) -> dict[str, Any]:
         "queues": queues,
         "connectors": connectors.status(outputs, client),
         "reconciliation": _reconciliation(outputs, client),
+        "backfill": _backfill(outputs, client),
     }
+
+
+def _backfill(outputs: dict[str, str], client: ClientFactory) -> dict[str, Any] | None:
+    """The most recent backfill: its execution, its Map Run's counts and its progress."""
+    found = backfill.latest(outputs, client)
+    return found.to_json() | {"line": backfill.progress_line(found)} if found is not None else None
 
 
 def _reconciliation(outputs: dict[str, str], client: ClientFactory) -> dict[str, Any] | None:
@@ -162,6 +169,11 @@ def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
     else:
         found = ", ".join(f"{n} {kind}" for kind, n in sorted(reconciled["found"].items())) or "no drift"
         out.write(f"  last pass finished {reconciled['finished_at']}: {found}\n")
+    latest = status.get("backfill")
+    if latest is not None:
+        out.write(f"Backfill {latest['run']}\n  {latest['line']}\n")
+        if latest["error"]:
+            out.write(f"  {latest['error']}: {latest['cause']}\n")
     if status["quarantined"]:
         out.write("Quarantined\n")
         width = max(len(q["key"]) for q in status["quarantined"])
