@@ -367,21 +367,6 @@ def load_handler(function: str) -> Any:
     return module
 
 
-class Context:
-    """The parts of Lambda's context object the handlers use."""
-
-    def __init__(self, name: str, memory_mb: int, timeout: float) -> None:
-        self.function_name = name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = memory_mb
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{name}"
-        self.aws_request_id = "bench"
-        self._deadline = time.monotonic() + timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 def drain(
     queue_url: str,
     batch_size: int,
@@ -461,8 +446,10 @@ class Run:
         usage = self.meter.usage[label]
         esm = self.meter.session(f"esm:{label}").client("sqs")
 
+        from sluice_local.worker import Context
+
         def invoke(records: list[dict[str, Any]]) -> dict[str, Any]:
-            context = Context(logical_id, spec.memory, spec.timeout)
+            context = Context(logical_id, spec.memory, spec.timeout, "bench")
             overhead, emulated = self.meter.overhead, self.emulator_cpu[0]
             start = time.thread_time()
             result = call(handler, {"Records": records}, context, wiring)
