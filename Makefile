@@ -7,7 +7,7 @@ PY313 ?= $(shell pyenv prefix 3.13.0 2>/dev/null || echo $(HOME)/.pyenv/versions
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 STACK ?= sluice
 
-.PHONY: install run test lint fmt build deploy bench quality faults load clean
+.PHONY: install run test lint fmt build deploy bench quality capacity faults load clean
 
 NODE_TOOLS := $(VENV)/tools/node/.installed
 
@@ -90,6 +90,13 @@ quality: $(if $(wildcard $(STAMP)),,$(STAMP)) $(QUALITY)  ## retrieval quality o
 	  $(foreach p,$(QUALITY_PEERS),--chunker $(p)) \
 	  --no-per-question --json quality/results.json
 	$(QUALITY_VENV)/bin/python quality/render.py quality/results.json --stamp --out docs/quality.md
+
+# Capacity and cost (capacity/README.md): the model run on the per-document costs `make bench` measured
+# (bench/results.json, its costs stage) and the prices and quotas of capacity/facts.json; seconds, no AWS.
+# It renders the last measurement and does not measure: without a costs stage it says to run
+# `make bench` (or that stage alone). Like quality, it needs the main venv to exist, not to be current.
+capacity: $(if $(wildcard $(STAMP)),,$(STAMP))  ## capacity and cost per stage and per 1,000 documents (docs/capacity.md)
+	$(BIN)/python -m capacity.render --bench bench/results.json --out docs/capacity.md --results capacity/results.json
 
 faults: install  ## throttling, 5xx and timeouts at every AWS call of the local stack; everything converges (SLUICE_FAULT_*)
 	$(BIN)/pytest tests/soak/test_faults.py -s

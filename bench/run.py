@@ -10,6 +10,11 @@ installed only in the benchmark's own venv (.venv/tools/bench).
 ``--smoke`` runs every stage on a tiny input in seconds, into a temporary directory, asserting nothing
 about the figures: peers that cannot be imported are skipped (and said so), Sluice's own code always
 runs. tests/bench/test_bench_smoke.py runs it, so a change that breaks a benchmark fails the tests.
+``--stage NAME`` (repeatable) runs only the stages named, keeping the other stages' results in the
+results file.
+
+The costs stage (bench/costs.py: AWS requests and CPU per document, what capacity/ models) runs in the
+main venv, where moto and the local stack are, not in this one.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import textwrap
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -55,6 +60,7 @@ def _offline_tiktoken() -> None:
 _offline_tiktoken()
 
 import tiktoken  # noqa: E402
+from costs import cost_report  # noqa: E402
 from sinks import bench_sinks, sink_report  # noqa: E402
 
 from sluice.pipeline.chunk import ChunkSettings, _lay_out, chunk_blocks  # noqa: E402
@@ -81,10 +87,11 @@ class Scale:
     memory_pages: int = 1900
     sink_documents: int = 1000
     sink_edited: int = 10
+    cost_documents: int = 400
 
 
 SMOKE = Scale(smoke=True, repeat=1, stage_repeat=1, warmups=0, corpus_mb=0.02, system_pdfs=0, memory_mb=0.5, memory_pages=8,
-              sink_documents=12, sink_edited=2)  # fmt: skip
+              sink_documents=12, sink_edited=2, cost_documents=6)  # fmt: skip
 
 
 # -- corpus --------------------------------------------------------------------------------------------
@@ -659,6 +666,33 @@ def bench_handler_imports(scale: Scale) -> dict[str, Any]:
     return {"interpreter_ms": statistics.median(starts) * 1000, "handlers": handlers}
 
 
+# -- AWS requests and CPU per document ----------------------------------------------------------------------
+
+
+def _main_python() -> str:
+    """The main venv's interpreter (moto, the local stack), or this one where there is none."""
+    main = ROOT / ".venv" / "bin" / "python"
+    return str(main) if main.exists() else sys.executable
+
+
+def bench_costs(scale: Scale) -> dict[str, Any]:
+    """bench/costs.py in the main venv, its results read back."""
+    with tempfile.TemporaryDirectory(prefix="sluice-costs-") as directory:
+        out = Path(directory) / "costs.json"
+        _probe(
+            [
+                _main_python(),
+                str(ROOT / "bench" / "costs.py"),
+                "--documents",
+                str(scale.cost_documents),
+                "--out",
+                str(out),
+            ]
+        )
+        result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 # -- report ------------------------------------------------------------------------------------------------
 
 
@@ -796,7 +830,12 @@ SECTIONS: dict[str, tuple[str, Callable[[Any], list[str]]]] = {
     "cold": ("Cold start of the ingest handler", _cold_lines),
     "imports": ("Import time of every handler", _import_lines),
     "sinks": ("", sink_report),
+    "costs": ("", cost_report),
 }
+
+
+# the headings of the sections that bring their own, for when their stage has no results
+DEFAULT_HEADINGS = {"sinks": "Sink API calls", "costs": "AWS requests and CPU per document"}
 
 
 def report(results: dict[str, Any]) -> str:
@@ -820,7 +859,7 @@ def report(results: dict[str, Any]) -> str:
         if stage in results:  # the sinks' section brings its own heading
             lines += [*([f"## {heading}", ""] if heading else []), *render(results[stage]), ""]
         else:
-            lines += [f"## {heading or 'Sink API calls'}", "", *_not_measured(results, stage)]
+            lines += [f"## {heading or DEFAULT_HEADINGS[stage]}", "", *_not_measured(results, stage)]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -845,8 +884,12 @@ def _save(results: dict[str, Any], results_path: Path, out: Path) -> None:
     out.write_text(report(results))
 
 
-def run(scale: Scale, out: Path, results_path: Path) -> dict[str, Any]:
-    """Every stage at this scale; the results and the report written after each."""
+STAGE_ORDER = ("chunkers", "pipeline", "stages", "pdf", "memory", "cold", "imports", "sinks", "costs")
+
+
+def run(scale: Scale, out: Path, results_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
+    """Every stage at this scale (or only those named, into the results already in ``results_path``);
+    the results and the report written after each."""
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "versions": _versions(),
@@ -854,9 +897,16 @@ def run(scale: Scale, out: Path, results_path: Path) -> dict[str, Any]:
         "skipped": [],
         "errors": {},
     }
-    corpus = prose_corpus(scale.corpus_mb)
-    results["corpus"] = {"documents": len(corpus), "megabytes": sum(len(t) for _, t in corpus) / 1e6}
-    print(f"corpus: {results['corpus']['documents']} documents, {results['corpus']['megabytes']:.2f} MB", flush=True)
+    if only and results_path.exists():
+        results = json.loads(results_path.read_text())
+        results["errors"] = {k: v for k, v in results["errors"].items() if k not in only}
+    corpus: list[tuple[str, str]] = []  # the prose corpus of the stages that time the front end
+    if not only or set(only) & {"chunkers", "pipeline", "stages"} or "corpus" not in results:
+        corpus = prose_corpus(scale.corpus_mb)
+        results["corpus"] = {"documents": len(corpus), "megabytes": sum(len(t) for _, t in corpus) / 1e6}
+        print(
+            f"corpus: {results['corpus']['documents']} documents, {results['corpus']['megabytes']:.2f} MB", flush=True
+        )
     skipped = results["skipped"]
     stages: dict[str, Callable[[], Any]] = {
         "chunkers": lambda: bench_chunkers(corpus, scale, skipped),
@@ -867,7 +917,10 @@ def run(scale: Scale, out: Path, results_path: Path) -> dict[str, Any]:
         "cold": lambda: bench_cold_start(scale),
         "imports": lambda: bench_handler_imports(scale),
         "sinks": lambda: bench_sinks(scale.sink_documents, scale.sink_edited),
+        "costs": lambda: bench_costs(scale),
     }
+    if only:
+        stages = {name: measure for name, measure in stages.items() if name in only}
     run_stages(stages, results, lambda done: _save(done, results_path, out))
     return results
 
@@ -896,6 +949,8 @@ def main() -> None:
     parser.add_argument("--corpus-mb", type=float, help="size of the prose corpus (default 4)")
     parser.add_argument("--out", type=Path, help="the report (default docs/benchmarks.md)")
     parser.add_argument("--results", type=Path, help="the results as JSON, rewritten after every stage")
+    parser.add_argument("--stage", action="append", default=[], choices=STAGE_ORDER, help="run only this stage "
+                        "(repeatable); the other stages' results already in the results file are kept")  # fmt: skip
     args = parser.parse_args()
     scale = SMOKE if args.smoke else Scale()
     scale = replace(scale, repeat=args.repeat or scale.repeat, corpus_mb=args.corpus_mb or scale.corpus_mb)
@@ -904,7 +959,7 @@ def main() -> None:
     results_path = args.results or (directory / "results.json" if directory else ROOT / "bench" / "results.json")
     if args.smoke and out.resolve() == (ROOT / "docs" / "benchmarks.md").resolve():
         parser.error("a smoke run never writes docs/benchmarks.md")
-    results = run(scale, out, results_path)
+    results = run(scale, out, results_path, args.stage)
     print(out.read_text())
     print(
         f"written to {out} and {results_path}; "

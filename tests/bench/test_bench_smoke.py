@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = {"chunkers", "pipeline", "stages", "pdf", "memory", "cold", "imports", "sinks"}
+STAGES = {"chunkers", "pipeline", "stages", "pdf", "memory", "cold", "imports", "sinks", "costs"}
 
 
 def test_every_stage_runs_on_a_tiny_input(tmp_path: Path) -> None:
@@ -39,6 +39,10 @@ def test_every_stage_runs_on_a_tiny_input(tmp_path: Path) -> None:
     assert "sluice extract_pdf (pypdf)" in results["pdf"]["pages_per_second"]
     assert set(results["imports"]["handlers"]) == {p.parent.name for p in (ROOT / "functions").glob("*/app.py")}
     assert "## Sink API calls" in report.read_text()
+    # the costs stage measured every function and the AWS services' own work, and said so in the report
+    assert results["costs"]["documents"] == 6
+    assert results["costs"]["usage"].keys() >= {"ingest", "kb-direct", "kb-job", "kendra", "kb-service", "esm:ingest"}
+    assert "## AWS requests and CPU per document" in report.read_text()
     assert (ROOT / "docs" / "benchmarks.md").read_bytes() == published
 
 
@@ -91,3 +95,21 @@ def test_a_failing_stage_loses_only_itself_and_is_reported(bench_run: ModuleType
     assert "**The sinks stage failed**" in text and "has no attribute 'keys'" in text
     assert "A 1 MB PDF (2 pages, 3 chunks)" in text
     assert "The pdf stage did not run." in text
+
+
+def test_a_stage_run_alone_keeps_the_other_stages_results(bench_run: ModuleType, tmp_path: Path) -> None:
+    results_file, report = tmp_path / "results.json", tmp_path / "benchmarks.md"
+    memory = {"megabytes": 1.0, "pages": 2, "chunks": 3, "seconds": 0.5, "parent_mb": 80.0, "child_mb": 20.0}
+    earlier = {"date": "2026-12-01", "versions": "", "smoke": True, "skipped": [], "corpus": {"documents": 7, "megabytes": 0.1},
+               "errors": {"sinks": "RuntimeError: an earlier failure"}, "memory": memory}  # fmt: skip
+    results_file.write_text(json.dumps(earlier))
+
+    results = bench_run.run(bench_run.SMOKE, report, results_file, ["sinks"])
+
+    saved = json.loads(results_file.read_text())
+    assert saved == results
+    assert saved["memory"] == memory  # not run again, kept
+    assert saved["corpus"] == earlier["corpus"]  # the corpus of the stages that were not run
+    assert saved["errors"] == {}  # the stage run again succeeded
+    assert saved["sinks"]["documents"] == bench_run.SMOKE.sink_documents
+    assert "A 1 MB PDF (2 pages, 3 chunks)" in report.read_text()
