@@ -20,11 +20,12 @@ from support.localcli import sluice_on
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
+STACK = "sluice-backfill"  # its own names: other modules' stacks may share this process's moto
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(ROOT, port=0, state_dir=tmp_path_factory.mktemp("local")) as running:
+    with LocalStack(ROOT, port=0, state_dir=tmp_path_factory.mktemp("local"), stack_name=STACK) as running:
         yield running
 
 
