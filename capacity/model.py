@@ -16,6 +16,12 @@ through.
 Costs are the measured requests, units and durations priced with capacity/facts.json: per 1,000
 documents ingested, per month for 1,000 documents kept, per 1,000 queries, and the fixed costs (an
 index billed by the hour, idle queue polling). Pure Python, deterministic, a few seconds.
+
+The backfill's own orchestration follows the code rather than restating it: the states of
+statemachine/backfill.asl.json (the Standard parent's transitions, each Express child's invocation and
+Wait), the plan ``sluice.backfill.pace`` makes for a rate (children at once, batch size) and each
+child's wait, ``sluice.backfill.pace_seconds``. Only rechecks are paced: an object Sluice holds unchanged
+costs a registry read and no wait.
 """
 
 from __future__ import annotations
@@ -27,17 +33,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sluice.backfill import DEFAULT_RATE, PACE_BUDGET_SECONDS, BackfillSettings, pace, pace_seconds
+from sluice.backfill import MAX_CONCURRENCY as BACKFILL_MAX_CONCURRENCY
+
 DAY = 86_400.0
 STEP = 60.0  # the simulation's time step, seconds
 MARGIN = 0.8  # the share of a limit a planned load may take
 GB = 1024**3
 BUSINESS_HOURS = (9, 18)  # the business-hours profile: this window (local hours) carries BUSINESS_SHARE
 BUSINESS_SHARE = 0.8
-BACKFILL_BATCH = 100  # keys a Distributed Map child handles (ItemBatcher; BatchGetItem's most keys)
-BACKFILL_MAX_CONCURRENCY = 40
-BACKFILL_MEMORY_MB = 512  # the backfill function is not built yet: its memory is assumed
-BACKFILL_CHILD_TARGET_SECONDS = 60.0  # how long a paced child lives when as few run as keep the rate
+BACKFILL_ASL = Path(__file__).resolve().parents[1] / "statemachine" / "backfill.asl.json"
+BACKFILL_MEMORY_MB = 512  # template.yaml's BackfillFunction MemorySize (tests/bench/test_capacity.py checks it)
+HEAD_THREADS = BackfillSettings(raw_bucket="", ingest_queue_url="").threads  # a batch's HeadObjects at once
 EXPRESS_BILLING_MB = 64  # an Express execution's memory is billed in 64 MB chunks; the model assumes one
+EXPRESS_BILLING_STEP = 0.1  # and its duration rounded up to 100 ms
 LIST_PAGE = 1000  # keys a ListObjectsV2 page holds
 SENDS_PER_BATCH = 10  # SendMessageBatch's most entries
 STEPS = ("ingest", "kb", "kendra")
@@ -468,68 +477,190 @@ def fixed_costs_per_day(settings: Settings, facts: Mapping[str, Fact]) -> dict[s
     return out
 
 
-def backfill_orchestration(
-    documents: float, rate: float, m: Measured, facts: Mapping[str, Fact], concurrency: int = BACKFILL_MAX_CONCURRENCY
-) -> dict[str, Any]:
-    """The backfill's own cost, as the issue describes it (the backfill is not built yet): a Standard
-    workflow whose Distributed Map lists RawBucket (one LIST a 1,000 keys) in batches of BACKFILL_BATCH
-    keys; each batch an Express child: one Lambda invocation (a consistent BatchGetItem of the batch,
-    SendMessageBatch of ten rechecks a call, one put of its progress), then a Wait that paces the run
-    to ``rate``. With ``concurrency`` children at once, each lives concurrency × batch / rate seconds;
-    the recheck messages replace the S3 notifications a new upload would bring."""
+# -- the backfill's own orchestration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackfillMachine:
+    """What statemachine/backfill.asl.json runs for a listing of RawBucket: the states its Standard parent
+    passes through (a state transition each, the Choice included) and each child's."""
+
+    parent_states: tuple[str, ...]
+    parent_invocations: int  # the parent's Lambda tasks (Plan, Summarise)
+    child_type: str  # the Distributed Map's ExecutionType
+    child_states: tuple[str, ...]
+    child_invocations: int  # a child's Lambda tasks
+    child_waits: int  # a child's Wait states
+
+
+def _path(states: Mapping[str, Any], start: str) -> list[str]:
+    """The states an execution passes through from ``start`` when nothing fails and every Choice takes its
+    Default (the backfill's: no manifest, a listing of RawBucket)."""
+    names, name = [], start
+    while True:
+        names.append(name)
+        state = states[name]
+        if state.get("End") or state["Type"] in ("Succeed", "Fail"):
+            return names
+        name = state["Default"] if state["Type"] == "Choice" else state["Next"]
+
+
+def _invocations(states: Mapping[str, Any], names: Iterable[str]) -> int:
+    return sum(1 for n in names if states[n]["Type"] == "Task" and states[n]["Resource"].endswith(":lambda:invoke"))
+
+
+def backfill_machine(path: Path = BACKFILL_ASL) -> BackfillMachine:
+    asl = json.loads(path.read_text())
+    parent = _path(asl["States"], asl["StartAt"])
+    (distributed,) = (asl["States"][n] for n in parent if asl["States"][n]["Type"] == "Map")
+    processor = distributed["ItemProcessor"]
+    child = _path(processor["States"], processor["StartAt"])
+    return BackfillMachine(
+        parent_states=tuple(parent),
+        parent_invocations=_invocations(asl["States"], parent),
+        child_type=processor["ProcessorConfig"]["ExecutionType"],
+        child_states=tuple(child),
+        child_invocations=_invocations(processor["States"], child),
+        child_waits=sum(1 for n in child if processor["States"][n]["Type"] == "Wait"),
+    )
+
+
+@dataclass(frozen=True)
+class BackfillChild:
+    """One child of the Distributed Map: its batch, its invocation of BackfillFunction and its wait."""
+
+    queued: int  # rechecks it queues (paced)
+    unchanged: int  # documents Sluice holds unchanged (a registry read, a HeadObject of the sidecar, no wait)
+    lambda_seconds: float  # the function's time: what ``pace_seconds`` is given as elapsed
+    wait_seconds: int  # sluice.backfill.pace_seconds
+    elapsed_seconds: float  # the child's life: Step Functions' call to the function, the function, the wait
+    billed_seconds: float  # its Express duration, rounded up to 100 ms
+
+
+def backfill_child(
+    queued: int, unchanged: int, concurrency: int, rate: float, facts: Mapping[str, Fact]
+) -> BackfillChild:
+    """A child's batch as BackfillFunction handles it (``sluice.backfill.Backfill.batch``): one BatchGetItem
+    of the registry, a GetItem and a conditional PutItem of the batch's record, a HeadObject of each
+    unchanged document's sidecar (HEAD_THREADS at once; the model assumes no sidecar is listed in the same
+    batch, as for documents that have none), a SendMessageBatch for each ten rechecks; then the Wait."""
     p = numbers(facts)
-    batches = math.ceil(documents / BACKFILL_BATCH)
-    child_seconds = concurrency * BACKFILL_BATCH / rate
-    latency = p["dynamodb_request_seconds"] * 2 + p["other_request_seconds"] * BACKFILL_BATCH / SENDS_PER_BATCH
-    lambda_seconds = batches * latency
+    lambda_seconds = (
+        3 * p["dynamodb_request_seconds"]
+        + math.ceil(unchanged / HEAD_THREADS) * p["s3_request_seconds"]
+        + math.ceil(queued / SENDS_PER_BATCH) * p["other_request_seconds"]
+    )
+    wait = pace_seconds(queued, concurrency, rate, lambda_seconds)
+    elapsed = p["other_request_seconds"] + lambda_seconds + wait
+    billed = round(math.ceil(round(elapsed / EXPRESS_BILLING_STEP, 6)) * EXPRESS_BILLING_STEP, 1)
+    return BackfillChild(queued, unchanged, lambda_seconds, wait, elapsed, billed)
+
+
+def _children(
+    count: int, batch: int, queued: bool, concurrency: int, rate: float, facts: Mapping[str, Fact]
+) -> list[tuple[int, BackfillChild]]:
+    """``count`` documents of one kind in full batches and one partial: (children, the child) pairs."""
+    full, rest = divmod(count, batch)
+    out: list[tuple[int, BackfillChild]] = []
+    for children, size in ((full, batch), (1, rest)):
+        if children and size:
+            out.append(
+                (children, backfill_child(size if queued else 0, 0 if queued else size, concurrency, rate, facts))
+            )
+    return out
+
+
+def backfill_orchestration(
+    documents: int,
+    rechecks: int,
+    rate: float,
+    m: Measured,
+    facts: Mapping[str, Fact],
+    concurrency: int | None = None,
+) -> dict[str, Any]:
+    """The backfill's own cost and time, as the code runs it: statemachine/backfill.asl.json's states, and
+    the plan ``sluice.backfill.pace(rate)`` makes (``concurrency`` puts another number of children at
+    once beside the plan's batch, to show what it would change). Of ``documents`` listed, ``rechecks``
+    are new or changed: queued and paced, each child waiting ``pace_seconds``; the rest Sluice holds
+    unchanged, and their children end as soon as their invocation does. The rechecks fill batches of
+    their own. Each child's Express duration is billed at EXPRESS_BILLING_MB; the Map keeps its
+    concurrency busy, so the run lasts its children's time over the concurrency. The recheck messages
+    replace the S3 notifications a new upload would bring."""
+    machine = backfill_machine()
+    if (machine.child_type, machine.child_invocations, machine.child_waits) != ("EXPRESS", 1, 1):
+        raise ValueError(
+            f"{BACKFILL_ASL.name}'s children are no longer an Express workflow of one Lambda task and a Wait: "
+            "capacity/model.py's backfill_child must follow them"
+        )
+    p = numbers(facts)
+    planned, batch = pace(rate)
+    c = concurrency or planned
+    kinds = [
+        *_children(rechecks, batch, True, c, rate, facts),
+        *_children(documents - rechecks, batch, False, c, rate, facts),
+    ]
+    children = sum(n for n, _ in kinds)
+    child_seconds = sum(n * child.billed_seconds for n, child in kinds)
+    lambda_seconds = sum(n * child.lambda_seconds for n, child in kinds)
+    sends = sum(n * math.ceil(child.queued / SENDS_PER_BATCH) for n, child in kinds)
+    unchanged = documents - rechecks
+    transitions = len(machine.parent_states) + children * p["stepfunctions_distributed_map_child_transition"]
+    invocations = machine.parent_invocations + children * machine.child_invocations
+    longest = max((child.billed_seconds for _, child in kinds), default=0.0)
     return {
+        "documents": documents,
+        "rechecks": rechecks,
+        "rate": rate,
+        "concurrency": c,
+        "planned_concurrency": planned,
+        "batch_size": batch,
+        "children": children,
+        "full_batch_wait_seconds": pace_seconds(batch, c, rate, 0.0),
+        "longest_child_seconds": longest,
+        "express_limit_ok": longest <= p["express_max_seconds"],
         "child_seconds": child_seconds,
-        "express_limit_ok": child_seconds <= p["express_max_seconds"],
+        "express_gb_seconds": child_seconds * EXPRESS_BILLING_MB / 1024,
+        "first_wave": c * batch,
+        "hours": sum(n * child.elapsed_seconds for n, child in kinds) / c / 3600,
+        "parent_states": list(machine.parent_states),
+        "child_states": list(machine.child_states),
         "cost": {
-            "S3 LIST (RawBucket)": documents / LIST_PAGE * p["s3_put_class_request"],
-            "Step Functions (Standard, one transition a child)": batches * p["stepfunctions_standard_transition"],
-            "Step Functions (Express requests)": batches * p["stepfunctions_express_request"],
-            "Step Functions (Express duration)": batches
-            * child_seconds
+            "S3 LIST (the Map's ListObjectsV2)": documents / LIST_PAGE * p["s3_put_class_request"],
+            "S3 HeadObject (unchanged documents' sidecars)": unchanged * p["s3_get_class_request"],
+            "Step Functions Standard (transitions)": transitions * p["stepfunctions_standard_transition"],
+            "Step Functions Express (requests)": children * p["stepfunctions_express_request"],
+            "Step Functions Express (duration)": child_seconds
             * EXPRESS_BILLING_MB
             / 1024
             * p["stepfunctions_express_gb_second"],
-            "Lambda (backfill function)": (
-                lambda_seconds * BACKFILL_MEMORY_MB / 1024 * p["lambda_arm64_gb_second"] + batches * p["lambda_request"]
-            ),
-            "DynamoDB (registry reads, progress)": (
-                documents * p["dynamodb_read_request_unit"] + batches * p["dynamodb_write_request_unit"]
-            ),
-            "SQS (rechecks sent)": documents / SENDS_PER_BATCH * p["sqs_standard_request"],
-            "SQS (S3 notifications not sent)": -documents * m.delivered.get("ingest", 0.0) * p["sqs_standard_request"],
+            "Lambda (BackfillFunction)": lambda_seconds * BACKFILL_MEMORY_MB / 1024 * p["lambda_arm64_gb_second"]
+            + invocations * p["lambda_request"],
+            "DynamoDB (registry reads, batch records)": (documents + children) * p["dynamodb_read_request_unit"]
+            + (children + 1) * p["dynamodb_write_request_unit"],
+            "SQS (rechecks sent)": sends * p["sqs_standard_request"],
+            "SQS (S3 notifications not sent)": -rechecks * m.delivered.get("ingest", 0.0) * p["sqs_standard_request"],
         },
     }
 
 
 # each orchestration cost's component in the per-1,000-documents table
 ORCHESTRATION_COMPONENTS = {
-    "S3 LIST (RawBucket)": "S3 requests",
-    "Step Functions (Standard, one transition a child)": "Step Functions",
-    "Step Functions (Express requests)": "Step Functions",
-    "Step Functions (Express duration)": "Step Functions",
-    "Lambda (backfill function)": "Lambda",
-    "DynamoDB (registry reads, progress)": "DynamoDB",
+    "S3 LIST (the Map's ListObjectsV2)": "S3 requests",
+    "S3 HeadObject (unchanged documents' sidecars)": "S3 requests",
+    "Step Functions Standard (transitions)": "Step Functions",
+    "Step Functions Express (requests)": "Step Functions",
+    "Step Functions Express (duration)": "Step Functions",
+    "Lambda (BackfillFunction)": "Lambda",
+    "DynamoDB (registry reads, batch records)": "DynamoDB",
     "SQS (rechecks sent)": "SQS",
     "SQS (S3 notifications not sent)": "SQS",
 }
-
-
-def fewest_children(rate: float) -> int:
-    """The fewest Distributed Map children that keep ``rate`` with each living about
-    BACKFILL_CHILD_TARGET_SECONDS."""
-    return max(1, math.ceil(BACKFILL_CHILD_TARGET_SECONDS * rate / BACKFILL_BATCH))
 
 
 # -- the whole model ----------------------------------------------------------------------------------------------
 
 DAILY = (10_000, 100_000, 1_000_000)
 BACKFILL = 1_000_000
-DEFAULT_RATE = 10.0  # the backfill's --rate as first proposed
 LIVE_PEAK = 100_000 * BUSINESS_SHARE / ((BUSINESS_HOURS[1] - BUSINESS_HOURS[0]) * 3600)  # 100,000 a day's peak
 
 
@@ -575,11 +706,11 @@ def _costs(m: Measured, facts: Mapping[str, Fact]) -> dict[str, Any]:
         for name, s in (("direct", direct), ("ingestion-job", jobs), ("direct, with Kendra", with_kendra))
     }
     per_1000 = {name: {k: v * 1000 for k, v in c.items()} for name, c in per_doc.items()}
-    # a backfill in ingestion-job mode at its recommended rate, its orchestration's share included
+    # a backfill in ingestion-job mode at its recommended rate, every document new: its orchestration's share
     rate = math.floor(max_rate(m, jobs, facts))
     backfilled = dict(per_1000["ingestion-job"])
-    for item, usd in backfill_orchestration(1000, rate, m, facts, fewest_children(rate))["cost"].items():
-        backfilled[ORCHESTRATION_COMPONENTS[item]] += usd
+    for item, usd in backfill_orchestration(BACKFILL, BACKFILL, rate, m, facts)["cost"].items():
+        backfilled[ORCHESTRATION_COMPONENTS[item]] += usd * 1000 / BACKFILL
     return {
         "per_1000_documents": {**per_1000, "backfill, ingestion-job": backfilled},
         "monthly_per_1000_documents_kept": {k: v * 1000 for k, v in monthly_storage_per_document(m, facts).items()},
@@ -651,10 +782,33 @@ def _backfills(m: Measured, facts: Mapping[str, Fact]) -> dict[str, Any]:
             for rpm in (600, 2_000, 6_000, 20_000)
         ],
         "sweep": [{"rate": r, **_simulation(backfill(BACKFILL, r, m, direct, facts))} for r in rates()],
-        "orchestration": [
-            {"rate": rate, "concurrency": c, **backfill_orchestration(BACKFILL, rate, m, facts, c)}
-            for rate in (DEFAULT_RATE, math.floor(max_rate(m, jobs, facts)))
-            for c in (BACKFILL_MAX_CONCURRENCY, fewest_children(rate))
+        "orchestration": _orchestration(m, facts, math.floor(max_rate(m, jobs, facts))),
+    }
+
+
+def _orchestration(m: Measured, facts: Mapping[str, Fact], recommended: float) -> dict[str, Any]:
+    """The backfill's own cost and time for BACKFILL documents, every one new (each a recheck) or every one
+    held unchanged, at the default and the recommended rate; and at the default rate, what fewer
+    children at once than the plan's would change."""
+    planned, _ = pace(DEFAULT_RATE)
+    fewer = sorted({c for c in (1, 2, 5, 10, 20) if c < planned} | {planned})
+    return {
+        "pace_budget_seconds": PACE_BUDGET_SECONDS,
+        "express_max_seconds": numbers(facts)["express_max_seconds"],
+        "memory_mb": BACKFILL_MEMORY_MB,
+        "express_billing_mb": EXPRESS_BILLING_MB,
+        "runs": [
+            backfill_orchestration(BACKFILL, rechecks, rate, m, facts)
+            for rate in (DEFAULT_RATE, recommended)
+            for rechecks in (BACKFILL, 0)
+        ],
+        "concurrency": [
+            {
+                "concurrency": c,
+                "rechecked": backfill_orchestration(BACKFILL, BACKFILL, DEFAULT_RATE, m, facts, c),
+                "unchanged": backfill_orchestration(BACKFILL, 0, DEFAULT_RATE, m, facts, c),
+            }
+            for c in fewer
         ],
     }
 

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from capacity.model import (
-    BACKFILL_BATCH,
-    BACKFILL_MAX_CONCURRENCY,
     BUSINESS_HOURS,
     BUSINESS_SHARE,
     DAILY,
@@ -180,26 +178,45 @@ def _decision_bullet(r: dict[str, Any]) -> str:
 def _rate_bullet(r: dict[str, Any]) -> str:
     rec = r["backfill"]["recommended_rate"]
     return (
-        f"**Default `--rate`: {rec['ingestion-job']}** documents a second with the knowledge base in ingestion-job "
+        f"**Recommended `--rate`: {rec['ingestion-job']}** documents a second with the knowledge base in ingestion-job "
         f"mode ({_pct(MARGIN)} of the slowest step; {rec['ingestion-job, beside 100,000 a day']} beside a live load "
         f"of 100,000 documents a day at its business-hours peak; {rec['ingestion-job, with Kendra']} with an "
-        f"existing Kendra index, whose sink then binds); {rec['direct']} if the knowledge base stays in direct mode."
+        f"existing Kendra index, whose sink then binds); {rec['direct']} if the knowledge base stays in direct mode "
+        f"(the backfill's default, {r['backfill']['default_rate']:g}, is more than direct mode's sink takes)."
     )
+
+
+def _orchestration(r: dict[str, Any], rate: float, rechecks: int) -> dict[str, Any]:
+    runs = r["backfill"]["orchestration"]["runs"]
+    return next(o for o in runs if o["rate"] == rate and o["rechecks"] == rechecks)
+
+
+def _express(o: dict[str, Any]) -> float:
+    return float(o["cost"]["Step Functions Express (duration)"])
 
 
 def _orchestration_bullet(r: dict[str, Any]) -> str:
     b = r["backfill"]
-    runs = {(o["rate"], o["concurrency"]): o for o in b["orchestration"]}
-    wide = runs[(b["default_rate"], BACKFILL_MAX_CONCURRENCY)]
-    narrow = min((o for o in b["orchestration"] if o["rate"] == b["default_rate"]), key=lambda o: o["concurrency"])
-    limit = ", past Express's 300 s" if not wide["express_limit_ok"] else ""
+    n, rate = b["documents"], b["default_rate"]
+    new, held = _orchestration(r, rate, n), _orchestration(r, rate, 0)
+    one, planned = b["orchestration"]["concurrency"][0], b["orchestration"]["concurrency"][-1]
     return (
-        f"**The backfill's own cost** is small beside the documents': {_usd(sum(wide['cost'].values()))} for "
-        f"{b['documents']:,} with {BACKFILL_MAX_CONCURRENCY} children at once, most of it Express duration spent in "
-        f"the pacing Wait (each child pacing {BACKFILL_BATCH} keys to {b['default_rate']:g} a second lives "
-        f"{wide['child_seconds']:.0f} s{limit}); {_usd(sum(narrow['cost'].values()))} with {narrow['concurrency']} "
-        "children, as many as keep the rate."
+        f"**The backfill's own cost** is small beside the documents'. At the default `--rate {rate:g}` its plan "
+        f"(`sluice.backfill.pace`) runs {new['concurrency']} children at once, {new['batch_size']} objects each: "
+        f"{n:,} new documents cost {_usd(sum(new['cost'].values()))}, {_usd(_express(new))} of it Express duration "
+        f"({new['child_seconds'] / 1e6:.1f} million child-seconds: a child that queued {new['batch_size']} rechecks "
+        f"waits {new['full_batch_wait_seconds']} s), and are queued in {_hours(new['hours'])}; {n:,} documents Sluice "
+        f"holds unchanged cost {_usd(sum(held['cost'].values()))} (a registry read and a HeadObject each, no wait) and "
+        f"are listed in {_hours(held['hours'])}. Only rechecks wait, so the children's time is about rechecks × "
+        f"concurrency ÷ rate: {_at_a_time(one['concurrency'])} would queue the same rechecks (in "
+        f"{_hours(one['rechecked']['hours'])}) for {_usd(_express(one['rechecked']))} of Express duration instead of "
+        f"{_usd(_express(planned['rechecked']))}, and list {n:,} unchanged objects in "
+        f"{_hours(one['unchanged']['hours'])} instead of {_hours(planned['unchanged']['hours'])}."
     )
+
+
+def _at_a_time(children: int) -> str:
+    return "one child at a time" if children == 1 else f"{children} children at a time"
 
 
 def measured_section(r: dict[str, Any], costs: dict[str, Any]) -> list[str]:
@@ -300,8 +317,8 @@ def backfill_section(r: dict[str, Any]) -> list[str]:
         f"## A backfill of {b['documents']:,} documents",
         "",
         f"Documents injected at the backfill's `--rate` (its Distributed Map paces the rechecks it queues); each run "
-        f"below at the highest rate that keeps every step at most {_pct(MARGIN)} busy, except the first (the proposed "
-        f"default, {b['default_rate']:g} a second). Ingest done: every document recorded in the registry; "
+        f"below at the highest rate that keeps every step at most {_pct(MARGIN)} busy, except the first (the "
+        f"backfill's default, {b['default_rate']:g} a second). Ingest done: every document recorded in the registry; "
         "knowledge base: indexed (direct) or handed to a job (ingestion-job).",
         "",
         "| settings | rate | binds | ingest done | knowledge base | its longest wait |",
@@ -337,24 +354,83 @@ def backfill_section(r: dict[str, Any]) -> list[str]:
             f"| {rpm} | {run['rate']:,.1f} | {STEP_NAMES[run['binding']]}: {run['binding_limit']} | "
             f"{_hours(run['steps']['kb']['done_hours'])} |"
         )
+    return lines + orchestration_lines(r)
+
+
+def orchestration_lines(r: dict[str, Any]) -> list[str]:
+    b = r["backfill"]
+    o = b["orchestration"]
+    n, rate = b["documents"], b["default_rate"]
+    new = _orchestration(r, rate, n)
+    parent, child = new["parent_states"], new["child_states"]
+    components = list(new["cost"])
+    longest = max(run["longest_child_seconds"] for run in o["runs"])
+    lines = [
+        "",
+        f"The backfill's own cost and time for {n:,} objects, from the state machine the stack deploys "
+        "(statemachine/backfill.asl.json) and the plan its Plan state makes (`sluice.backfill.pace`): the Standard "
+        f"parent passes through {', '.join(parent)} ({len(parent)} state transitions) and one transition more for "
+        "each child the Distributed Map starts. Each child is an Express workflow, "
+        f"{' then '.join(child)}: one invocation of BackfillFunction ({o['memory_mb']} MB) that reads the registry "
+        "for its batch, heads the sidecar of each document Sluice holds unchanged (the model assumes none is listed "
+        "in the same batch), queues the rechecks ten a call and records the batch; then a Wait of "
+        "`sluice.backfill.pace_seconds`: q × concurrency ÷ rate seconds less the invocation's time for a child that "
+        "queued q rechecks, none for a batch of unchanged objects. A child's Express duration is rounded up to 100 "
+        f"ms and billed, as the model assumes, at {o['express_billing_mb']} MB (the smallest chunk AWS bills an "
+        "execution's memory in). `new`: every object listed needs a recheck (a bucket "
+        "that held documents before Sluice); `unchanged`: Sluice holds every one (a second run). A bucket of both "
+        "costs about the sum of each share. `time`: the listing and queueing, the children at once kept busy; the "
+        f"ingestion behind it is in the table above. A full batch's wait stays within {o['pace_budget_seconds']} s "
+        f"(`sluice.backfill.PACE_BUDGET_SECONDS`); the longest child below lives {longest:.1f} s, "
+        f"{'within' if all(run['express_limit_ok'] for run in o['runs']) else 'past'} Express's "
+        f"{o['express_max_seconds']:.0f} s.",
+        "",
+        "| rate | objects | children at once × batch | children | a full batch waits | longest child | "
+        "child-seconds | " + " | ".join(components) + " | total | time |",
+        "|---:|---|---:|---:|---:|---:|---:|" + "---:|" * (len(components) + 2),
+    ]
+    for run in o["runs"]:
+        kind = "new" if run["rechecks"] == run["documents"] else "unchanged"
+        cells = " | ".join(_usd(run["cost"][c]) for c in components)
+        lines.append(
+            f"| {run['rate']:g} | {kind} | {run['concurrency']} × {run['batch_size']} | {run['children']:,} | "
+            f"{run['full_batch_wait_seconds'] if run['rechecks'] else 0} s | {run['longest_child_seconds']:.1f} s | "
+            f"{run['child_seconds']:,.0f} | {cells} | {_usd(sum(run['cost'].values()))} | {_hours(run['hours'])} |"
+        )
+    one, planned = o["concurrency"][0], o["concurrency"][-1]
+    saved = _express(planned["rechecked"]) - _express(one["rechecked"])
     lines += [
         "",
-        f"The backfill's own cost for {b['documents']:,} documents (the orchestration as the issue describes it; "
-        f"{BACKFILL_BATCH} keys a child, one Lambda invocation each, a Wait pacing the run). A child lives "
-        "concurrency × batch ÷ rate seconds, so the Express duration grows with the concurrency: run as few children "
-        "as keep the rate (here: a child living about a minute).",
+        "Only rechecks wait, so the children's Express duration is about rechecks × concurrency ÷ rate "
+        "child-seconds: the rechecks go at the rate whatever the concurrency, and what the plan's "
+        f"{planned['concurrency']} children at once buy is the listing of the objects that need none (their children "
+        "end as soon as their invocation does), at the price of a first wave of concurrency × batch rechecks queued "
+        f"at once. At `--rate {rate:g}`, the plan's batch of {planned['rechecked']['batch_size']}, and fewer children "
+        "at once than the plan's:",
         "",
-        "| rate | children at once | a child lives | within Express's 300 s | "
-        + " | ".join(b["orchestration"][0]["cost"])
-        + " | total |",
-        "|---:|---:|---:|---|" + "---:|" * (len(b["orchestration"][0]["cost"]) + 1),
+        f"| children at once | Express duration, {n:,} new | total, {n:,} new | queued in | {n:,} unchanged listed in "
+        "| first wave |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
-    for o in b["orchestration"]:
-        cells = " | ".join(_usd(v) for v in o["cost"].values())
+    for row in o["concurrency"]:
+        new_run, held = row["rechecked"], row["unchanged"]
         lines.append(
-            f"| {o['rate']:g} | {o['concurrency']} | {o['child_seconds']:.0f} s | "
-            f"{'yes' if o['express_limit_ok'] else 'no'} | {cells} | {_usd(sum(o['cost'].values()))} |"
+            f"| {row['concurrency']} | {_usd(_express(new_run))} | {_usd(sum(new_run['cost'].values()))} | "
+            f"{_hours(new_run['hours'])} | {_hours(held['hours'])} | {new_run['first_wave']:,} |"
         )
+    lines += [
+        "",
+        f"The trade-off: {planned['concurrency']} children at once cost {_usd(saved)} more Express duration per "
+        f"{n:,} rechecks than {_at_a_time(one['concurrency'])} ({_usd(_express(planned['rechecked']))} against "
+        f"{_usd(_express(one['rechecked']))}), and list {n:,} unchanged objects in "
+        f"{_hours(planned['unchanged']['hours'])} rather than {_hours(one['unchanged']['hours'])}. Fewer children "
+        f"also queue a little slower than the rate ({_hours(one['rechecked']['hours'])} against "
+        f"{_hours(planned['rechecked']['hours'])}): the rounding of a child's wait up to a whole second and Step "
+        f"Functions' call to the function weigh more on a shorter cycle ({one['rechecked']['batch_size']} rechecks "
+        f"every {one['rechecked']['full_batch_wait_seconds']} s for {_at_a_time(one['concurrency'])}, every "
+        f"{planned['rechecked']['full_batch_wait_seconds']} s for each of {planned['concurrency']}). The plan "
+        "(`sluice.backfill.pace`) decides the concurrency; this page follows it.",
+    ]
     return lines
 
 
@@ -366,8 +442,8 @@ def cost_section(r: dict[str, Any]) -> list[str]:
         "## Cost",
         "",
         "Per 1,000 documents ingested, by component (us-east-1, on demand, no free tiers). The last column is a "
-        "backfill in ingestion-job mode at its recommended rate, its orchestration included (Step Functions runs "
-        "only then):",
+        "backfill in ingestion-job mode at its recommended rate, every document new, its orchestration included "
+        "(Step Functions runs only then):",
         "",
         "| component | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
@@ -438,6 +514,9 @@ LEFT_OUT = [
     "pace.",
     "Kendra's storage capacity units beyond an index's base, and S3 Vectors' charge for the data a query processes.",
     "Reconciliation passes (docs/operations.md gives their requests per pass) and connector runs.",
+    "In a backfill: BackfillFunction's CPU (not measured: its time is the assumed latencies of its requests), "
+    "Step Functions' own time to start a child, Summarise's Query of the batch records, `sluice backfill` following "
+    "the run, and an S3 Inventory's reads in place of the listing.",
 ]
 
 

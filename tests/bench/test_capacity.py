@@ -210,6 +210,70 @@ def test_ingestion_job_mode_lifts_the_knowledge_base_bound(facts: dict[str, Any]
     assert jobs > direct
 
 
+def test_the_backfill_orchestration_follows_the_plan_and_the_state_machine(facts: dict[str, Any]) -> None:
+    from capacity.model import backfill_machine, backfill_orchestration, measured
+    from sluice.backfill import PACE_BUDGET_SECONDS, pace, pace_seconds
+
+    m = measured(costs_stage())
+    machine = backfill_machine()
+    assert machine.parent_states == ("Plan", "FromInventory?", "BackfillFromListing", "Summarise")
+    assert machine.parent_invocations == 2
+    assert (machine.child_type, machine.child_invocations, machine.child_waits) == ("EXPRESS", 1, 1)
+    documents = 100_000
+    for rate in (0.1, 1, 5, 10, 27, 100):
+        concurrency, batch = pace(rate)
+        new = backfill_orchestration(documents, documents, rate, m, facts)
+        held = backfill_orchestration(documents, 0, rate, m, facts)
+        for run in (new, held):
+            assert (run["concurrency"], run["batch_size"]) == (concurrency, batch), rate
+            assert run["children"] == math.ceil(documents / batch)
+            assert run["express_limit_ok"], rate
+            transitions = len(machine.parent_states) + run["children"]
+            assert run["cost"]["Step Functions Standard (transitions)"] == pytest.approx(
+                transitions * facts["stepfunctions_standard_transition"].value
+            )
+        # only rechecks wait: a child of rechecks waits pace_seconds, about q × concurrency ÷ rate in all
+        assert new["full_batch_wait_seconds"] == pace_seconds(batch, concurrency, rate, 0.0)
+        assert new["full_batch_wait_seconds"] <= PACE_BUDGET_SECONDS
+        assert new["child_seconds"] >= documents * concurrency / rate
+        assert new["child_seconds"] <= documents * concurrency / rate + new["children"] * 1.5
+        assert new["hours"] * 3600 == pytest.approx(documents / rate, rel=0.05)
+        assert held["longest_child_seconds"] < 1  # an unchanged batch does not wait
+        assert held["cost"]["SQS (rechecks sent)"] == 0
+        assert held["hours"] < new["hours"]
+    # fewer children than the plan's: less Express duration for the rechecks, a slower listing of the rest
+    fewer = backfill_orchestration(documents, documents, 10, m, facts, concurrency=1)
+    planned = backfill_orchestration(documents, documents, 10, m, facts)
+    assert fewer["batch_size"] == planned["batch_size"]
+    assert (
+        fewer["cost"]["Step Functions Express (duration)"] < planned["cost"]["Step Functions Express (duration)"] / 30
+    )
+    slow = backfill_orchestration(documents, 0, 10, m, facts, concurrency=1)
+    assert slow["hours"] > 30 * backfill_orchestration(documents, 0, 10, m, facts)["hours"]
+
+
+def test_the_backfill_model_moves_with_the_plan(facts: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import capacity.model
+    from capacity.model import backfill_orchestration, measured
+
+    m = measured(costs_stage())
+    before = backfill_orchestration(100_000, 100_000, 10, m, facts)
+    monkeypatch.setattr(capacity.model, "pace", lambda rate: (20, 40))  # half the children at once
+    after = backfill_orchestration(100_000, 100_000, 10, m, facts)
+    assert (after["concurrency"], after["batch_size"]) == (20, 40)
+    assert after["full_batch_wait_seconds"] == before["full_batch_wait_seconds"] / 2
+    assert after["child_seconds"] == pytest.approx(before["child_seconds"] / 2, rel=0.01)
+
+
+def test_the_backfill_function_memory_is_the_templates() -> None:
+    from samtranslator.yaml_helper import yaml_parse
+
+    from capacity.model import BACKFILL_MEMORY_MB
+
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    assert template["Resources"]["BackfillFunction"]["Properties"]["MemorySize"] == BACKFILL_MEMORY_MB
+
+
 def test_the_renderer_writes_the_page_from_a_results_file(facts: dict[str, Any], tmp_path: Path) -> None:
     from capacity import render
 
@@ -222,7 +286,7 @@ def test_the_renderer_writes_the_page_from_a_results_file(facts: dict[str, Any],
     for heading in ("## In short", "## What each step can take", "## Steady state", "## A backfill of 1,000,000",
                     "## Cost", "## Prices and quotas", "## What the model leaves out"):  # fmt: skip
         assert heading in page
-    assert f"**Default `--rate`: {model['backfill']['recommended_rate']['ingestion-job']}**" in page
+    assert f"**Recommended `--rate`: {model['backfill']['recommended_rate']['ingestion-job']}**" in page
     decision = "yes" if _jobs_faster(model) else "no"
     assert f"**Decision: {decision}," in page
     for fact in facts.values():  # every fact is on the page with its source
