@@ -5,6 +5,7 @@ the edges of the tokenizer's pre-tokens."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import fields, replace
 from functools import cache
 
@@ -136,3 +137,48 @@ def test_generated_documents_chunk_as_the_reference_does(
     blocks: list[Block], setting: tuple[int, int], breadcrumb: bool
 ) -> None:
     assert _compare(blocks, *setting, breadcrumb=breadcrumb) is None
+
+
+# -- the shortcuts' claims ----------------------------------------------------------------------------------
+
+# What a block may start or end with, next to the blank line between blocks: white space of every kind,
+# newlines, punctuation that takes newlines into its pre-token, contractions, digits, non-ASCII.
+EDGE_PIECES = [
+    "a", "Word", " ", "  ", "\t", "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\u00a0", "\u2003", "\u3000",
+    ".", "!)", "'s", "'", "#", "|", "-", "1", "123", "é", "日", "🙂", "\ud800", "<|endoftext|>",
+]  # fmt: skip
+_edge_texts = st.lists(st.sampled_from(EDGE_PIECES), max_size=12).map("".join)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.builds(Block, st.sampled_from(list(BlockKind)), _edge_texts, st.integers(1, 3)), min_size=1, max_size=8)
+)
+def test_the_pieces_tokens_are_the_whole_texts(blocks: list[Block]) -> None:
+    """The document is encoded in pieces (chunk._Document): their tokens, one after the other, are the
+    whole text's, and the tokens ending at or before any byte are counted as the whole text's say."""
+    text, data, layout = chunk._lay_out(blocks)
+    doc = chunk._Document(text, data, layout, tokenizer())
+    assert [t for piece in doc.pieces for t in piece] == tokenizer().encode(text)
+    ends = tokenizer().byte_ends(text)
+    assert [doc.rank(b) for b in range(len(data) + 1)] == [bisect_right(ends, b) for b in range(len(data) + 1)]
+    assert [doc.token_end(t) for t in range(len(ends))] == ends
+
+
+def test_the_varied_corpus_is_encoded_in_pieces_as_a_whole() -> None:
+    for name, blocks in _documents(0):
+        text, data, layout = chunk._lay_out(blocks)
+        doc = chunk._Document(text, data, layout, tokenizer())
+        assert [t for piece in doc.pieces for t in piece] == tokenizer().encode(text), name
+        assert len(doc.pieces) > len(blocks) // 2 or len(blocks) < 4, name  # most blocks start a piece
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from([*".!?…。", *"\"'”’)]", " ", "\n", "\t", "\u00a0", "a", "B", "1"]), max_size=40))
+def test_the_sentence_separators_are_the_references(text_: str) -> None:
+    """The layer matches a sentence's full stop where the reference looks behind for it: the same
+    separators (group 1) in a block, which starts the text or follows a newline."""
+    for whole, start in [(text_, 0), (f"x.\n{text_}", 3)]:
+        for end in (len(whole), len(whole) - 1):
+            ours = [m.span(1) for m in chunk._SENTENCE_END.finditer(whole, start, end)]
+            assert ours == [m.span(1) for m in reference._SENTENCE_END.finditer(whole, start, end)]
