@@ -260,10 +260,9 @@ class _Builder:
 
     def add(self, k: int) -> None:
         """Block number k."""
-        block, layout = self.blocks[k], self.layout
+        block, layout, rank_in, piece = self.blocks[k], self.layout, self.doc.rank_in, self.layout.piece_of[k]
         start, end, bstart, bend = layout.starts[k], layout.ends[k], layout.bstarts[k], layout.bends[k]
-        self.rank = rank = partial(self.doc.rank_in, layout.piece_of[k])
-        first, last = rank(bstart), rank(bend)
+        first, last = rank_in(piece, bstart), rank_in(piece, bend)
         if last - first <= self.capacity:  # most blocks: one unit, which holds the block's context itself
             kind = block.kind
             weight = zlib.crc32(self.data[bstart:bend]) / 2**32
@@ -281,6 +280,7 @@ class _Builder:
             block.kind is BlockKind.PARAGRAPH,
         )
         self.ascii = bend - bstart == end - start
+        self.rank = rank = partial(rank_in, piece)
         pattern = _LINE_BREAK if block.kind is BlockKind.PREFORMATTED else _SENTENCE_END
         for s, e, bs, be in self._spans(start, end, bstart, pattern):
             first, last = rank(bs), rank(be)
@@ -556,14 +556,15 @@ class _Packer:
     def _chunk(self, p: _Placed) -> Chunk:
         units = self.units
         pages = tuple(sorted({u.page for u in units[p.first : p.last + 1] if u.page is not None})) if self.paged else ()
+        first, last = units[p.first], units[p.last]
         return Chunk(
-            text=p.prefix + self.doc.text[p.start : units[p.last].end],
+            text=p.prefix + self.doc.text[p.start : last.end],
             tokens=p.tokens,
             pages=pages,
-            headings=units[p.first].path,
-            start=units[p.first].start,
-            end=units[p.last].end,
-            overlap=len(p.prefix) + units[p.first].start - p.start,
+            headings=first.path,
+            start=first.start,
+            end=last.end,
+            overlap=len(p.prefix) + first.start - p.start,
         )
 
     def _merge_tail(self, placed: list[_Placed]) -> None:
