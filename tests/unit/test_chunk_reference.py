@@ -156,13 +156,13 @@ _edge_texts = st.lists(st.sampled_from(EDGE_PIECES), max_size=12).map("".join)
 )
 def test_the_pieces_tokens_are_the_whole_texts(blocks: list[Block]) -> None:
     """The document is encoded in pieces (chunk._Document): their tokens, one after the other, are the
-    whole text's, and the tokens ending at or before any byte are counted as the whole text's say."""
+    whole text's, where they end and how many end at or before any byte are what the whole text's say."""
     text, data, layout = chunk._lay_out(blocks)
     doc = chunk._Document(text, data, layout, tokenizer())
     assert [t for piece in doc.pieces for t in piece] == tokenizer().encode(text)
     ends = tokenizer().byte_ends(text)
     assert [doc.rank(b) for b in range(len(data) + 1)] == [bisect_right(ends, b) for b in range(len(data) + 1)]
-    assert [doc.token_end(t) for t in range(len(ends))] == ends
+    assert [end for k in range(len(doc.pieces)) for end in doc.ends(k)[1:]] == ends
 
 
 def test_the_varied_corpus_is_encoded_in_pieces_as_a_whole() -> None:

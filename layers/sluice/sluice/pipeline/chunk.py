@@ -79,6 +79,7 @@ class _Unit:
     bend: int
     first: int  # document tokens ending at or before bstart: a span's count is `last - first`
     last: int  # document tokens ending at or before bend
+    piece: int  # the piece of the document's encoding that holds the unit (see _Document)
     tokens: int  # document tokens ending inside the unit (exact but for its edges)
     page: int | None
     path: tuple[str, ...]
@@ -213,11 +214,6 @@ class _Document:
         """``ends`` of the piece holding byte b."""
         return self.ends(bisect_right(self.starts, b) - 1)
 
-    def token_end(self, token: int) -> int:
-        """The byte offset at which the document's token number ``token`` ends."""
-        k = bisect_right(self.before, token) - 1
-        return self.ends(k)[token - self.before[k] + 1]
-
 
 def _is_safe(text: str, p: int) -> bool:
     """A pre-token ends at p whatever follows: a letter or digit, then anything else (or the end)."""
@@ -251,7 +247,8 @@ class _Builder:
         self.data = doc.data
         self.block_start = 0
         self.ascii = True  # the block being split is ASCII: its byte offsets follow from its character offsets
-        self.rank: Callable[[int], int] = doc.rank  # doc.rank, knowing the piece the block is in
+        self.piece = 0  # the piece the block being split is in
+        self.rank: Callable[[int], int] = doc.rank  # doc.rank, knowing that piece
         # page, heading path, heading?, context, prose? of the block being split
         self.context: tuple[int | None, tuple[str, ...], bool, str | None, bool] = (None, (), False, None, True)
 
@@ -267,7 +264,7 @@ class _Builder:
             kind = block.kind
             weight = zlib.crc32(self.data[bstart:bend]) / 2**32
             self.units.append(
-                _Unit(start, end, bstart, bend, first, last, last - first, block.page, layout.paths[k],
+                _Unit(start, end, bstart, bend, first, last, piece, last - first, block.page, layout.paths[k],
                       kind is BlockKind.HEADING, weight, None, kind is BlockKind.PARAGRAPH)
             )  # fmt: skip
             return
@@ -280,6 +277,7 @@ class _Builder:
             block.kind is BlockKind.PARAGRAPH,
         )
         self.ascii = bend - bstart == end - start
+        self.piece = piece
         self.rank = rank = partial(rank_in, piece)
         pattern = _LINE_BREAK if block.kind is BlockKind.PREFORMATTED else _SENTENCE_END
         for s, e, bs, be in self._spans(start, end, bstart, pattern):
@@ -328,7 +326,7 @@ class _Builder:
         doc, capacity = self.doc, self.capacity
         words = self._word_spans(start, end, bstart)
         ends = [w[3] for w in words]
-        whole = self.rank(ends[-1])
+        whole, before = self.rank(ends[-1]), doc.before[self.piece]
         i = 0
         while i < len(words):
             ws, _, wbs, wbe = words[i]
@@ -340,7 +338,7 @@ class _Builder:
             # The run takes the words after it while they fit: those ending before the token that
             # would be one too many (token number `first + capacity`) ends.
             limit = first + capacity
-            j = len(words) - 1 if limit >= whole else bisect_left(ends, doc.token_end(limit)) - 1
+            j = len(words) - 1 if limit >= whole else bisect_left(ends, doc.ends(self.piece)[limit - before + 1]) - 1
             last = self.rank(ends[j])
             self._unit(ws, words[j][1], wbs, ends[j], first, last, last - first)
             i = j + 1
@@ -367,7 +365,7 @@ class _Builder:
         # The block's first unit holds the context itself; later ones repeat it when they start a chunk.
         repeat = context if context and start != self.block_start else None
         self.units.append(
-            _Unit(start, end, bstart, bend, first, last, tokens, page, path, heading, weight, repeat, prose)
+            _Unit(start, end, bstart, bend, first, last, self.piece, tokens, page, path, heading, weight, repeat, prose)
         )
 
 
@@ -447,7 +445,7 @@ class _Packer:
         tail_token = end - budget
         if tail_token <= unit.first:
             return None
-        cut = doc.token_end(tail_token - 1)
+        cut = doc.ends(unit.piece)[tail_token - doc.before[unit.piece]]  # where token tail_token - 1 ends
         if unit.bend - unit.bstart == unit.end - unit.start:  # ASCII
             position = unit.start + cut - unit.bstart
         else:
@@ -455,24 +453,22 @@ class _Packer:
         gap = _WORD_GAP.search(doc.text, max(position - 1, unit.start), unit.end)
         if gap is None:
             return None
-        return gap.end(), doc.rank(self.byte_at(gap.end()))
-
-    def byte_at(self, position: int) -> int:
-        """The byte offset of a character offset."""
-        if self.doc.ascii:
-            return position
-        unit = self.units[max(bisect_right(self.starts, position) - 1, 0)]
-        if unit.bend - unit.bstart == unit.end - unit.start:  # ASCII
-            return unit.bstart + position - unit.start
-        return unit.bstart + len(self.doc.text[unit.start : position].encode("utf-8", "surrogatepass"))
+        return gap.end(), self.rank_at(gap.end(), unit)
 
     def rank_at(self, position: int, unit: _Unit) -> int:
-        """Tokens ending at or before a character offset; known where it is an edge of ``unit``."""
+        """Tokens ending at or before a character offset, usually in ``unit`` (whose edges are known)."""
         if position == unit.start:
             return unit.first
         if position == unit.end:
             return unit.last
-        return self.doc.rank(self.byte_at(position))
+        if not unit.start < position < unit.end:
+            unit = self.units[max(bisect_right(self.starts, position) - 1, 0)]
+        # The position is in the unit (a chunk's edges and overlaps fall inside units), so in its piece.
+        if self.doc.ascii or unit.bend - unit.bstart == unit.end - unit.start:
+            b = unit.bstart + position - unit.start
+        else:
+            b = unit.bstart + len(self.doc.text[unit.start : position].encode("utf-8", "surrogatepass"))
+        return self.doc.rank_in(unit.piece, b)
 
     def crumb(self, i: int) -> str:
         """What a chunk starting at unit i begins with: the heading breadcrumb (when asked for) and
