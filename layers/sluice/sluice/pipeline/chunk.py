@@ -25,9 +25,8 @@ from __future__ import annotations
 import re
 import zlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from itertools import accumulate
 
 from sluice.model import Block, BlockKind, Chunk
@@ -183,12 +182,8 @@ class _Document:
         self.before = list(accumulate(map(len, self.pieces), initial=0))  # tokens before each piece
         self._ends: dict[int, list[int]] = {}
 
-    def rank(self, b: int) -> int:
-        """Tokens ending at or before byte b."""
-        return self.rank_in(bisect_right(self.starts, b) - 1, b)
-
     def rank_in(self, k: int, b: int) -> int:
-        """``rank(b)`` for a byte b in piece k."""
+        """Tokens of the document ending at or before byte b, which is in piece k."""
         if b == self.starts[k]:
             return self.before[k]
         ends = self._ends.get(k)
@@ -209,10 +204,6 @@ class _Document:
         if ends is None:
             ends = self._ends[k] = list(accumulate(map(self.sizes.__getitem__, self.pieces[k]), initial=self.starts[k]))
         return ends
-
-    def ends_around(self, b: int) -> list[int]:
-        """``ends`` of the piece holding byte b."""
-        return self.ends(bisect_right(self.starts, b) - 1)
 
 
 def _is_safe(text: str, p: int) -> bool:
@@ -248,9 +239,12 @@ class _Builder:
         self.block_start = 0
         self.ascii = True  # the block being split is ASCII: its byte offsets follow from its character offsets
         self.piece = 0  # the piece the block being split is in
-        self.rank: Callable[[int], int] = doc.rank  # doc.rank, knowing that piece
         # page, heading path, heading?, context, prose? of the block being split
         self.context: tuple[int | None, tuple[str, ...], bool, str | None, bool] = (None, (), False, None, True)
+
+    def _rank(self, b: int) -> int:
+        """``_Document.rank`` of a byte in the block being split."""
+        return self.doc.rank_in(self.piece, b)
 
     def _bytes(self, start: int, end: int) -> int:
         return end - start if self.ascii else len(self.doc.text[start:end].encode("utf-8", "surrogatepass"))
@@ -278,10 +272,9 @@ class _Builder:
         )
         self.ascii = bend - bstart == end - start
         self.piece = piece
-        self.rank = rank = partial(rank_in, piece)
         pattern = _LINE_BREAK if block.kind is BlockKind.PREFORMATTED else _SENTENCE_END
         for s, e, bs, be in self._spans(start, end, bstart, pattern):
-            first, last = rank(bs), rank(be)
+            first, last = rank_in(piece, bs), rank_in(piece, be)
             if last - first <= self.capacity:
                 self._unit(s, e, bs, be, first, last, last - first)
             else:
@@ -326,12 +319,12 @@ class _Builder:
         doc, capacity = self.doc, self.capacity
         words = self._word_spans(start, end, bstart)
         ends = [w[3] for w in words]
-        whole, before = self.rank(ends[-1]), doc.before[self.piece]
+        whole, before = self._rank(ends[-1]), doc.before[self.piece]
         i = 0
         while i < len(words):
             ws, _, wbs, wbe = words[i]
-            first = self.rank(wbs)
-            if self.rank(wbe) - first > capacity:
+            first = self._rank(wbs)
+            if self._rank(wbe) - first > capacity:
                 self._slice(ws, wbs, wbe)
                 i += 1
                 continue
@@ -339,13 +332,13 @@ class _Builder:
             # would be one too many (token number `first + capacity`) ends.
             limit = first + capacity
             j = len(words) - 1 if limit >= whole else bisect_left(ends, doc.ends(self.piece)[limit - before + 1]) - 1
-            last = self.rank(ends[j])
+            last = self._rank(ends[j])
             self._unit(ws, words[j][1], wbs, ends[j], first, last, last - first)
             i = j + 1
 
     def _slice(self, start: int, bstart: int, bend: int) -> None:
         """Cut a run with no white space at token boundaries that are also character boundaries."""
-        ends, rank = self.doc.ends_around(bstart), self.rank
+        ends = self.doc.ends(self.piece)
         pos, cut_from, count = start, bstart, 0
         for k in range(bisect_right(ends, bstart), len(ends)):
             b = min(ends[k], bend)
@@ -354,7 +347,7 @@ class _Builder:
             # A character is at most 4 bytes, so cutting a little early always finds a boundary.
             if at_char and (count >= self.capacity - 4 or b >= bend):
                 chars = b - cut_from if self.ascii else len(self.data[cut_from:b].decode("utf-8", "surrogatepass"))
-                self._unit(pos, pos + chars, cut_from, b, rank(cut_from), rank(b), count)
+                self._unit(pos, pos + chars, cut_from, b, self._rank(cut_from), self._rank(b), count)
                 pos, cut_from, count = pos + chars, b, 0
             if b >= bend:
                 return
