@@ -161,9 +161,15 @@ def test_the_pieces_tokens_are_the_whole_texts(blocks: list[Block]) -> None:
     doc = chunk._Document(text, data, layout, tokenizer())
     assert [t for piece in doc.pieces for t in piece] == tokenizer().encode(text)
     ends = tokenizer().byte_ends(text)
-    ranks = [doc.rank_in(bisect_right(doc.starts, b) - 1, b) for b in range(len(data) + 1)]
-    assert ranks == [bisect_right(ends, b) for b in range(len(data) + 1)]
-    assert [end for k in range(len(doc.pieces)) for end in doc.ends(k)[1:]] == ends
+    ranks = [bisect_right(ends, b) for b in range(len(data) + 1)]
+    assert [doc.rank_in(bisect_right(doc.starts, b) - 1, b) for b in range(len(data) + 1)] == ranks
+    assert [end for k in range(len(doc.pieces)) for end in doc.ends(k)[1][1:]] == ends
+    # Where only a piece's last tokens' ends are known (an overlap's), ranks are found with them.
+    tails = chunk._Document(text, data, layout, tokenizer())
+    for k, piece in enumerate(tails.pieces):
+        first, tail = tails.ends(k, len(piece) // 2)
+        assert first <= len(piece) // 2 and tail == doc.ends(k)[1][first:]
+    assert [tails.rank_in(bisect_right(tails.starts, b) - 1, b) for b in range(len(data) + 1)] == ranks
 
 
 def test_the_varied_corpus_is_encoded_in_pieces_as_a_whole() -> None:

@@ -180,30 +180,36 @@ class _Document:
         stops = [*layout.pieces[1:], len(text)]
         self.pieces = [tokenizer.encode(text[a:b]) for a, b in zip(layout.pieces, stops, strict=True)]
         self.before = list(accumulate(map(len, self.pieces), initial=0))  # tokens before each piece
-        self._ends: dict[int, list[int]] = {}
+        self._ends: dict[int, tuple[int, list[int]]] = {}  # see ends()
 
     def rank_in(self, k: int, b: int) -> int:
         """Tokens of the document ending at or before byte b, which is in piece k."""
         if b == self.starts[k]:
             return self.before[k]
-        ends = self._ends.get(k)
-        if ends is None:
-            tokens, stop = self.pieces[k], self.stops[k]
-            if stop - b <= NEAR_END:  # a block's end, before the blank line: step back from the piece's end
-                i, sizes = len(tokens), self.sizes
-                while stop > b:
-                    i -= 1
-                    stop -= sizes[tokens[i]]
-                return self.before[k] + i
-            ends = self.ends(k)
-        return self.before[k] + bisect_right(ends, b) - 1
+        known = self._ends.get(k)
+        if known is not None and b >= known[1][0]:
+            first, ends = known
+            return self.before[k] + first + bisect_right(ends, b) - 1
+        tokens, stop = self.pieces[k], self.stops[k]
+        if stop - b <= NEAR_END:  # a block's end, before the blank line: step back from the piece's end
+            i, sizes = len(tokens), self.sizes
+            while stop > b:
+                i -= 1
+                stop -= sizes[tokens[i]]
+            return self.before[k] + i
+        return self.before[k] + bisect_right(self.ends(k)[1], b) - 1
 
-    def ends(self, k: int) -> list[int]:
-        """Where piece k starts, then where each of its tokens ends (byte offsets)."""
-        ends = self._ends.get(k)
-        if ends is None:
-            ends = self._ends[k] = list(accumulate(map(self.sizes.__getitem__, self.pieces[k]), initial=self.starts[k]))
-        return ends
+    def ends(self, k: int, first: int = 0) -> tuple[int, list[int]]:
+        """Where piece k's tokens end, from its token number ``first`` on: ``first`` (or a lower
+        number), and a list of where that token starts, then where each token from it ends (byte
+        offsets). An overlap needs only the last few tokens of a long block."""
+        known = self._ends.get(k)
+        if known is None or known[0] > first:
+            tokens, sizes = self.pieces[k], self.sizes.__getitem__
+            tail = tokens[first:] if first else tokens
+            start = self.stops[k] - sum(map(sizes, tail)) if first else self.starts[k]
+            known = self._ends[k] = (first, list(accumulate(map(sizes, tail), initial=start)))
+        return known
 
 
 def _is_safe(text: str, p: int) -> bool:
@@ -331,14 +337,14 @@ class _Builder:
             # The run takes the words after it while they fit: those ending before the token that
             # would be one too many (token number `first + capacity`) ends.
             limit = first + capacity
-            j = len(words) - 1 if limit >= whole else bisect_left(ends, doc.ends(self.piece)[limit - before + 1]) - 1
+            j = len(words) - 1 if limit >= whole else bisect_left(ends, doc.ends(self.piece)[1][limit - before + 1]) - 1
             last = self._rank(ends[j])
             self._unit(ws, words[j][1], wbs, ends[j], first, last, last - first)
             i = j + 1
 
     def _slice(self, start: int, bstart: int, bend: int) -> None:
         """Cut a run with no white space at token boundaries that are also character boundaries."""
-        ends = self.doc.ends(self.piece)
+        ends = self.doc.ends(self.piece)[1]
         pos, cut_from, count = start, bstart, 0
         for k in range(bisect_right(ends, bstart), len(ends)):
             b = min(ends[k], bend)
@@ -438,7 +444,9 @@ class _Packer:
         tail_token = end - budget
         if tail_token <= unit.first:
             return None
-        cut = doc.ends(unit.piece)[tail_token - doc.before[unit.piece]]  # where token tail_token - 1 ends
+        i = tail_token - 1 - doc.before[unit.piece]  # the piece's token after which the tail starts
+        first, ends = doc.ends(unit.piece, max(i - 8, 0))  # and a few before it, for the ranks near it
+        cut = ends[i - first + 1]
         if unit.bend - unit.bstart == unit.end - unit.start:  # ASCII
             position = unit.start + cut - unit.bstart
         else:
