@@ -137,7 +137,7 @@ def _lay_out(blocks: Sequence[Block]) -> tuple[str, bytes, _Layout]:
         text = render(block)
         if rendered:
             pos, bpos = pos + 2, bpos + 2  # "\n\n"
-        if not rendered or _starts_piece(text):
+        if not rendered or "!" <= text[:1] <= "~" or _starts_piece(text):  # most blocks: the first look
             layout.pieces.append(pos)
             layout.bpieces.append(bpos)
         layout.starts.append(pos)
@@ -259,7 +259,8 @@ class _Builder:
         """Block number k."""
         block, layout, rank_in, piece = self.blocks[k], self.layout, self.doc.rank_in, self.layout.piece_of[k]
         start, end, bstart, bend = layout.starts[k], layout.ends[k], layout.bstarts[k], layout.bends[k]
-        first, last = rank_in(piece, bstart), rank_in(piece, bend)
+        first = self.doc.before[piece] if bstart == self.doc.starts[piece] else rank_in(piece, bstart)
+        last = rank_in(piece, bend)
         if last - first <= self.capacity:  # most blocks: one unit, which holds the block's context itself
             kind = block.kind
             weight = zlib.crc32(self.data[bstart:bend]) / 2**32
