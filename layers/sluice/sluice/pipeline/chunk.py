@@ -578,12 +578,13 @@ class _Packer:
             placed[-2:] = [merged]
 
 
-def _crumbs(paths: set[tuple[str, ...]], settings: ChunkSettings, tokenizer: Tokenizer) -> dict[tuple[str, ...], str]:
-    """The breadcrumb for each heading path, shortened from the left to fit max_tokens / 8."""
+def _crumbs(paths: list[tuple[str, ...]], settings: ChunkSettings, tokenizer: Tokenizer) -> dict[tuple[str, ...], str]:
+    """The breadcrumb for each heading path (the blocks' paths, and their headings' parents'),
+    shortened from the left to fit max_tokens / 8."""
     if not settings.breadcrumb:
         return {}
     crumbs = {}
-    for path in paths:
+    for path in set(paths) | {p[:-1] for p in paths}:
         for k in range(len(path)):
             crumb = f"{BREADCRUMB_SEPARATOR.join(path[k:])}\n\n"
             if tokenizer.count(crumb) <= settings.max_tokens // 8:
@@ -598,8 +599,7 @@ def chunk_blocks(blocks: Sequence[Block], settings: ChunkSettings, tokenizer: To
     if not layout.starts:
         return text, []
     doc = _Document(text, data, layout, tokenizer)
-    paths = set(layout.paths)
-    crumbs = _crumbs(paths | {p[:-1] for p in paths}, settings, tokenizer)
+    crumbs = _crumbs(layout.paths, settings, tokenizer)
     # A unit must fit a chunk with a full overlap, the longest breadcrumb and its context before it.
     reserve = max((tokenizer.count(c) for c in crumbs.values()), default=0)
     contexts = {c: tokenizer.count(c) + 1 for c in set(layout.contexts) if c}
