@@ -253,7 +253,10 @@ class _Builder:
         return self.doc.rank_in(self.piece, b)
 
     def _bytes(self, start: int, end: int) -> int:
-        return end - start if self.ascii else len(self.doc.text[start:end].encode("utf-8", "surrogatepass"))
+        if self.ascii:
+            return end - start
+        span = self.doc.text[start:end]
+        return len(span) if span.isascii() else len(span.encode("utf-8", "surrogatepass"))
 
     def add(self, k: int) -> None:
         """Block number k."""
