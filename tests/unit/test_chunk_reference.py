@@ -145,6 +145,7 @@ def test_generated_documents_chunk_as_the_reference_does(
 # newlines, punctuation that takes newlines into its pre-token, contractions, digits, non-ASCII.
 EDGE_PIECES = [
     "a", "Word", " ", "  ", "\t", "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\u00a0", "\u2003", "\u3000",
+    "\u2028", "\u1680", "\u180e", "\u200b",
     ".", "!)", "'s", "'", "#", "|", "-", "1", "123", "é", "日", "🙂", "\ud800", "<|endoftext|>",
 ]  # fmt: skip
 _edge_texts = st.lists(st.sampled_from(EDGE_PIECES), max_size=12).map("".join)
@@ -170,6 +171,31 @@ def test_the_pieces_tokens_are_the_whole_texts(blocks: list[Block]) -> None:
         first, tail = tails.ends(k, len(piece) // 2)
         assert first <= len(piece) // 2 and tail == doc.ends(k)[1][first:]
     assert [tails.rank_in(bisect_right(tails.starts, b) - 1, b) for b in range(len(data) + 1)] == ranks
+
+
+# Unicode's White_Space property (unchanged since Unicode 6.3): what the tokenizer's pattern means by \s.
+WHITE_SPACE = [
+    *range(0x09, 0x0E),
+    0x20,
+    0x85,
+    0xA0,
+    0x1680,
+    *range(0x2000, 0x200B),
+    0x2028,
+    0x2029,
+    0x202F,
+    0x205F,
+    0x3000,
+]
+
+
+def test_what_the_tokenizer_calls_white_space_python_does_too() -> None:
+    """What lets a piece start at any character Python does not call white space: the tokenizer
+    does not either (chunk._Document)."""
+    assert all(chr(code).isspace() for code in WHITE_SPACE)
+    for space in map(chr, WHITE_SPACE):  # a block of white space, or with a line end in it, starts none
+        assert not chunk._starts_piece(space) and not chunk._starts_piece(f"{space}\nx")
+        assert chunk._starts_piece(f"{space}x") == (space not in "\r\n")
 
 
 def test_the_varied_corpus_is_encoded_in_pieces_as_a_whole() -> None:

@@ -38,6 +38,7 @@ _SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*(\s+)(?=\S)")
 _LINE_BREAK = re.compile(r"(\n+)(?=\S)")
 _WORD_GAP = re.compile(r"(\s+)(?=\S)")
 _WORD = re.compile(r"\S+")
+_INK_OR_LINE_END = re.compile(r"\S|[\r\n]")
 TARGET_SHARE = 0.4  # anchors fall about every 0.4 x max_tokens tokens
 MARGIN = 2  # a chunk whose count comes this close to max_tokens is encoded whole, to be sure
 BREADCRUMB_SEPARATOR = " > "
@@ -97,11 +98,9 @@ def render(block: Block) -> str:
 
 def _starts_piece(rendered: str) -> bool:
     """Whether a block, after the blank line before it, starts a piece of the document (see
-    ``_Document``): spaces or tabs at most, then a printable ASCII character other than a space."""
-    head = rendered[:1]
-    if head in (" ", "\t"):
-        head = rendered.lstrip(" \t")[:1]
-    return "!" <= head <= "~"
+    ``_Document``): white space other than a line end at most, then anything but white space."""
+    first = _INK_OR_LINE_END.search(rendered)
+    return first is not None and first.group() not in "\r\n"
 
 
 @dataclass(slots=True)
@@ -137,7 +136,7 @@ def _lay_out(blocks: Sequence[Block]) -> tuple[str, bytes, _Layout]:
         text = render(block)
         if rendered:
             pos, bpos = pos + 2, bpos + 2  # "\n\n"
-        if not rendered or "!" <= text[:1] <= "~" or _starts_piece(text):  # most blocks: the first look
+        if not rendered or "!" <= text[:1] <= "~" or _starts_piece(text):  # most blocks: printable ASCII
             layout.pieces.append(pos)
             layout.bpieces.append(bpos)
         layout.starts.append(pos)
@@ -158,15 +157,16 @@ class _Document:
     """The document text, its UTF-8 bytes, and its tokens.
 
     The text is encoded in pieces, each starting at a block whose first character after the blank
-    line before it (and any spaces or tabs) is printable ASCII. cl100k_base's split pattern
-    (``tokens.CL100K_PATTERN``) splits the text before such a point alone as it splits the whole,
-    and the text after it too: only white space and punctuation's trailing ``[\\r\\n]*+`` take a
-    newline, and in the whole text both end at the last newline before the printable character
-    (``\\s*[\\r\\n]`` gives back the spaces and tabs after it), where the text before the point ends
-    (and ``\\s++$`` takes the same run); what follows is split alike, as the pattern looks ahead,
-    never behind. So the pieces' tokens, one after the other, are the whole text's (a test checks
-    it), and each piece's count comes with no pass over its tokens. Where a piece's tokens end is
-    worked out only when a position inside it is asked for (a long block cut, an overlap, a
+    line before it (and any white space other than a line end) is not white space. cl100k_base's
+    split pattern (``tokens.CL100K_PATTERN``) splits the text before such a point alone as it
+    splits the whole, and the text after it too: only white space and punctuation's trailing
+    ``[\\r\\n]*+`` take a newline, and in the whole text both end at the last newline before that
+    character (``\\s*[\\r\\n]`` gives back the white space after it), where the text before the
+    point ends (and ``\\s++$`` takes the same run); what follows is split alike, as the pattern
+    looks ahead, never behind; the pattern's ``\\s`` is Unicode's White_Space, all of which Python
+    counts as white space. So the pieces' tokens, one after the other, are the whole text's (tests
+    check both), and each piece's count comes with no pass over its tokens. Where a piece's tokens
+    end is worked out only when a position inside it is asked for (a long block cut, an overlap, a
     chunk's edge)."""
 
     def __init__(self, text: str, data: bytes, layout: _Layout, tokenizer: Tokenizer) -> None:
