@@ -63,6 +63,7 @@ import tiktoken  # noqa: E402
 from costs import cost_report  # noqa: E402
 from sinks import bench_sinks, sink_report  # noqa: E402
 
+from sluice.model import Block  # noqa: E402
 from sluice.pipeline.chunk import ChunkSettings, _lay_out, chunk_blocks  # noqa: E402
 from sluice.pipeline.clean import clean_blocks  # noqa: E402
 from sluice.pipeline.detect import detect  # noqa: E402
@@ -382,15 +383,23 @@ def format_corpora(corpus: list[tuple[str, str]]) -> dict[str, list[tuple[str, b
 
 
 class _PreEncoded(Tokenizer):
-    """The layer's tokenizer, but byte_ends answered from a table filled beforehand: the chunker
-    measured without its tokenizer pass."""
+    """The layer's tokenizer, but encode answered from a table filled beforehand: the chunker
+    measured without its tokenizer pass. The chunker encodes each document in pieces; chunking the
+    documents once tells which (``pieces``, in the order it asked for them)."""
 
-    def __init__(self, texts: list[str]) -> None:
+    def __init__(self, documents: list[list[Block]], settings: ChunkSettings) -> None:
         real = tokenizer()
-        super().__init__(real.encoding, real._token_bytes)
-        self._table = {t: real.byte_ends(t) for t in texts}
+        super().__init__(real.encoding, real.token_bytes)
+        self.pieces: list[str] = []
+        self._table: dict[str, list[int]] | None = None
+        for blocks in documents:
+            chunk_blocks(blocks, settings, self)
+        self._table = {piece: real.encode(piece) for piece in self.pieces}
 
-    def byte_ends(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
+        if self._table is None:
+            self.pieces.append(text)
+            return super().encode(text)
         return self._table[text]
 
 
@@ -417,15 +426,14 @@ def bench_stages(corpus: list[tuple[str, str]], scale: Scale) -> dict[str, Any]:
         kinds = [detect(data, name) for name, data in files]
         extracted = [extract(data, kind, settings.parse) for (_, data), kind in zip(files, kinds, strict=True)]
         cleaned = [clean_blocks(doc.blocks)[0] for doc in extracted]
-        laid_out = [_lay_out(blocks)[0] for blocks in cleaned]
-        pre_encoded = _PreEncoded(laid_out)
+        pre_encoded = _PreEncoded(cleaned, settings.chunking)
         subjects: dict[str, Callable[[], Any]] = {
             "detect": lambda files=files: [detect(data, name) for name, data in files],
             "decode + extract": lambda files=files, kinds=kinds: [
                 extract(data, kind, settings.parse) for (_, data), kind in zip(files, kinds, strict=True)
             ],
             "clean": lambda extracted=extracted: [clean_blocks(doc.blocks) for doc in extracted],
-            "tokenizer pass": lambda laid_out=laid_out: [tokenizer().byte_ends(text) for text in laid_out],
+            "tokenizer pass": lambda pieces=pre_encoded.pieces: [tokenizer().encode(p) for p in pieces],
             "rest of chunking": lambda cleaned=cleaned, pre=pre_encoded: [
                 chunk_blocks(blocks, settings.chunking, pre) for blocks in cleaned
             ],
@@ -743,7 +751,7 @@ def _stage_lines(stages: dict[str, Any]) -> list[str]:
         "a footer around a `<main>` of headings, paragraphs, lists and `<pre>` blocks), through `process_document` at",
         "512/64. Each stage is timed on its own, given the previous stage's output made beforehand; every figure is that",
         f"time / one `encode_ordinary` pass over the prose, paired run by run (median of {stages['pairs']} per-pair ratios). The",
-        "`tokenizer pass` is the chunker's one encoding of the cleaned text (`Tokenizer.byte_ends`); `rest of chunking` is",
+        "`tokenizer pass` is the chunker's one encoding of the cleaned text (in pieces, `Tokenizer.encode`); `rest of chunking` is",
         "`chunk_blocks` given that encoding ready-made. `detect to clean` adds up the stages before chunking; `whole` is",
         "measured, not added up.",
         "",

@@ -60,8 +60,12 @@ class Tokenizer:
 
     def __init__(self, encoding: tiktoken.Encoding, token_bytes: list[int]) -> None:
         self.encoding = encoding
-        self._token_bytes = token_bytes
+        self.token_bytes = token_bytes  # each token's length in bytes, by token id
         self._encode = encoding.encode_ordinary
+
+    def encode(self, text: str) -> list[int]:
+        """The tokens of ``text``, special-token text being ordinary text."""
+        return self._encode(text)
 
     def count(self, text: str) -> int:
         """Tokens in ``text`` as the chunk limits count them: special-token text is ordinary text."""
@@ -69,7 +73,7 @@ class Tokenizer:
 
     def byte_ends(self, text: str) -> list[int]:
         """The UTF-8 byte offset at which each token of ``text`` ends."""
-        return list(accumulate(map(self._token_bytes.__getitem__, self._encode(text))))
+        return list(accumulate(map(self.token_bytes.__getitem__, self._encode(text))))
 
 
 @cache
