@@ -1,5 +1,6 @@
 """The chunker as it stood before it was made faster (sluice.pipeline.chunk at bfb671d), kept on
-purpose, unchanged but for this docstring: it encodes each candidate chunk's edges again, scans for
+purpose, unchanged but for this docstring and one deliberate change made in both (anchors every half
+chunk when there is no overlap, TARGET_SHARE_NO_OVERLAP): it encodes each candidate chunk's edges again, scans for
 safe points character by character, and builds its units one by one.
 
 This is a reference, not code the layer runs: tests/unit/test_chunk_reference.py holds the layer's
@@ -25,7 +26,10 @@ from sluice.pipeline.tokens import Tokenizer
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*(\s+)(?=\S)")
 _LINE_BREAK = re.compile(r"(\n+)(?=\S)")
 _WORD_GAP = re.compile(r"(\s+)(?=\S)")
-TARGET_SHARE = 0.4  # anchors fall about every 0.4 x max_tokens tokens
+# Anchors fall about every TARGET_SHARE x max_tokens tokens; without overlap, every half chunk: an
+# edit then reaches no chunk through a copied tail, and fuller chunks retrieve more (docs/quality.md).
+TARGET_SHARE = 0.4
+TARGET_SHARE_NO_OVERLAP = 0.5
 MARGIN = 2  # a chunk whose count comes this close to max_tokens is encoded whole, to be sure
 BREADCRUMB_SEPARATOR = " > "
 
@@ -262,7 +266,7 @@ def _cut_points(units: list[_Unit], settings: ChunkSettings) -> set[int]:
     size (its hash against tokens/target), so anchors fall about every ``target`` tokens whatever
     the paragraph lengths. Each decision looks only at the units since the previous heading or
     anchor, which is what keeps an edit's effect on the boundaries local."""
-    target = settings.max_tokens * TARGET_SHARE
+    target = settings.max_tokens * (TARGET_SHARE if settings.overlap_tokens else TARGET_SHARE_NO_OVERLAP)
     cuts: set[int] = set()
     gap = section = 0
     for i in range(len(units) - 1):

@@ -200,9 +200,12 @@ def _paragraph(rng: random.Random) -> str:
 
 
 @pytest.mark.parametrize("with_headings", [True, False])
-def test_changing_one_paragraph_of_a_100_chunk_document_changes_at_most_3_chunks(with_headings: bool) -> None:
+@pytest.mark.parametrize("size", [(512, 64), (250, 0)])  # the default; the retrieval evaluation's fullest anchors
+def test_changing_one_paragraph_of_a_100_chunk_document_changes_at_most_3_chunks(
+    with_headings: bool, size: tuple[int, int]
+) -> None:
     rng = random.Random(2026 + with_headings)
-    s = ChunkSettings(max_tokens=512, overlap_tokens=64)
+    s = ChunkSettings(max_tokens=size[0], overlap_tokens=size[1])
     blocks: list[Block] = []
     while True:
         if with_headings and len(blocks) % 10 == 0:

@@ -39,7 +39,10 @@ _LINE_BREAK = re.compile(r"(\n+)(?=\S)")
 _WORD_GAP = re.compile(r"(\s+)(?=\S)")
 _WORD = re.compile(r"\S+")
 _INK_OR_LINE_END = re.compile(r"\S|[\r\n]")
-TARGET_SHARE = 0.4  # anchors fall about every 0.4 x max_tokens tokens
+# Anchors fall about every TARGET_SHARE x max_tokens tokens; without overlap, every half chunk: an
+# edit then reaches no chunk through a copied tail, and fuller chunks retrieve more (docs/quality.md).
+TARGET_SHARE = 0.4
+TARGET_SHARE_NO_OVERLAP = 0.5
 MARGIN = 2  # a chunk whose count comes this close to max_tokens is encoded whole, to be sure
 BREADCRUMB_SEPARATOR = " > "
 NEAR_END = 16  # bytes: a position this close to its piece's end is found among the piece's last tokens
@@ -379,7 +382,7 @@ def _cut_points(units: list[_Unit], settings: ChunkSettings) -> list[int]:
     proportional to its size (its hash against tokens/target), so anchors fall about every
     ``target`` tokens whatever the paragraph lengths. Each decision looks only at the units since
     the previous heading or anchor, which is what keeps an edit's effect on the boundaries local."""
-    target = settings.max_tokens * TARGET_SHARE
+    target = settings.max_tokens * (TARGET_SHARE if settings.overlap_tokens else TARGET_SHARE_NO_OVERLAP)
     cuts: list[int] = []
     gap = section = 0
     for i in range(len(units) - 1):
