@@ -35,13 +35,9 @@ def request(prefix: str, rate: float | None, dry_run: bool, manifest: str | None
 
 
 def start(outputs: dict[str, str], client: Clients, payload: dict[str, Any], name: str | None = None) -> str:
-    machine = outputs.get("BackfillStateMachineArn")
-    if not machine:
-        raise LookupError("this stack has no BackfillStateMachineArn output (deploy this version first)")
-    arguments: dict[str, Any] = {"stateMachineArn": machine, "input": json.dumps(payload)}
-    if name:
-        arguments["name"] = name
-    return str(client("stepfunctions").start_execution(**arguments)["executionArn"])
+    from sluice_cli.status import start_execution  # status imports this module: imported when called
+
+    return start_execution(outputs, client, "BackfillStateMachineArn", payload, name)
 
 
 @dataclass

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from sluice_cli.status import start_execution
+
 Clients = Callable[[str], Any]
 POLL = 0.5  # seconds between two looks at the execution's history
 # A trial's waiting loop, left out of the lines written (the states list keeps every state).
@@ -36,13 +38,7 @@ class FineTuneRun:
 
 
 def start(outputs: dict[str, str], client: Clients, payload: dict[str, Any], name: str | None = None) -> str:
-    machine = outputs.get("FineTuneStateMachineArn")
-    if not machine:
-        raise LookupError("this stack has no FineTuneStateMachineArn output")
-    arguments: dict[str, Any] = {"stateMachineArn": machine, "input": json.dumps(payload)}
-    if name:
-        arguments["name"] = name
-    return str(client("stepfunctions").start_execution(**arguments)["executionArn"])
+    return start_execution(outputs, client, "FineTuneStateMachineArn", payload, name)
 
 
 def follow(client: Clients, arn: str, out: TextIO | None, timeout: float) -> FineTuneRun:

@@ -38,6 +38,19 @@ def stack_outputs(stack_name: str, client: ClientFactory) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
+def start_execution(
+    outputs: dict[str, str], client: ClientFactory, machine_output: str, payload: dict[str, Any], name: str | None
+) -> str:
+    """Start the state machine a stack output names with ``payload`` (a generated name unless given)."""
+    machine = outputs.get(machine_output)
+    if not machine:
+        raise LookupError(f"this stack has no {machine_output} output (deploy this version first)")
+    arguments: dict[str, Any] = {"stateMachineArn": machine, "input": json.dumps(payload)}
+    if name:
+        arguments["name"] = name
+    return str(client("stepfunctions").start_execution(**arguments)["executionArn"])
+
+
 def _depth(sqs: Any, url: str) -> dict[str, int]:
     attrs = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
