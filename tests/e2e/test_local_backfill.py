@@ -3,6 +3,7 @@ already processed and unchanged, one changed, two new, one hostile) found by the
 the bucket's listing, rechecked through the ingest queue, and agreeing with the registry and both indexes
 afterwards, the Map Run's results exported to ProcessedBucket; a dry run that changes nothing; a stopped
 run redriven that does nothing twice."""
+
 from __future__ import annotations
 
 import json
