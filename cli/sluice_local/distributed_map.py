@@ -1,9 +1,10 @@
 """Step Functions' Distributed Map on the local stack, as AWS documents it, where moto's interpreter
 (5.2.5) falls short: its grammar has no ``ItemBatcher``, no Express child workflows, no S3 Inventory
-reader and no integer ``ToleratedFailurePercentage``; its S3 listing reads one page and fails on an
-empty one; it ignores the tolerated failure threshold (a failing child never fails the Map Run) and
-miscounts its children; it has no RedriveExecution. What the local stack does instead, with the AWS
-pages it follows, is in docs/architecture.md ("Step Functions' Distributed Map on the local stack").
+reader, no ``WriterConfig`` in a ``ResultWriter`` and no integer ``ToleratedFailurePercentage``; its
+S3 listing reads one page and fails on an empty one; it ignores the tolerated failure threshold (a
+failing child never fails the Map Run) and miscounts its children; it has no RedriveExecution.
+What the local stack does instead, with the AWS pages it follows, is in docs/architecture.md ("Step
+Functions' Distributed Map on the local stack").
 
 moto parses a definition with its ANTLR grammar when a state machine is created and when each
 execution starts. ``_prepare`` takes out of every Distributed Map state what the grammar cannot hold
@@ -65,6 +66,7 @@ _RUN = "_sluice_map_run"  # on moto's Map Run record
 _REDRIVE_STATES = "_sluice_redrive_states"  # on an execution's Map Run pool: the states a redrive resumes
 _REDRIVES = "_sluice_redrives"  # on moto's execution
 _BATCHER_FIELDS = ("MaxItemsPerBatch", "MaxInputBytesPerBatch")
+_WRITER_CONFIG = {"Transformation": ("NONE", "COMPACT", "FLATTEN"), "OutputType": ("JSON", "JSONL")}
 _THRESHOLDS = {
     "ToleratedFailureCount": "count",
     "ToleratedFailureCountPath": "count",
@@ -167,11 +169,16 @@ def _take(name: str, state: dict[str, Any], language: str) -> _Taken | None:
     percentage = state.get("ToleratedFailurePercentage")
     if isinstance(percentage, int) and not isinstance(percentage, bool):
         state["ToleratedFailurePercentage"] = float(percentage)  # moto's grammar takes decimals only
+    writer = state.get("ResultWriter")
+    if isinstance(writer, dict) and "WriterConfig" in writer:
+        _check_writer_config(name, writer.pop("WriterConfig"))
+        if not writer:  # a WriterConfig alone formats the state's output and exports nothing
+            del state["ResultWriter"]
     spec = MapSpec(
         express=express,
         inventory=inventory,
         thresholds=frozenset(kind for field, kind in _THRESHOLDS.items() if field in state),
-        writes_results="ResultWriter" in state,
+        writes_results=isinstance(writer, dict) and "Resource" in writer,
     )
     return _Taken(spec, batcher)
 
@@ -202,6 +209,22 @@ def _check_batcher(name: str, batcher: Any, language: str) -> None:
         raise ValueError(f"{where}: MaxInputBytesPerBatch is at most {BATCH_BYTES} (256 KiB)")
     if not any(field in batcher or f"{field}Path" in batcher for field in _BATCHER_FIELDS):
         raise ValueError(f"{where} needs MaxItemsPerBatch(Path) or MaxInputBytesPerBatch(Path)")
+
+
+def _check_writer_config(name: str, config: Any) -> None:
+    """A ResultWriter's WriterConfig: Transformation and OutputType, with the values AWS documents
+    (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html). moto's
+    grammar has no WriterConfig; it is checked here and taken out (the local stack writes no result
+    files for it to format)."""
+    where = f"State {name}: ResultWriter's WriterConfig"
+    if not isinstance(config, dict):
+        raise ValueError(f"{where} must be an object")
+    unknown = sorted(set(config) - set(_WRITER_CONFIG))
+    if unknown:
+        raise ValueError(f"{where} has fields AWS does not define: {', '.join(unknown)}")
+    for field, values in _WRITER_CONFIG.items():
+        if field in config and config[field] not in values:
+            raise ValueError(f"{where}: {field} is one of {', '.join(values)}, got {config[field]!r}")
 
 
 def _positive_int(value: Any) -> bool:

@@ -212,6 +212,45 @@ def test_the_definition_keeps_its_item_batcher_and_a_bad_one_is_refused(stack: S
         stack.machine("inline", inline)
 
 
+def test_a_result_writer_exports_the_map_run_and_its_writer_config_is_checked(stack: Stack) -> None:
+    """With a ResultWriter the Map state's output is where the results went, not the children's
+    outputs; the local stack writes the manifest (moto's), with no result files."""
+    stack.put("docs/a", "docs/b", "docs/c")
+    writer = {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": BUCKET, "Prefix": "results/"},
+        "WriterConfig": {"OutputType": "JSONL", "Transformation": "COMPACT"},
+    }
+    batcher = {"MaxItemsPerBatch": 2}
+    machine = stack.machine(
+        "writes", {**_distributed(PASS), "ItemReader": LISTING, "ItemBatcher": batcher, "ResultWriter": writer}
+    )
+    stored = json.loads(stack.sfn.describe_state_machine(stateMachineArn=machine)["definition"])
+    assert stored["States"]["Map"]["ResultWriter"] == writer
+    execution = stack.run(machine, {"prefix": "docs/"})
+    assert execution["status"] == "SUCCEEDED", execution
+    map_run = stack.map_run(execution["executionArn"])
+    key = f"results/{map_run['mapRunArn'].split(':')[-1]}/manifest.json"
+    assert json.loads(execution["output"]) == {
+        "MapRunArn": map_run["mapRunArn"],
+        "ResultWriterDetails": {"Bucket": BUCKET, "Key": key},
+    }
+    manifest = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert (manifest["DestinationBucket"], manifest["MapRunArn"]) == (BUCKET, map_run["mapRunArn"])
+    assert map_run["executionCounts"]["resultsWritten"] == 2
+
+    for bad, reason in [
+        ({"OutputType": "CSV"}, "OutputType is one of JSON, JSONL"),
+        ({"Transformation": "compact"}, "Transformation is one of NONE, COMPACT, FLATTEN"),
+        ({"Format": "JSON"}, "fields AWS does not define: Format"),
+    ]:
+        with pytest.raises(ClientError) as refused:
+            stack.machine(
+                "bad", {**_distributed(PASS), "ItemReader": LISTING, "ResultWriter": {**writer, "WriterConfig": bad}}
+            )
+        assert reason in refused.value.response["Error"]["Message"]
+
+
 # -- items and batches ---------------------------------------------------------------------------
 
 

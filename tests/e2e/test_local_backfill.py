@@ -1,7 +1,8 @@
 """`sluice backfill` on the local stack: objects written while RawBucket's notifications were off (one
 already processed and unchanged, one changed, two new, one hostile) found by the Distributed Map over
 the bucket's listing, rechecked through the ingest queue, and agreeing with the registry and both indexes
-afterwards; a dry run that changes nothing; a stopped run redriven that does nothing twice."""
+afterwards, the Map Run's results exported to ProcessedBucket; a dry run that changes nothing; a stopped
+run redriven that does nothing twice."""
 
 from __future__ import annotations
 
@@ -84,6 +85,13 @@ def test_a_backfill_finds_what_was_written_while_notifications_were_off(stack: L
         assert done["status"] == "SUCCEEDED", done
         assert (done["progress"]["listed"], done["progress"]["queued"], done["progress"]["unchanged"]) == (5, 4, 1)
         assert done["output"]["queued"] == 4  # the state machine's own summary
+        # The children's outputs went to ProcessedBucket (the Map's ResultWriter), under its Map Run's id.
+        sfn = stack.client("stepfunctions")
+        (map_run,) = sfn.list_map_runs(executionArn=done["execution_arn"])["mapRuns"]
+        manifest_key = f"backfill-results/{map_run['mapRunArn'].split(':')[-1]}/manifest.json"
+        processed = stack.outputs()["ProcessedBucketName"]
+        manifest = json.loads(s3.get_object(Bucket=processed, Key=manifest_key)["Body"].read())
+        assert manifest["MapRunArn"] == map_run["mapRunArn"]
         _settle(
             stack,
             {

@@ -2,10 +2,10 @@
 on (Plan → FromInventory? → a Distributed Map of Express children that queue a batch and pace it →
 Summarise; a failed run redrivable), reads only what Plan returns and passes each batch what the
 function reads; and its two roles grant exactly what each needs: the state machine lists RawBucket (and
-reads RawBucket's inventories, when the stack names their bucket), runs its own children and invokes the
-function, and sends nothing; the function reads the registry, heads RawBucket's objects, sends to the
-ingest queue only and keeps its own progress partitions. Rules every state machine keeps:
-test_statemachine.py."""
+reads RawBucket's inventories, when the stack names their bucket), runs its own children, writes their
+results under ProcessedBucket's backfill-results/, invokes the function, and sends nothing; the function
+reads the registry, heads RawBucket's objects, sends to the ingest queue only and keeps its own progress
+partitions. Rules every state machine keeps: test_statemachine.py."""
 
 from __future__ import annotations
 
@@ -74,6 +74,13 @@ def test_each_map_runs_express_children_that_queue_a_batch_and_pace_it(definitio
         }
         assert state["MaxConcurrencyPath"] == "$.max_concurrency" and state["ToleratedFailurePercentage"] == 0
         assert state["ResultPath"] is None  # progress lives in DynamoDB, never in the execution's history
+        # The children's outputs go to S3: gathered into the state's output, a large run's would pass
+        # its 256 KiB (25,000 batches of a million objects, ~20 bytes each) and fail the Map.
+        assert state["ResultWriter"] == {
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "${ProcessedBucketName}", "Prefix": "backfill-results/"},
+            "WriterConfig": {"OutputType": "JSONL", "Transformation": "COMPACT"},
+        }
         processor = state["ItemProcessor"]
         assert processor["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
         queue = processor["States"][processor["StartAt"]]
@@ -192,7 +199,9 @@ def _granted(template: dict[str, Any], role: str) -> dict[str, tuple[list[str], 
     }
 
 
-def test_the_state_machine_lists_rawbucket_runs_its_children_and_sends_nothing(transformed: dict[str, Any]) -> None:
+def test_the_state_machine_lists_rawbucket_runs_its_children_writes_their_results_and_sends_nothing(
+    transformed: dict[str, Any],
+) -> None:
     region, account = "us-east-1", "123456789012"
     executions = f"arn:aws:states:{region}:{account}:execution:<BackfillStateMachine.Name>"
     assert _granted(transformed, "BackfillStateMachineRole") == {
@@ -201,6 +210,12 @@ def test_the_state_machine_lists_rawbucket_runs_its_children_and_sends_nothing(t
         ),
         "ListRawBucket": (["s3:ListBucket"], ["arn:<RawBucket>"], None),
         "ReadRawBucketsInventories": (["s3:GetObject"], ["arn:aws:s3:::<BackfillInventoryBucket>/*<RawBucket>/*"], None),
+        "WriteItsMapRunsResults": (
+            ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+            ["arn:<ProcessedBucket>/backfill-results/*"],
+            None,
+        ),
+        "UseTheDataKey": (["kms:Decrypt", "kms:GenerateDataKey"], ["arn:<DataKey>"], None),
         "StartItsChildren": (["states:StartExecution"], ["<BackfillStateMachine>"], None),
         "FollowAndStopItsChildren": (
             ["states:DescribeExecution", "states:StopExecution"], [f"{executions}:*", f"{executions}/*"], None
@@ -221,6 +236,23 @@ def test_the_state_machine_lists_rawbucket_runs_its_children_and_sends_nothing(t
             None,
         ),
     }  # fmt: skip
+
+
+def test_the_map_runs_results_expire_and_nothing_takes_them_for_sluices_files(source: dict[str, Any]) -> None:
+    """backfill-results/ is a prefix of its own in ProcessedBucket: kept a month, outside what
+    reconciliation lists (its phases list their own prefixes) and the knowledge base reads."""
+    from sluice.pipeline.files import CHUNK_PREFIX
+
+    bucket = source["Resources"]["ProcessedBucket"]["Properties"]
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireBackfillResults"] == {
+        "Id": "ExpireBackfillResults",
+        "Status": "Enabled",
+        "Prefix": "backfill-results/",
+        "ExpirationInDays": 30,
+    }
+    data_source = source["Resources"]["KnowledgeBaseDataSource"]["Properties"]
+    assert data_source["DataSourceConfiguration"]["S3Configuration"]["InclusionPrefixes"] == [CHUNK_PREFIX]
 
 
 def test_the_state_machine_reads_inventories_only_when_the_stack_names_their_bucket(source: dict[str, Any]) -> None:
@@ -275,4 +307,5 @@ def test_operators_find_the_state_machine_and_the_function(source: dict[str, Any
     assert machine["Type"] == "STANDARD" and machine["DefinitionSubstitutions"] == {
         "BackfillFunctionArn": {"Fn::GetAtt": ["BackfillFunction", "Arn"]},
         "RawBucketName": {"Ref": "RawBucket"},
+        "ProcessedBucketName": {"Ref": "ProcessedBucket"},
     }
