@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sluice.pipeline.tokens import encoding
 from support import samples
 from support.pdfwriter import document, make_pdf
@@ -86,12 +88,8 @@ def test_backfill_input_is_what_a_console_user_would_type() -> None:
         "manifest": {"bucket": "inventories", "key": "raw/all/2026-12-01T01-00Z/manifest.json"},
     }
     for bad in ("inventories/manifest.json", "s3://inventories", "s3://"):
-        try:
+        with pytest.raises(ValueError, match="--manifest must be s3://BUCKET/KEY"):
             request("", None, False, bad)
-        except ValueError as exc:
-            assert "--manifest must be s3://BUCKET/KEY" in str(exc)
-        else:
-            raise AssertionError(f"{bad!r} was taken")
 
 
 def test_backfill_progress_reads_like_the_console() -> None:
