@@ -293,7 +293,8 @@ def _backfill(args: argparse.Namespace, outputs: dict[str, str], client: Clients
         else:
             print(json.dumps({"execution_arn": arn}))
         return 0
-    found = backfill.follow(outputs, client, arn, None if args.json else sys.stdout, timeout=args.timeout)
+    poll = backfill.POLL_LOCAL if args.local else backfill.POLL_DEPLOYED
+    found = backfill.follow(outputs, client, arn, None if args.json else sys.stdout, timeout=args.timeout, poll=poll)
     if args.json:
         print(json.dumps(found.to_json()))
     else:
