@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import logging
 import math
@@ -38,7 +37,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -356,17 +354,6 @@ def provision(name: str, parameters: dict[str, str], endpoint: str, raw: Callabl
     return Stack(name, provisioner.functions, raw, work / name)
 
 
-def load_handler(function: str) -> Any:
-    path = ROOT / "functions" / function / "app.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{function}_{uuid.uuid4().hex}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def drain(
     queue_url: str,
     batch_size: int,
@@ -503,6 +490,7 @@ def clear_test_events(stack: Stack) -> None:
 def ingest(run: Run, label: str) -> float:
     """The corpus's notifications through the ingest function; the parsing sandbox's CPU seconds."""
     from sluice.bootstrap.ingest import build
+    from support.handlers import load_handler
 
     handler = load_handler("ingest_document")
     wiring = run.function(label, build, run.stack.env("IngestDocumentFunction"))
@@ -517,6 +505,7 @@ def sink(run: Run, label: str, logical_id: str) -> None:
     """The bus events on the sink's queue through its function, and the status checks and job polls
     the sink queues for itself, until the queue is empty."""
     from sluice.bootstrap.sinks import build
+    from support.handlers import load_handler
 
     env = run.stack.env(logical_id) | {"SINK_FIRST_CHECK_SECONDS": "0", "SINK_REQUESTS_PER_SECOND": LIFTED_PACING}
     handler = load_handler("sync_sink")

@@ -3,14 +3,10 @@ in-process AWS (S3, SQS, DynamoDB, EventBridge)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -27,17 +23,6 @@ KB, DS, INDEX = "LOCALKB001", "LOCALDS001", "10ca1000-0000-4000-8000-00000000000
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((ROOT / "events" / name).read_text())
-
-
-def load_handler(function: str) -> ModuleType:
-    """A fresh import of functions/<function>/app.py (its cached wiring starts empty)."""
-    path = ROOT / "functions" / function / "app.py"
-    spec = importlib.util.spec_from_file_location(f"app_{function}_{uuid.uuid4().hex}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def emf_records(output: str) -> list[dict[str, Any]]:

@@ -18,13 +18,14 @@ import pytest
 from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
-from handlers.conftest import ROOT, LambdaContext, load_handler
+from handlers.conftest import ROOT, LambdaContext
 from sluice.adapters.aws.registry import DynamoDBRegistry
 from sluice.adapters.aws.s3 import S3BucketWriter, S3ObjectReader
 from sluice.ingest import IngestService, IngestSettings, ObjectEvent
 from sluice_local import emulators, moto_patches
 from support.awsfixtures import create_documents_table, finished_execution
 from support.fakes import FakeBus
+from support.handlers import load_handler
 
 RAW, PROCESSED = "sluice-raw-test", "sluice-processed-test"
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:finetune"

@@ -15,11 +15,11 @@ from handlers.conftest import (
     LambdaContext,
     emf_records,
     load_event,
-    load_handler,
     metric_units,
     metric_values,
 )
 from sluice.ingest import Action
+from support.handlers import load_handler
 
 GOOD_MD = b"# Getting started\n\nDrop a file into the raw bucket.\n\n## Next\n\nWatch it become chunks.\n"
 

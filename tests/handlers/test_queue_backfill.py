@@ -11,10 +11,11 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from handlers.conftest import RAW, Aws, LambdaContext, emf_records, load_event, load_handler, metric_values
+from handlers.conftest import RAW, Aws, LambdaContext, emf_records, load_event, metric_values
 from sluice.backfill import BackfillInputError
 from sluice.bootstrap.backfill import run_status
 from support.awsfixtures import create_connector_state_table
+from support.handlers import load_handler
 
 DOCS = {f"guides/{name}.md": f"# {name.title()}\n\nHow the {name} works.\n" for name in ("lock", "weir", "sluice")}
 

@@ -27,7 +27,6 @@ from handlers.conftest import (
     Aws,
     LambdaContext,
     emf_records,
-    load_handler,
     metric_values,
 )
 from sluice.adapters.aws.bedrock_agent import BedrockKnowledgeBaseApi
@@ -39,6 +38,7 @@ from sluice.pipeline.files import chunk_key, document_id, s3_uri, sidecar_key, t
 from sluice.reconcile import PassBusyError, Reconciler, describe
 from sluice.registry import Status
 from sluice_local import emulators
+from support.handlers import load_handler
 
 DOCS = {f"notes/{n:02d}-{name}.md": f"# {name.title()}\n\nThe {name} tide table, page {n}.\n" for n, name in
         enumerate(["harbour", "estuary", "lock", "weir", "sluice", "mill", "race", "dyke", "polder", "quay"])}  # fmt: skip

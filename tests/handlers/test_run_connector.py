@@ -13,8 +13,9 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from handlers.conftest import LambdaContext, emf_records, load_handler, metric_values
+from handlers.conftest import LambdaContext, emf_records, metric_values
 from support.awsfixtures import create_connector_state_table
+from support.handlers import load_handler
 
 RAW, SOURCE, PARAMETER = "sluice-raw-test", "team-docs", "/sluice/connectors"
 

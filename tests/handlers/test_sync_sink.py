@@ -23,13 +23,13 @@ from handlers.conftest import (
     LambdaContext,
     emf_records,
     load_event,
-    load_handler,
     metric_units,
     metric_values,
 )
 from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.sinks import SinkStatus
 from sluice_local import emulators
+from support.handlers import load_handler
 
 GUIDE = b"# Getting started\n\nDrop a file into the raw bucket.\n\n## Next\n\nWatch it become searchable chunks.\n"
 
