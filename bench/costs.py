@@ -355,9 +355,8 @@ def provision(name: str, parameters: dict[str, str], endpoint: str, raw: Callabl
 
 
 def drain(
-    queue_url: str,
-    batch_size: int,
-    invoke: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    source: dict[str, Any],
+    invoke: Callable[[dict[str, Any]], dict[str, Any]],
     sqs: Any,
     received: set[str],
 ) -> None:
@@ -365,6 +364,9 @@ def drain(
     handed to ``invoke`` until the queue is empty; what succeeded is deleted ten at a time. The ids of
     the messages seen go to ``received``. A batch item failure is an error here: nothing fails in this
     run, and a retried message would wait out its backoff."""
+    from sluice_local.runtime import sqs_event
+
+    queue_url, batch_size = source["queue_url"], int(source["batch_size"])
     while True:
         messages: list[dict[str, Any]] = []
         while len(messages) < batch_size:
@@ -379,17 +381,7 @@ def drain(
         if not messages:
             return
         received.update(m["MessageId"] for m in messages)
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "eventSource": "aws:sqs",
-            }
-            for m in messages
-        ]
-        failures = invoke(records).get("batchItemFailures", [])
+        failures = invoke(sqs_event(messages, source["queue_arn"], REGION)).get("batchItemFailures", [])
         if failures:
             raise RuntimeError(f"{len(failures)} messages of {queue_url} failed: {failures[:3]}")
         for start in range(0, len(messages), RECEIVE_MAX):
@@ -435,18 +427,18 @@ class Run:
 
         from sluice_local.worker import Context
 
-        def invoke(records: list[dict[str, Any]]) -> dict[str, Any]:
+        def invoke(event: dict[str, Any]) -> dict[str, Any]:
             context = Context(logical_id, spec.memory, spec.timeout, "bench")
             overhead, emulated = self.meter.overhead, self.emulator_cpu[0]
             start = time.thread_time()
-            result = call(handler, {"Records": records}, context, wiring)
+            result = call(handler, event, context, wiring)
             spent = time.thread_time() - start - (self.meter.overhead - overhead) - (self.emulator_cpu[0] - emulated)
-            usage.invocations.append((len(records), spent))
+            usage.invocations.append((len(event["Records"]), spent))
             return result
 
         received: set[str] = set()
         sent_before = usage.billed["sqs.messages_sent"]
-        drain(source["queue_url"], source["batch_size"], invoke, esm, received)
+        drain(source, invoke, esm, received)
         self.delivered[label] += len(received) - (usage.billed["sqs.messages_sent"] - sent_before)
 
 
