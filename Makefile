@@ -88,7 +88,7 @@ quality: $(if $(wildcard $(STAMP)),,$(STAMP)) $(QUALITY)  ## retrieval quality o
 	  $(foreach s,$(QUALITY_SETTINGS),--cmd "$(BIN)/sluice preview {file} --json --max-tokens $(call qsize,$(s)) --overlap $(call qoverlap,$(s))" --label "sluice $(s)") \
 	  $(foreach s,$(QUALITY_SETTINGS),--chunker langchain-recursive-paperseps:$(subst /,:,$(s))) \
 	  $(foreach p,$(QUALITY_PEERS),--chunker $(p)) \
-	  --no-per-question --json quality/results.json
+	  --no-per-question --question-scores --json quality/results.json
 	$(QUALITY_VENV)/bin/python quality/render.py quality/results.json --stamp --out docs/quality.md
 
 # Capacity and cost (capacity/README.md): the model run on the per-document costs `make bench` measured
