@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -730,3 +731,42 @@ def test_a_lost_answer_survives_a_conflicting_write() -> None:
     assert w.deliver(w.kb, [doc])
     w.states.put = real_put  # type: ignore[method-assign]
     assert set(w.states.get("kb", doc).maybe) == set(w.registry.get(doc).chunks)
+
+
+class _IngestWaitsForACheck(FakeKnowledgeBase):
+    """An Ingest call that returns only once a Get call has started (or after 30 s): a batch's checks
+    of other documents must not wait for its syncs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checking = threading.Event()
+        self.overlapped: list[bool] = []
+
+    def ingest(self, documents, token):  # type: ignore[no-untyped-def]
+        self.overlapped.append(self.checking.wait(timeout=30))
+        return super().ingest(documents, token)
+
+    def statuses(self, uris):  # type: ignore[no-untyped-def]
+        self.checking.set()
+        return super().statuses(uris)
+
+
+def test_a_batch_checks_other_documents_while_it_syncs() -> None:
+    w = World()
+    waiting = w.put("waiting.md", _text(4))
+    w.deliver(w.kb, [waiting])
+    (check,) = w.queue.take()  # the check the sync queued for `waiting`
+    w.kb.api = api = _IngestWaitsForACheck()
+    api.indexed = w.kb_api.indexed  # what the index already holds
+    new = w.put("new.md", _text(4))
+    event = json.dumps({"source": "sluice.ingest", "detail-type": "Document Changed", "detail": {"doc_id": new}})
+
+    report = run_batch(w.kb, [("e", event), check], w.queue)
+
+    assert api.overlapped == [True]  # the Get was made while the Ingest was under way
+    assert report.failed_message_ids == []
+    assert w.states.get("kb", waiting).status is SinkStatus.INDEXED
+    assert w.states.get("kb", new).status is SinkStatus.PENDING  # sent; its own check follows
+    assert [m for m, _ in api.calls] == ["get", "ingest"]
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", new).status is SinkStatus.INDEXED

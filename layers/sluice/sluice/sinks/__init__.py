@@ -8,6 +8,7 @@ an index drift, and the same code serves the events, the status checks and the r
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -72,15 +73,26 @@ class SyncResult:
 @dataclass(slots=True)
 class CallCount:
     """Calls made to an index's API (botocore's own retries inside one call not counted) and how many
-    of them failed; whoever reports them takes the counts."""
+    of them failed; whoever reports them takes the counts. A batch's checks and syncs count from two
+    threads (see ``sluice.sinks.runner``)."""
 
     calls: int = 0
     failures: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def called(self) -> None:
+        with self._lock:
+            self.calls += 1
+
+    def failed(self) -> None:
+        with self._lock:
+            self.failures += 1
 
     def take(self) -> tuple[int, int]:
         """The counts so far (calls, failures), and zero again."""
-        taken = (self.calls, self.failures)
-        self.calls = self.failures = 0
+        with self._lock:
+            taken = (self.calls, self.failures)
+            self.calls = self.failures = 0
         return taken
 
 

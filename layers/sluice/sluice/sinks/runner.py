@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -97,12 +98,21 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
     for m in messages:  # two checks of one document (an old chain and a new): the newest can be live
         for d, v in m.check.items():
             to_check[d] = max(v, to_check.get(d, v))
-    # Syncs first: a document they change starts a new chain of checks, and its old check is stale.
-    results = [
-        *(sink.sync(to_retry, retry_failed=True) if to_retry else []),
-        *(sink.sync(to_sync) if to_sync else []),
-        *(sink.check(to_check) if to_check else []),
-    ]
+    # The checks of documents the batch does not sync run beside the syncs: the two make different
+    # calls (Get beside Ingest and Delete), each paced on its own, so a batch takes the longer of the
+    # two, not their sum. A document synced here is checked after its sync: a change starts a new chain
+    # of checks, and its old check is then stale.
+    synced = {*to_retry, *to_sync}
+    beside = {d: v for d, v in to_check.items() if d not in synced}
+    after = {d: v for d, v in to_check.items() if d in synced}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{sink.name}-checks") as pool:
+        checking = pool.submit(sink.check, beside) if beside else None
+        results = [
+            *(sink.sync(to_retry, retry_failed=True) if to_retry else []),
+            *(sink.sync(to_sync) if to_sync else []),
+            *(sink.check(after) if after else []),
+            *(checking.result() if checking else []),
+        ]
     report = BatchReport([], results, malformed)
     polls = [m for m in messages if m.poll_job is not None]
     if polls and isinstance(sink, KnowledgeBaseSink):

@@ -28,14 +28,14 @@ class BedrockKnowledgeBaseApi:
     def _call(self, limit: str | None, operation: str, **params: Any) -> dict[str, Any]:
         if limit:
             self._limits[limit].wait()
-        self.calls.calls += 1
+        self.calls.called()
         try:
             with service_call(operation):
                 call = getattr(self._client, operation)
                 response: dict[str, Any] = call(knowledgeBaseId=self.kb, dataSourceId=self.ds, **params)
                 return response
         except RefusedError as exc:
-            self.calls.failures += 1
+            self.calls.failed()
             code = error_code(exc.__cause__) if isinstance(exc.__cause__, ClientError) else ""
             if code == "ConflictException":
                 raise JobConflictError(str(exc)) from exc
@@ -43,7 +43,7 @@ class BedrockKnowledgeBaseApi:
                 raise TransientError(str(exc)) from exc
             raise
         except TransientError:
-            self.calls.failures += 1
+            self.calls.failed()
             raise
 
     @staticmethod

@@ -91,13 +91,13 @@ class KendraApi:
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         self._limit.wait()
-        self.calls.calls += 1
+        self.calls.called()
         try:
             with service_call(operation):
                 response: dict[str, Any] = getattr(self._client, operation)(**params)
                 return response
         except (TransientError, RefusedError):
-            self.calls.failures += 1
+            self.calls.failed()
             raise
 
     def declared_fields(self) -> dict[str, str]:
