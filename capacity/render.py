@@ -100,7 +100,8 @@ def _binding_bullet(r: dict[str, Any]) -> str:
     return (
         f"**The {STEP_NAMES[step]} step binds first {where}**, on its {limit}. In direct mode the knowledge-base sink "
         f"takes {_rate(sink['docs_per_second'])} documents a second ({sink['why']}; an instance paces "
-        "IngestKnowledgeBaseDocuments and GetKnowledgeBaseDocuments at 2 a second each, one call after the other). "
+        "IngestKnowledgeBaseDocuments and GetKnowledgeBaseDocuments at 2 a second each, the status checks beside "
+        "the ingests). "
         f"Even with every call at the full {b['kb_quota']:g} a second per API, direct mode cannot pass "
         f"{_rate(b['direct_ceiling'])} documents a second. Counting the ingest calls alone at the quota, as the issue "
         f"did, {b['documents']:,} documents take {_hours(ingest_only)}."
