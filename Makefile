@@ -89,7 +89,12 @@ quality: $(if $(wildcard $(STAMP)),,$(STAMP)) $(QUALITY)  ## retrieval quality o
 	  $(foreach s,$(QUALITY_SETTINGS),--chunker langchain-recursive-paperseps:$(subst /,:,$(s))) \
 	  $(foreach p,$(QUALITY_PEERS),--chunker $(p)) \
 	  --no-per-question --question-scores --json quality/results.json
-	$(QUALITY_VENV)/bin/python quality/render.py quality/results.json --stamp --out docs/quality.md
+	PYTHONPATH=$(CURDIR)/layers/sluice:$(CURDIR)/cli TIKTOKEN_CACHE_DIR=$(CURDIR)/$(QUALITY_VENV)/tiktoken_cache \
+	$(QUALITY_VENV)/bin/python quality/retrieval_eval.py --data quality/data --retriever bm25 \
+	  $(foreach s,$(QUALITY_SETTINGS),--cmd "$(BIN)/sluice preview {file} --json --max-tokens $(call qsize,$(s)) --overlap $(call qoverlap,$(s))" --label "sluice $(s)") \
+	  $(foreach s,$(QUALITY_SETTINGS),--chunker langchain-recursive-paperseps:$(subst /,:,$(s))) \
+	  --no-per-question --question-scores --json quality/results-bm25.json
+	$(QUALITY_VENV)/bin/python quality/render.py quality/results.json --bm25 quality/results-bm25.json --stamp --out docs/quality.md
 
 # Capacity and cost (capacity/README.md): the model run on the per-document costs `make bench` measured
 # (bench/results.json, its costs stage) and the prices and quotas of capacity/facts.json; seconds, no AWS.

@@ -41,11 +41,11 @@ def chunker(run: Run) -> str:
 
 
 def setting(run: Run) -> tuple[int, int]:
-    """(size, overlap) in tokens: the built-in's own, an external run's from its label (``NAME SIZE/OVERLAP``)
-    or from its command's ``--max-tokens``/``--overlap``."""
+    """(size, overlap) in tokens: the built-in's own, an external run's from its label (``NAME SIZE/OVERLAP``,
+    maybe followed by the evaluation's `` [BM25]``) or from its command's ``--max-tokens``/``--overlap``."""
     if run.get("size") is not None:
         return int(run["size"]), int(run.get("overlap") or 0)
-    if found := re.search(r"\s(\d+)/(\d+)$", str(run["label"])):
+    if found := re.search(r"\s(\d+)/(\d+)(?: \[\w+\])?$", str(run["label"])):  # "sluice 250/0 [BM25]" too
         return int(found[1]), int(found[2])
     command = str(run.get("command") or "")
     size, overlap = re.search(r"--max-tokens[ =](\d+)", command), re.search(r"--overlap[ =](\d+)", command)
@@ -188,13 +188,38 @@ def _about(meta: dict[str, Any]) -> list[str]:
     return [line + "  " for line in lines[:-1]] + lines[-1:]
 
 
-def render(results: dict[str, Any]) -> str:
-    meta, runs = results["meta"], results["results"]
-    corpora = list(meta.get("corpora") or runs[0]["per_corpus"])
-    question_corpus = list(meta.get("question_corpus") or [])
+def _groups(runs: list[Run]) -> dict[tuple[int, int], list[Run]]:
     groups: dict[tuple[int, int], list[Run]] = {}
     for run in sorted(runs, key=setting):
         groups.setdefault(setting(run), []).append(run)
+    return groups
+
+
+def lexical_section(results: dict[str, Any]) -> list[str]:
+    """The same chunks retrieved by BM25 instead of the embedding model: a second opinion. A chunking
+    change that helps under both retrievers is more likely to help on other data than one that helps
+    under one."""
+    meta, runs = results["meta"], results["results"]
+    corpora = list(meta.get("corpora") or runs[0]["per_corpus"])
+    return [
+        "## A second retriever: BM25",
+        "",
+        f"The same chunks, each question retrieving the top {meta.get('k', 5)} by BM25 ("
+        f"{meta.get('retriever', 'retriever not recorded')}) instead of the embedding model; otherwise as above. "
+        "Lexical retrieval rewards chunks that hold more of the question's words, so it leans harder on how full "
+        "the chunks are.",
+        "",
+        *summary_table(_groups(runs), corpora, list(meta.get("question_corpus") or [])),
+        "",
+    ]
+
+
+def render(results: dict[str, Any], lexical: dict[str, Any] | None = None) -> str:
+    """docs/quality.md from the evaluation's results, and from its BM25 run's (``lexical``) when given."""
+    meta, runs = results["meta"], results["results"]
+    corpora = list(meta.get("corpora") or runs[0]["per_corpus"])
+    question_corpus = list(meta.get("question_corpus") or [])
+    groups = _groups(runs)
     lines = [
         "# Retrieval quality",
         "",
@@ -231,13 +256,14 @@ def render(results: dict[str, Any]) -> str:
         lines += [f"## {size}/{overlap}", "", *setting_table(group, corpora, question_corpus), ""]
     lines += [
         "`chunks`: per corpus on its rows; `mean tokens`: cl100k tokens per chunk over all corpora. "
-        "The last column is on Sluice's rows, with the gap in points (unrounded means).",
+        "The last columns are on Sluice's rows, with the gaps in points (unrounded means).",
         "",
+        *(lexical_section(lexical) if lexical else []),
         "## Regenerating",
         "",
         "`make quality` (the first run builds .venv/tools/quality, about 1 GB, and embeds every chunk; later runs "
-        "embed only chunks they have not seen). To re-render this page from quality/results.json alone: "
-        "`python3 quality/render.py quality/results.json --out docs/quality.md`.",
+        "embed only chunks they have not seen). To re-render this page from the results alone: "
+        "`python3 quality/render.py quality/results.json --bm25 quality/results-bm25.json --out docs/quality.md`.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -270,13 +296,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("results", type=Path, help="retrieval_eval.py --json output")
     parser.add_argument("--out", type=Path, required=True, help="the Markdown page to write")
+    parser.add_argument("--bm25", type=Path, help="the same evaluation's --retriever bm25 output: a second section")
     parser.add_argument("--stamp", action="store_true", help="first record versions and commit in the results")
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text(encoding="utf-8"))
     if args.stamp:
         stamp(results)
         args.results.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    args.out.write_text(render(results), encoding="utf-8")
+    lexical = json.loads(args.bm25.read_text(encoding="utf-8")) if args.bm25 else None
+    args.out.write_text(render(results, lexical), encoding="utf-8")
     print(f"written to {args.out}", file=sys.stderr)
 
 

@@ -149,3 +149,19 @@ def test_a_gap_is_ahead_or_behind_only_when_its_interval_leaves_out_zero(render:
 
     assert render.paired_gap(unlucky, baseline, "recall", "other corpus", corpus) is None
     assert render.paired_gap({}, baseline, "recall", "c", corpus) is None
+
+
+def test_a_bm25_run_becomes_a_second_summary(render: ModuleType, tmp_path: Path) -> None:
+    lexical = json.loads(json.dumps(RESULTS))
+    lexical["meta"]["retriever"] = "BM25Okapi"
+    for run in lexical["results"]:
+        run["label"] += " [BM25]"  # as the evaluation labels its BM25 runs
+    results, bm25, page = tmp_path / "results.json", tmp_path / "results-bm25.json", tmp_path / "quality.md"
+    results.write_text(json.dumps(RESULTS))
+    bm25.write_text(json.dumps(lexical))
+    render.main([str(results), "--bm25", str(bm25), "--out", str(page)])
+    text = page.read_text()
+    section = text[text.index("## A second retriever: BM25") : text.index("## Regenerating")]
+    assert "top 5 by BM25 (BM25Okapi)" in section
+    assert "| 250/0 | 78.0 | 80.0 | 5.93 | 4.00 | no (-2.0) / yes (+1.93) | 1 of 2 / 1 of 2 | beta / beta |" in section
+    assert "## A second retriever" not in render.render(RESULTS)  # without a BM25 run, no section
