@@ -147,11 +147,12 @@ def progress_line(found: Look) -> str:
     if found.items.get("total"):
         line += f"; items done {found.items.get('succeeded', 0)} of {found.items['total']}"
     if found.eta_seconds is not None:
-        line += f"; about {_duration(found.eta_seconds)} to go"
+        line += f"; about {duration(found.eta_seconds)} to go"
     return line
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A time to go, as an operator reads it: seconds, minutes or hours."""
     seconds = round(seconds)
     if seconds < 120:
         return f"{seconds} s"

@@ -4,6 +4,7 @@ documents (indexed / pending / failed, with the index's reasons) and ingestion j
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -13,10 +14,12 @@ from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.registry import Status
 from sluice.sinks import SinkStatus
 from sluice.sinks.knowledge_base import JOB_SINK
+from sluice.timestamps import iso
 from sluice_cli import backfill, connectors
 
 ClientFactory = Callable[[str], Any]
 MAX_FAILURES_SHOWN = 50
+SETTLED_WINDOW = 600  # seconds: a sink's pace is what it settled (indexed or removed) in this long
 
 # Each sink: its name in the sink states, and the outputs naming its queues and its index.
 SINKS = {
@@ -102,7 +105,12 @@ def _reconciliation(outputs: dict[str, str], client: ClientFactory) -> dict[str,
     return {"pass_id": last.pass_id, "finished_at": last.finished_at, "found": last.found, "repairs": last.repairs}
 
 
-def _sinks(outputs: dict[str, str], client: ClientFactory, registry: DynamoDBRegistry) -> dict[str, Any]:
+def _sinks(
+    outputs: dict[str, str], client: ClientFactory, registry: DynamoDBRegistry, window: float = SETTLED_WINDOW
+) -> dict[str, Any]:
+    """Each sink's documents by state, its failures and its job; and how many documents it settled
+    (indexed, or removed from the index) in the last ``window`` seconds: its recent pace."""
+    since = iso(time.time() - window)
     states = DynamoDBSinkStates(client("dynamodb"), outputs["DocumentsTableName"])
     sinks: dict[str, Any] = {}
     for name, (queue, _, data_source) in SINKS.items():
@@ -116,6 +124,10 @@ def _sinks(outputs: dict[str, str], client: ClientFactory, registry: DynamoDBReg
             reasons = sorted(set(state.failures.values()))
             failures.append({"key": record.key if record else state.doc_id, "reasons": reasons})
         sink: dict[str, Any] = {s.value.lower(): states.count(name, s) for s in SinkStatus}
+        sink["settled"] = {
+            "seconds": window,
+            "documents": sum(states.count(name, s, since) for s in (SinkStatus.INDEXED, SinkStatus.ABSENT)),
+        }
         sink["failures"] = sorted(failures, key=lambda f: f["key"])
         sink["index"] = _index(name, outputs)
         lock = states.get(JOB_SINK, outputs[data_source]) if data_source and data_source in outputs else None
@@ -140,6 +152,21 @@ def _index(sink: str, outputs: dict[str, str]) -> str:
     return f"{where} ({mode})"
 
 
+def _pace(sink: dict[str, Any], queued: int) -> str:
+    """What the sink settled recently, a second, and how long what is ahead of it takes at that pace: its
+    pending documents and the messages on its queue (most name one document)."""
+    settled = sink.get("settled") or {}
+    if not settled.get("documents"):
+        return ""
+    window = settled["seconds"]
+    rate = settled["documents"] / window
+    line = f"settled {settled['documents']:,} in the last {backfill.duration(window)} ({rate:.1f} a second)"
+    ahead = sink["pending"] + queued
+    if ahead:
+        line += f"; at that pace the {ahead:,} pending or queued take about {backfill.duration(ahead / rate)}"
+    return line
+
+
 def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
     if as_json:
         out.write(json.dumps(status) + "\n")
@@ -154,6 +181,8 @@ def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
             f"  indexed {sink['indexed']:>7}   pending {sink['pending']:>5}   failed {sink['failed']:>5}"
             f"   removed {sink['absent']:>5}\n"
         )
+        if pace := _pace(sink, status["queues"].get(name, {}).get("waiting", 0)):
+            out.write(f"  {pace}\n")
         job = sink.get("job")
         if job:
             running = f"job {job['running']} running" if job.get("running") else "no job running"

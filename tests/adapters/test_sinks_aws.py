@@ -400,6 +400,17 @@ def test_states_are_counted_and_listed_by_sink_and_status(states: DynamoDBSinkSt
     assert [s.doc_id for s in states.states("kb", SinkStatus.FAILED)] == ["x"]
 
 
+def test_states_written_since_a_time_are_counted_on_the_index_sort_key(states: DynamoDBSinkStates) -> None:
+    from dataclasses import replace
+
+    for i, at in enumerate(("2026-12-07T09:59:59.999Z", "2026-12-07T10:00:00.000Z", "2026-12-07T10:05:00.000Z")):
+        states.put(replace(_state(f"i{i}", SinkStatus.INDEXED), updated_at=at), expected_version=None)
+    assert states.count("kb", SinkStatus.INDEXED) == 3
+    assert states.count("kb", SinkStatus.INDEXED, since="2026-12-07T10:00:00.000Z") == 2  # at or after
+    assert states.count("kb", SinkStatus.INDEXED, since="2026-12-07T10:05:00.001Z") == 0
+    assert states.count("kb", SinkStatus.ABSENT, since="2026-12-07T00:00:00.000Z") == 0
+
+
 def test_sink_states_never_look_like_documents(states: DynamoDBSinkStates) -> None:
     from sluice.adapters.aws.registry import DynamoDBRegistry
 

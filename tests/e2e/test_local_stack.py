@@ -237,6 +237,7 @@ def test_cli_searches_and_redrives_the_running_stack(stack: LocalStack) -> None:
         status = sluice("status", "--local", "--json")
         sinks = json.loads(status.stdout)["sinks"]
         assert sinks["kb"]["indexed"] >= 1 and sinks["kendra"]["indexed"] >= 1 and sinks["kendra"]["failed"] == 0
+        assert sinks["kb"]["settled"]["documents"] >= 1  # indexed minutes ago: the sink's recent pace counts it
 
 
 def test_the_fine_tune_workflow_runs_on_the_local_stack_from_the_cli(stack: LocalStack) -> None:

@@ -179,8 +179,12 @@ class FakeSinkStates:
             raise StateConflictError(state.doc_id)
         self.items[(state.sink, state.doc_id)] = state
 
-    def count(self, sink, status) -> int:  # type: ignore[no-untyped-def]
-        return sum(1 for s in self.items.values() if s.sink == sink and s.status is status)
+    def count(self, sink, status, since=None) -> int:  # type: ignore[no-untyped-def]
+        return sum(
+            1
+            for s in self.items.values()
+            if s.sink == sink and s.status is status and (since is None or s.updated_at >= since)
+        )
 
     def states(self, sink, status):  # type: ignore[no-untyped-def]
         return [s for s in list(self.items.values()) if s.sink == sink and s.status is status]

@@ -54,7 +54,8 @@ class SinkStateStore(Protocol):
     def put(self, state: SinkState, *, expected_version: int | None) -> None:
         """Write ``state`` if the stored version is ``expected_version`` (None: no state yet)."""
 
-    def count(self, sink: str, status: SinkStatus) -> int: ...
+    def count(self, sink: str, status: SinkStatus, since: str | None = None) -> int:
+        """States of ``sink`` in ``status``; with ``since`` (ISO time), only those written at or after it."""
 
     def states(self, sink: str, status: SinkStatus) -> Iterator[SinkState]: ...
 

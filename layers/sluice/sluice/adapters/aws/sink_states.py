@@ -88,18 +88,21 @@ class DynamoDBSinkStates:
                 raise StateConflictError(f"{state.sink} state of {state.doc_id} changed concurrently") from exc
             raise
 
-    def _query(self, sink: str, status: SinkStatus, **extra: Any) -> Iterator[dict[str, Any]]:
+    def _query(self, sink: str, status: SinkStatus, since: str | None = None, **extra: Any) -> Iterator[dict[str, Any]]:
+        condition, values = "sink_key = :k", {":k": {"S": f"{sink}#{status.value}"}}
+        if since is not None:  # the index's sort key
+            condition, values[":since"] = f"{condition} AND updated_at >= :since", {"S": since}
         pages = self._db.get_paginator("query").paginate(
             TableName=self.table,
             IndexName=SINK_INDEX,
-            KeyConditionExpression="sink_key = :k",
-            ExpressionAttributeValues={":k": {"S": f"{sink}#{status.value}"}},
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
             **extra,
         )
         yield from pages
 
-    def count(self, sink: str, status: SinkStatus) -> int:
-        return sum(int(page.get("Count", 0)) for page in self._query(sink, status, Select="COUNT"))
+    def count(self, sink: str, status: SinkStatus, since: str | None = None) -> int:
+        return sum(int(page.get("Count", 0)) for page in self._query(sink, status, since, Select="COUNT"))
 
     def states(self, sink: str, status: SinkStatus) -> Iterator[SinkState]:
         for page in self._query(sink, status):
