@@ -770,3 +770,29 @@ def test_a_batch_checks_other_documents_while_it_syncs() -> None:
     assert [m for m, _ in api.calls] == ["get", "ingest"]
     w.drain_checks(w.kb)
     assert w.states.get("kb", new).status is SinkStatus.INDEXED
+
+
+def test_checks_made_beside_a_sync_that_fails_keep_their_chain() -> None:
+    w = World()
+    waiting = w.put("waiting.md", _text(4))
+    w.kb_api.processing_checks = 1  # its first check finds it still processing
+    w.deliver(w.kb, [waiting])
+    (check,) = w.queue.take()
+    new = w.put("new.md", _text(4))
+    event = json.dumps({"source": "sluice.ingest", "detail-type": "Document Changed", "detail": {"doc_id": new}})
+
+    def sync_breaks(doc_ids, *, retry_failed=False):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the registry is unreachable")
+
+    w.kb.sync = sync_breaks  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        run_batch(w.kb, [("e", event), check], w.queue)  # SQS redelivers both messages
+    assert w.states.get("kb", waiting).checks == 1  # the check beside ran and recorded its answer...
+    (follow,) = w.queue.sent  # ...and queued the next one: the redelivered check is stale now
+    assert json.loads(follow[0])["versions"] == {waiting: w.states.get("kb", waiting).version}
+
+    del w.kb.sync  # the registry is back
+    run_batch(w.kb, [("e", event), check], w.queue)  # the redelivery: the stale check is dropped
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", waiting).status is SinkStatus.INDEXED
+    assert w.states.get("kb", new).status is SinkStatus.INDEXED

@@ -107,12 +107,19 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
     after = {d: v for d, v in to_check.items() if d in synced}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{sink.name}-checks") as pool:
         checking = pool.submit(sink.check, beside) if beside else None
-        results = [
-            *(sink.sync(to_retry, retry_failed=True) if to_retry else []),
-            *(sink.sync(to_sync) if to_sync else []),
-            *(sink.check(after) if after else []),
-            *(checking.result() if checking else []),
-        ]
+        try:
+            results = [
+                *(sink.sync(to_retry, retry_failed=True) if to_retry else []),
+                *(sink.sync(to_sync) if to_sync else []),
+                *(sink.check(after) if after else []),
+            ]
+        except Exception:
+            # The batch fails and SQS redelivers it, but the checks beside may have recorded new states:
+            # their redelivered messages are then stale, so their next checks are queued now.
+            if checking is not None and checking.exception() is None:
+                _queue_checks(checking.result(), queue)
+            raise
+        results += checking.result() if checking else []
     report = BatchReport([], results, malformed)
     polls = [m for m in messages if m.poll_job is not None]
     if polls and isinstance(sink, KnowledgeBaseSink):
@@ -122,6 +129,17 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
             except (TransientError, RefusedError) as exc:
                 report.job = {"error": str(exc)}
                 report.failed_message_ids += [m.message_id for m in polls if m.poll_job == chain]  # retried
+    _queue_checks(results, queue)
+    retry = {r.doc_id for r in results if r.retry}
+    report.failed_message_ids += [
+        m.message_id for m in messages if retry & set(m.sync + m.retry + list(m.check))
+    ] + malformed
+    report.lags = sink.take_lags()
+    return report
+
+
+def _queue_checks(results: Sequence[SyncResult], queue: Queue) -> None:
+    """The delayed status checks the results ask for, one message per delay and 200 documents."""
     by_delay: dict[int, dict[str, int]] = {}
     for r in results:
         if r.check_after is not None and r.version is not None and not r.retry:
@@ -129,9 +147,3 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
     for delay, versions in sorted(by_delay.items()):
         for batch in batched(versions.items(), MAX_IDS_PER_MESSAGE):
             queue.send(check_message(dict(batch)), delay)
-    retry = {r.doc_id for r in results if r.retry}
-    report.failed_message_ids += [
-        m.message_id for m in messages if retry & set(m.sync + m.retry + list(m.check))
-    ] + malformed
-    report.lags = sink.take_lags()
-    return report
