@@ -796,3 +796,27 @@ def test_checks_made_beside_a_sync_that_fails_keep_their_chain() -> None:
     w.drain_checks(w.kb)
     assert w.states.get("kb", waiting).status is SinkStatus.INDEXED
     assert w.states.get("kb", new).status is SinkStatus.INDEXED
+
+
+def test_a_state_that_cannot_be_written_fails_only_its_own_check() -> None:
+    w = World()
+    one, two = w.put("one.md", _text(4)), w.put("two.md", _text(4, "b"))
+    w.kb_api.processing_checks = 2  # both still processing at their first check
+    w.deliver(w.kb, [one, two])
+    (check,) = w.queue.take()  # one message checks both
+    real_put, broken = w.states.put, [two]
+
+    def put_fails_for_two(state, *, expected_version):  # type: ignore[no-untyped-def]
+        if state.doc_id in broken:
+            broken.clear()
+            raise RuntimeError("dynamodb: ServiceUnavailable")
+        real_put(state, expected_version=expected_version)
+
+    w.states.put = put_fails_for_two  # type: ignore[method-assign]
+    report = run_batch(w.kb, [check], w.queue)
+    assert report.failed_message_ids == [check[0]]  # SQS redelivers it, for `two`
+    (follow,) = w.queue.sent  # `one` was recorded: its next check is queued, as its redelivered check is stale
+    assert set(json.loads(follow[0])["versions"]) == {one}
+    run_batch(w.kb, [check], w.queue)  # the redelivery checks `two` again
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", one).status is SinkStatus.INDEXED and w.states.get("kb", two).status is SinkStatus.INDEXED

@@ -142,7 +142,17 @@ class DiffSink(ABC):
             resend = frozenset(state.failures) if retry_failed and state is not None else frozenset()
             work.append(Work(doc_id, self.registry.get(doc_id), state, resend=resend))
         step(work)
-        return [self._record(w) for w in work]
+        return [self._record_or_retry(w) for w in work]
+
+    def _record_or_retry(self, w: Work) -> SyncResult:
+        """``_record``, one document at a time: a write that fails (DynamoDB failing past botocore's
+        retries) fails only its document's message, so the others' records and next checks are kept. A
+        failed batch would be redelivered whole, its checks already recorded then stale, and dropped."""
+        try:
+            return self._record(w)
+        except Exception as exc:
+            log.exception("%s state of %s not recorded", self.name, w.doc_id)
+            return SyncResult(w.doc_id, retry=f"{type(exc).__name__}: {exc}"[:300])
 
     def _record(self, w: Work) -> SyncResult:
         if w.new_state is None:
