@@ -216,15 +216,6 @@ def _sides(load: Load, step: str) -> list[dict[str, float]]:
     ]
 
 
-def paced_requests(load: Load, step: str) -> float:
-    """The index API requests per document a sink instance waits on its pacing for, one after the
-    other: the longer side (see ``_sides``)."""
-    service = SERVICES.get(step)
-    if not service:
-        return 0.0
-    return max(sum(n for op, n in side.items() if op.startswith(service)) for side in _sides(load, step))
-
-
 def duration(m: Measured, step: str, settings: Settings, facts: Mapping[str, Fact]) -> float:
     """Seconds of function time a document takes: its CPU, then the longer of its sides (see ``_sides``),
     each a latency for each request and the time the sink waits on its own pacing. A side calls one API
