@@ -1,15 +1,17 @@
 """The chunker as it stood before it was made faster (sluice.pipeline.chunk at bfb671d), kept on
-purpose, unchanged but for this docstring and one deliberate change made in both (anchors every half
-chunk when there is no overlap, TARGET_SHARE_NO_OVERLAP): it encodes each candidate chunk's edges again, scans for
-safe points character by character, and builds its units one by one.
+purpose, unchanged but for this docstring, the imports it shares with the layer (below) and one
+deliberate change made in both (anchors every half chunk when there is no overlap,
+TARGET_SHARE_NO_OVERLAP): it encodes each candidate chunk's edges again, scans for safe points
+character by character, and builds its units one by one.
 
 This is a reference, not code the layer runs: tests/unit/test_chunk_reference.py holds the layer's
 chunker to it, chunk for chunk and field for field, on generated documents (tests/support/varied.py)
 and on Hypothesis inputs. The layer's code may take any shortcut that gives the same chunks; a
 deliberate change of where chunks start and end changes both, this module first.
 
-What the layer's code and this module share (the data model and the tokenizer) is imported, so that
-only the ways of computing differ.
+What the layer's code and this module share (the data model, the chunk settings with their defaults
+and checks, the rendering of a block, and the tokenizer) is imported, so that only the ways of
+computing differ.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sluice.model import Block, BlockKind, Chunk
+from sluice.pipeline.chunk import ChunkSettings, render
 from sluice.pipeline.tokens import Tokenizer
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*(\s+)(?=\S)")
@@ -32,32 +35,6 @@ TARGET_SHARE = 0.4
 TARGET_SHARE_NO_OVERLAP = 0.5
 MARGIN = 2  # a chunk whose count comes this close to max_tokens is encoded whole, to be sure
 BREADCRUMB_SEPARATOR = " > "
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkSettings:
-    max_tokens: int = 512
-    # Tokens of the previous chunk repeated at the start of the next, at most max_tokens / 2.
-    # Default: max_tokens / 8.
-    overlap_tokens: int = -1
-    # No chunk is cut off smaller than this (a short document may be); a section shorter than this
-    # shares a chunk with the next, and a short tail joins the chunk before it. Default: max_tokens / 4.
-    min_tokens: int = -1
-    # Start each chunk with its heading path ("Guide > Install") when it does not begin with the
-    # heading itself. The path is always in the chunk's metadata.
-    breadcrumb: bool = False
-
-    def __post_init__(self) -> None:
-        if self.overlap_tokens == -1:
-            object.__setattr__(self, "overlap_tokens", self.max_tokens // 8)
-        if self.min_tokens == -1:
-            object.__setattr__(self, "min_tokens", self.max_tokens // 4)
-        if not 32 <= self.max_tokens <= 8192:
-            raise ValueError(f"max_tokens must be between 32 and 8192, not {self.max_tokens}")
-        if not 0 <= self.overlap_tokens <= self.max_tokens // 2:
-            raise ValueError(f"overlap_tokens must be between 0 and max_tokens/2 ({self.max_tokens // 2})")
-        if not 0 <= self.min_tokens <= self.max_tokens // 2:
-            raise ValueError(f"min_tokens must be between 0 and max_tokens/2 ({self.max_tokens // 2})")
 
 
 @dataclass(slots=True)
@@ -74,13 +51,6 @@ class _Unit:
     weight: float  # the unit's text hash as a fraction in [0, 1): decides whether it is an anchor
     context: str | None = None  # repeated first in a chunk that starts here, mid-block (a table header)
     prose: bool = True  # a paragraph (or a piece of one): an overlap may start between its words
-
-
-def render(block: Block) -> str:
-    """A block as it appears in the cleaned document text: headings in Markdown form."""
-    if block.kind is BlockKind.HEADING:
-        return f"{'#' * block.level} {block.text}"
-    return block.text
 
 
 class _Document:
