@@ -15,6 +15,7 @@ from sluice import sinks
 from sluice.backfill import Counts, Plan, Progress
 from sluice.bus import DocumentEvent
 from sluice.errors import DocumentBusyError, LeaseLostError, TransientError
+from sluice.ingest import IngestService, IngestSettings, ObjectEvent
 from sluice.reconcile import PassBusyError, Report
 from sluice.reconcile.ports import SavedPass
 from sluice.registry import DocumentRecord, Status
@@ -307,6 +308,32 @@ class FakeQueues:
     def send(self, queue_url: str, bodies: Sequence[str]) -> None:
         if bodies:
             self.sent.setdefault(queue_url, []).extend(bodies)
+
+
+class IngestedBucket:
+    """RawBucket and the registry kept in step by the real ingestion service, on a clock the test moves:
+    ``put`` writes an object and, unless told not to (written behind the pipeline's back), hands its
+    notification to the service. The worlds of the reconciliation and backfill tests are built on it."""
+
+    def __init__(self, raw: str, processed: str) -> None:
+        self.raw = raw
+        self.now = 1_800_000_000.0
+        self.s3 = FakeBuckets(lambda: self.now)
+        self.table = FakeDocumentsTable()
+        self.queues = FakeQueues()
+        self.ingest = IngestService(
+            raw=self.s3,
+            processed=self.s3.bucket(processed),
+            registry=self.table.registry,
+            bus=FakeBus(),
+            settings=IngestSettings(),
+            clock=lambda: self.now,
+        )
+
+    def put(self, key: str, body: str, *, notify: bool = True) -> None:
+        self.s3.put(self.raw, key, body.encode())
+        if notify:
+            self.ingest.handle(ObjectEvent(self.raw, key, removed=False))
 
 
 class FakePassStore:

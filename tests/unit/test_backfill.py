@@ -29,11 +29,11 @@ from sluice.backfill import (
     Skip,
     pace,
 )
-from sluice.ingest import IngestService, IngestSettings, ObjectEvent
+from sluice.ingest import IngestSettings, ObjectEvent
 from sluice.pipeline.files import document_id, s3_uri
 from sluice.reconcile import Reconciler, ReconcileSettings
 from sluice.s3events import parse_message
-from support.fakes import FakeBuckets, FakeBus, FakeDocumentsTable, FakePassStore, FakeProgressStore, FakeQueues
+from support.fakes import FakeDocumentsTable, FakePassStore, FakeProgressStore, FakeQueues, IngestedBucket
 
 RAW, PROCESSED, QUEUE = "raw", "processed", "ingest-queue"
 DOCS = {
@@ -51,32 +51,16 @@ HOSTILE = [
 ]
 
 
-class World:
+class World(IngestedBucket):
     """RawBucket and the registry, in step: each of DOCS (and lock.md's sidecar) ingested by the real
     ingestion service on a notification; then written to behind its back."""
 
     def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.s3 = FakeBuckets(lambda: self.now)
-        self.table = FakeDocumentsTable()
-        self.queues = FakeQueues()
+        super().__init__(RAW, PROCESSED)
         self.progress = FakeProgressStore()
-        self.ingest = IngestService(
-            raw=self.s3,
-            processed=self.s3.bucket(PROCESSED),
-            registry=self.table.registry,
-            bus=FakeBus(),
-            settings=IngestSettings(),
-            clock=lambda: self.now,
-        )
         self.put(LOCK_SIDECAR, json.dumps({"metadataAttributes": {"department": "locks"}}), notify=False)
         for key, body in DOCS.items():
             self.put(key, body)
-
-    def put(self, key: str, body: str, *, notify: bool = True) -> None:
-        self.s3.put(RAW, key, body.encode())
-        if notify:
-            self.ingest.handle(ObjectEvent(RAW, key, removed=False))
 
     def listing(self, prefix: str = "") -> list[dict[str, Any]]:
         """RawBucket as the Distributed Map's ListObjectsV2 reader gives it (``Etag`` in quotes)."""

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from sluice.ingest import IngestService, IngestSettings, ObjectEvent
+from sluice.ingest import IngestSettings
 from sluice.pipeline.files import chunk_key, document_id, s3_uri, sidecar_key, text_key
 from sluice.reconcile import Drift, PassBusyError, Reconciler, ReconcileSettings, Report
 from sluice.registry import DocumentRecord, Status
 from sluice.sinks import SinkState, SinkStatus
 from sluice.sinks.kendra import fingerprint, kendra_id
-from support.fakes import FakeBuckets, FakeBus, FakeDocumentsTable, FakeListedKnowledgeBase, FakePassStore, FakeQueues
+from support.fakes import FakeListedKnowledgeBase, FakePassStore, IngestedBucket
 from support.sinkfakes import FakeKendra
 
 RAW, PROCESSED = "raw", "processed"
@@ -24,15 +24,12 @@ NOBODY = "0" * 32  # a document id no record has
 DOCS = {f"notes/{name}.md": f"# {name.title()}\n\nThe {name} tide table.\n" for name in ("harbour", "estuary", "weir")}
 
 
-class World:
+class World(IngestedBucket):
     """RawBucket, the registry, ProcessedBucket and both indexes, in step: each document ingested by
     the real ingestion service, then given to both indexes and recorded in both sinks' states."""
 
     def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.s3 = FakeBuckets(lambda: self.now)
-        self.table = FakeDocumentsTable()
-        self.queues = FakeQueues()
+        super().__init__(RAW, PROCESSED)
         self.passes = FakePassStore()
         self.kb = FakeListedKnowledgeBase()
         self.kendra = FakeKendra()
@@ -44,21 +41,12 @@ class World:
             pipeline_fingerprint=IngestSettings().pipeline.fingerprint(),
             sink_queues={"kb": "kb-queue", "kendra": "kendra-queue"},
         )
-        self.ingest = IngestService(
-            raw=self.s3,
-            processed=self.s3.bucket(PROCESSED),
-            registry=self.table.registry,
-            bus=FakeBus(),
-            settings=IngestSettings(),
-            clock=lambda: self.now,
-        )
         for key, body in DOCS.items():
             self.put(key, body)
 
     def put(self, key: str, body: str, *, notify: bool = True) -> None:
-        self.s3.put(RAW, key, body.encode())
+        super().put(key, body, notify=notify)
         if notify:
-            self.ingest.handle(ObjectEvent(RAW, key, removed=False))
             self._index(self.record(key))
 
     def _index(self, record: DocumentRecord) -> None:
