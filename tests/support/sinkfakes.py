@@ -25,6 +25,7 @@ class FakeKnowledgeBase:
     job_status: str = "IN_PROGRESS"
     conflict_next: bool = False
     tokens: set[str] = field(default_factory=set)
+    asked: list[str] = field(default_factory=list)  # every URI a Get call asked about
 
     def _fail(self, op: str) -> None:
         if self.fail_next.get(op):
@@ -54,6 +55,7 @@ class FakeKnowledgeBase:
         assert len(uris) <= 10
         self._fail("get")
         self.calls.append(("get", len(uris)))
+        self.asked += uris
         if self.processing_checks:
             self.processing_checks -= 1
             return dict.fromkeys(uris, ("IN_PROGRESS", ""))

@@ -63,6 +63,12 @@ class World:
                                  processed=FakeBucketReader(self.processed), processed_bucket="processed")  # fmt: skip
         self.seq = 0
 
+    def redeploy(self, mode: str) -> None:
+        """The stack deployed again with another KnowledgeBaseSyncMode: the sink's functions start
+        with the new mode; its states, its queue and the knowledge base are as they were."""
+        self.kb = KnowledgeBaseSink(api=self.kb_api, registry=self.registry, states=self.states,  # type: ignore[arg-type]
+                                    processed_bucket="processed", mode=mode, queue=self.queue)  # fmt: skip
+
     def put(self, key: str, text: str) -> str:
         self.seq += 1
         version = self.raw.put(BUCKET, key, text.encode())
@@ -820,3 +826,66 @@ def test_a_state_that_cannot_be_written_fails_only_its_own_check() -> None:
     run_batch(w.kb, [check], w.queue)  # the redelivery checks `two` again
     w.drain_checks(w.kb)
     assert w.states.get("kb", one).status is SinkStatus.INDEXED and w.states.get("kb", two).status is SinkStatus.INDEXED
+
+
+# -- switching the sync mode with documents in flight ---------------------------------------------------
+
+
+def test_documents_sent_directly_are_confirmed_after_a_switch_to_ingestion_jobs() -> None:
+    w = World()
+    docs = [w.put(f"d{i}.md", _text(8, tag=str(i))) for i in range(3)]
+    w.deliver(w.kb, docs)
+    assert {w.states.get("kb", d).status for d in docs} == {SinkStatus.PENDING}
+    w.redeploy("ingestion-job")
+    w.drain_checks(w.kb)  # the checks already queued follow what was sent directly to the end
+    assert {w.states.get("kb", d).status for d in docs} == {SinkStatus.INDEXED}
+    assert w.kb_api.jobs == []  # nothing changed: no job is owed
+    w.deliver(w.kb, docs)  # a duplicate event finds nothing to do
+    assert w.kb_api.jobs == [] and not w.queue.sent
+
+
+def test_documents_waiting_for_a_job_are_not_checked_one_by_one_after_a_switch_to_direct() -> None:
+    w = World(mode="ingestion-job")
+    docs = [w.put(f"j{i}.txt", f"Text of document {i}.") for i in range(3)]
+    w.deliver(w.kb, docs)
+    w.redeploy("direct")
+    w.deliver(w.kb, docs)  # a duplicate event: still the running job's to settle
+    for _ in range(4):  # the job runs on; its polls go on in direct mode
+        run_batch(w.kb, w.queue.take(), w.queue)
+    assert w.kb_api.count("get") == 0 and not any("job" in u for u in w.kb_api.asked)
+    assert {w.states.get("kb", d).status for d in docs} == {SinkStatus.PENDING}
+    w.kb_api.job_status = "COMPLETE"
+    w.drain_checks(w.kb)
+    assert {w.states.get("kb", d).status for d in docs} == {SinkStatus.INDEXED}
+    assert len(w.kb_api.jobs) == 1 and w.kb_api.count("ingest") == 0
+
+
+def test_a_document_edited_after_a_switch_to_direct_is_sent_whole_and_outlives_a_failed_job() -> None:
+    w = World(mode="ingestion-job")
+    doc = w.put("e.md", _text(30))
+    w.deliver(w.kb, [doc])  # waits for the job, which has not indexed it yet
+    w.redeploy("direct")
+    w.put("e.md", _text(30).replace("Paragraph 3 says", "Paragraph 3 now says"))
+    w.deliver(w.kb, [doc])
+    chunks = w.registry.get(doc).chunks
+    # The job may fail: the chunks the edit kept are sent as well, not only the changed ones.
+    assert {f"s3://processed/chunks/{doc}/{c}.txt" for c in chunks} <= set(w.kb_api.indexed)
+    w.kb_api.job_status = "FAILED"
+    w.drain_checks(w.kb)
+    state = w.states.get("kb", doc)
+    assert state.status is SinkStatus.INDEXED and set(state.held) == set(chunks)
+
+
+def test_an_ingest_whose_answer_was_lost_before_a_switch_to_ingestion_jobs_is_settled_by_the_job() -> None:
+    w = World()
+    w.kb_api = lossy = _LostIngest()
+    w.redeploy("direct")
+    doc = w.put("lost.md", _text(3))
+    assert w.deliver(w.kb, [doc])  # failed, so SQS delivers it again; the chunks may be in the index
+    w.redeploy("ingestion-job")
+    assert w.deliver(w.kb, [doc]) == []  # delivered again, to the new mode: the next job covers it
+    lossy.job_status = "COMPLETE"
+    w.drain_checks(w.kb)
+    state = w.states.get("kb", doc)
+    # The job made the index what the processed bucket holds: nothing is left in doubt.
+    assert state.status is SinkStatus.INDEXED and not state.maybe and len(lossy.jobs) == 1

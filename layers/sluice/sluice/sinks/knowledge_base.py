@@ -11,6 +11,10 @@ data source is synced with StartIngestionJob. At most one job runs per data sour
 (a sink state named ``kb-job``) says which job runs; changes that arrive meanwhile mark it dirty, and
 when the job ends one more starts for all of them. A ConflictException (a job started elsewhere) is
 treated the same way: wait for it, then sync.
+
+The mode decides how a change is sent, not how it is confirmed: chunks sent directly are checked
+until indexed and a document marked for a job is settled by the job, whichever mode runs now, so the
+mode can be switched (a deploy) with documents in flight either way.
 """
 
 from __future__ import annotations
@@ -143,7 +147,12 @@ class KnowledgeBaseSink(DiffSink):
         removes: list[tuple[Work, str]] = []
         for w in work:
             desired, held = self._desired(w), w.held()
-            desired_set, held_set = set(desired), set(held)
+            desired_set = set(desired)
+            # A document waiting for an ingestion job (the mode was switched since) is left to the job,
+            # unless it changed: then it is sent whole, as the chunks it kept may never be indexed if
+            # that job fails, and only a job's documents learn how it ended.
+            changed = desired_set != set(held) or bool(w.resend)
+            held_set = set() if changed and _waits_for_job(w.state) else set(held)
             adds += [(w, c) for c in desired if c not in held_set or c in w.resend]
             removes += [(w, c) for c in (*held, *w.maybe()) if c not in desired_set]
         refused: dict[str, dict[str, str]] = {}
@@ -212,9 +221,9 @@ class KnowledgeBaseSink(DiffSink):
     # -- confirming ----------------------------------------------------------------------------------
 
     def confirm(self, work: list[Work]) -> None:
-        if self.mode == "ingestion-job":
-            return  # documents are confirmed when their job ends (see poll_job)
-        asks = [(w, c) for w in work if w.state is not None for c in w.state.pending]
+        """Ask about the chunks sent directly, whatever the mode now (it may have been switched since
+        they were sent); a document waiting for a job is settled when the job ends (see poll_job)."""
+        asks = [(w, c) for w in work if w.state is not None for c in w.state.pending if _mark(c) < 0]
         answers: dict[str, tuple[str, str]] = {}
         for batch in batched(asks, PER_CALL):
             try:
@@ -226,6 +235,9 @@ class KnowledgeBaseSink(DiffSink):
                 continue
             pending, failures = [], dict(w.state.failures)
             for c in w.state.pending:
+                if _mark(c) >= 0:
+                    pending.append(c)
+                    continue
                 status, reason = answers.get(self._uri(w.doc_id, c), ("PENDING", ""))
                 if status in REFUSED:
                     failures[c] = f"{status}: {reason}".strip(": ")
@@ -250,7 +262,8 @@ class KnowledgeBaseSink(DiffSink):
     # poll messages follows the running job: the start queues the first, each poll the next.
 
     def wants_check(self, state: SinkState) -> bool:
-        return self.mode == "direct" and super().wants_check(state)
+        """Chunks sent directly are checked until indexed, in either mode; a job's documents are not."""
+        return super().wants_check(state) and any(_mark(p) < 0 for p in state.pending)
 
     def _apply_by_job(self, work: list[Work]) -> None:
         lock = self._lock()
@@ -265,7 +278,9 @@ class KnowledgeBaseSink(DiffSink):
                 waiting = waiting or any(_mark(p) >= generation for p in w.state.pending if _mark(p) >= 0)
                 continue
             waiting = True
-            state = self.base_state(w).evolve(held=tuple(desired), failures={}, checks=0)
+            # The job makes the index what the processed bucket holds: what a direct ingest may have
+            # left there (its answer lost, before a switch of mode) is then settled too.
+            state = self.base_state(w).evolve(held=tuple(desired), maybe=(), failures={}, checks=0)
             w.new_state = state.evolve(status=SinkStatus.PENDING, pending=(f"{JOB_MARK}>{generation}",))
         if waiting:
             try:
@@ -424,6 +439,10 @@ def _mark(pending: str) -> int:
     """The generation in a "job>G" mark, or -1 for anything else."""
     prefix = f"{JOB_MARK}>"
     return int(pending[len(prefix) :]) if pending.startswith(prefix) else -1
+
+
+def _waits_for_job(state: SinkState | None) -> bool:
+    return state is not None and any(_mark(p) >= 0 for p in state.pending)
 
 
 def _generation(lock: SinkState | None) -> int:
