@@ -143,7 +143,7 @@ class Provisioner:
                 )
         self._provision_emulated_services()
         for f in self._of_type("AWS::Serverless::Function"):
-            self.functions[f.logical_id] = self._function_spec(f)
+            self.functions[f.logical_id] = self.function_spec(f)
         self._create_tap()
         sns = self.client("sns")
         for topic in self._of_type("AWS::SNS::Topic"):
@@ -284,7 +284,8 @@ class Provisioner:
                 TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
             )
 
-    def _function_spec(self, fn: Resource) -> FunctionSpec:
+    def function_spec(self, fn: Resource) -> FunctionSpec:
+        """A function as the template and the stack's parameters describe it now."""
         r = self.resolver
         merged = {**r.globals_for("Function"), **fn.properties}
         global_env = (r.globals_for("Function").get("Environment") or {}).get("Variables") or {}

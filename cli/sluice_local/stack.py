@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,8 @@ class LocalStack:
         environment: Mapping[str, str] | None = None,
         concurrency: int = 1,
     ) -> None:
-        """``environment``: more variables for every function worker (e.g. SLUICE_FAULTS);
+        """``environment``: more variables for every function worker, over the template's (e.g.
+        SLUICE_FAULTS);
         ``concurrency``: worker processes per queue-fed function, as Lambda scales out (at most the
         event source's ScalingConfig.MaximumConcurrency)."""
         self.root = root
@@ -154,6 +155,7 @@ class LocalStack:
         self.tap_queue_url: str | None = None
         self.notification_queue_url: str | None = None
         self._server: Any = None
+        self._provisioner: Provisioner | None = None
         self._pump: EventPump | None = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -176,7 +178,7 @@ class LocalStack:
         self.port = int(port)
         self.endpoint = f"http://{host}:{self.port}"
         os.environ["MOTO_PORT"] = str(self.port)  # where the interpreter sends its own AWS calls
-        provisioner = Provisioner(
+        self._provisioner = provisioner = Provisioner(
             self.root, self.resolver, self.stack_name, self.region, self.endpoint, self.client, self.emulator_dir
         )
         provisioner.provision()
@@ -186,11 +188,30 @@ class LocalStack:
         self._start_functions()
         self.state().write(self.state_dir)
 
-    def stop(self) -> None:
+    def redeploy(self, parameters: Mapping[str, str]) -> None:
+        """`sam deploy` of the same stack with these parameter values, as its functions see it: the
+        invocations under way finish, then every function starts again (new instances, as Lambda's after
+        a configuration change) with its environment resolved anew. Messages wait in their queues
+        meanwhile. A value that would add or remove a resource is refused (TemplateError)."""
+        if self._provisioner is None:
+            raise RuntimeError("the local stack is not started")
+        self.resolver.update_parameters(parameters)
+        self._stop_functions()
+        resources = self.resolver.resources
+        self.functions = {name: self._provisioner.function_spec(resources[name]) for name in self.functions}
+        self._start_functions()
+        self.state().write(self.state_dir)
+
+    def _stop_functions(self) -> None:
         if self._pump is not None:
             self._pump.stop()
+            self._pump = None
         for worker in [*self.workers.values(), *self.replicas]:
             worker.stop()
+        self.workers, self.replicas = {}, []
+
+    def stop(self) -> None:
+        self._stop_functions()
         state = self.state_dir / STATE_FILE
         if state.is_file():
             state.unlink()
@@ -243,10 +264,10 @@ class LocalStack:
             # the caller's import path (a work tree other than the installed one) reaches the workers too
             **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ},
             "SLUICE_EMULATORS": str(self.emulator_dir),  # the workers answer Bedrock and Kendra in-process
-            **self.environment,
         }
         self._pump = EventPump(self.client("sqs"), self.region)
-        for name, spec in self.functions.items():
+        for name, template_spec in self.functions.items():
+            spec = replace(template_spec, environment={**template_spec.environment, **self.environment})
             worker = FunctionWorker(spec, base_env, self.state_dir / "logs" / f"{name}.log")
             self.workers[name] = worker
             for source in spec.sqs_sources:

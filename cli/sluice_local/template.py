@@ -76,6 +76,21 @@ class Resolver:
             if self.holds(body)
         }
 
+    def update_parameters(self, values: Mapping[str, str]) -> None:
+        """New values for some parameters, as a deploy of the same stack gives them. Refused when they
+        would add or remove a resource: the local stack changes no resource in place."""
+        unknown = sorted(set(values) - set(self.parameters))
+        if unknown:
+            raise TemplateError(f"unknown parameters {unknown}")
+        before = dict(self.parameters), dict(self._conditions)
+        self.parameters.update(values)
+        self._conditions = {}
+        bodies = (self.template.get("Resources") or {}).items()
+        changed = {logical_id for logical_id, body in bodies if self.holds(body)} ^ set(self.resources)
+        if changed:
+            self.parameters, self._conditions = before
+            raise TemplateError(f"{sorted(changed)} would be added or removed: start a new local stack for that")
+
     def condition(self, name: str) -> bool:
         """A named condition's value (conditions may refer to one another in any order)."""
         if name not in self._conditions:
