@@ -173,6 +173,11 @@ def _decision_bullet(r: dict[str, Any]) -> str:
         f"ingestion-job mode against {_hours(direct['hours'])} in direct mode, at {_usd(jobs_cost)} per 1,000 "
         f"documents against {_usd(direct_cost)}. While it runs, new documents wait for the running job instead of "
         "being ingested one by one."
+        + (
+            " `sluice backfill --kb-sync-mode ingestion-job` holds the mode for the run and gives it back after."
+            if switch
+            else ""
+        )
     )
 
 

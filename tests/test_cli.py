@@ -81,6 +81,11 @@ def test_backfill_input_is_what_a_console_user_would_type() -> None:
     from sluice_cli.backfill import request
 
     assert request("", None, False, None) == {"prefix": "", "dry_run": False}
+    assert request("", None, False, None, "ingestion-job") == {
+        "prefix": "",
+        "dry_run": False,
+        "kb_sync_mode": "ingestion-job",
+    }
     assert request("2024/", 25.0, True, "s3://inventories/raw/all/2026-12-01T01-00Z/manifest.json") == {
         "prefix": "2024/",
         "dry_run": True,

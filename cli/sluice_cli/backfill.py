@@ -24,11 +24,15 @@ POLL_LOCAL, POLL_DEPLOYED = 1.0, 30.0
 ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
-def request(prefix: str, rate: float | None, dry_run: bool, manifest: str | None) -> dict[str, Any]:
+def request(
+    prefix: str, rate: float | None, dry_run: bool, manifest: str | None, kb_sync_mode: str | None = None
+) -> dict[str, Any]:
     """The execution's input, as a console user would type it (absent values take the plan's defaults)."""
     payload: dict[str, Any] = {"prefix": prefix, "dry_run": dry_run}
     if rate is not None:
         payload["rate"] = rate
+    if kb_sync_mode:
+        payload["kb_sync_mode"] = kb_sync_mode
     if manifest:
         if not manifest.startswith("s3://") or "/" not in manifest[5:]:
             raise ValueError(f"--manifest must be s3://BUCKET/KEY/manifest.json, not {manifest!r}")

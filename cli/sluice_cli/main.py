@@ -280,7 +280,7 @@ def _backfill(args: argparse.Namespace, outputs: dict[str, str], client: Clients
             client("stepfunctions").redrive_execution(executionArn=args.redrive)
             arn = args.redrive
         else:
-            payload = backfill.request(args.prefix, args.rate, args.dry_run, args.manifest)
+            payload = backfill.request(args.prefix, args.rate, args.dry_run, args.manifest, args.kb_sync_mode)
             arn = backfill.start(outputs, client, payload, name=args.name)
     except (ValueError, LookupError) as exc:
         sys.stderr.write(f"sluice backfill: {exc}\n")
@@ -425,6 +425,12 @@ def parser() -> argparse.ArgumentParser:
     backfill.add_argument("--rate", type=float, help="rechecks queued per second, at most (default: the plan's, 10)")
     backfill.add_argument("--manifest", metavar="S3_URI", help="an S3 Inventory manifest.json instead of a listing")
     backfill.add_argument("--dry-run", action="store_true", help="count what it would queue; queue nothing")
+    backfill.add_argument(
+        "--kb-sync-mode",
+        choices=["ingestion-job", "direct"],
+        help="hold the knowledge base's sync mode while the run goes on (ingestion-job: a large backfill's "
+        "chunks go by coalesced ingestion jobs); the stack's mode comes back about 30 minutes after the run",
+    )
     backfill.add_argument("--name", help="the execution's name (default: generated)")
     backfill.add_argument("--redrive", metavar="EXECUTION_ARN", help="go on with a failed or stopped backfill")
     backfill.add_argument("--no-wait", action="store_true", help="start it and return")

@@ -13,7 +13,7 @@ from sluice.adapters.aws.registry import DynamoDBRegistry
 from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.registry import Status
 from sluice.sinks import SinkStatus
-from sluice.sinks.knowledge_base import JOB_SINK
+from sluice.sinks.knowledge_base import HOLD_KEY, JOB_SINK, MODE_HOLD, current_hold
 from sluice.timestamps import iso
 from sluice_cli import backfill, connectors
 
@@ -130,6 +130,9 @@ def _sinks(
         }
         sink["failures"] = sorted(failures, key=lambda f: f["key"])
         sink["index"] = _index(name, outputs)
+        hold = current_hold(states.get(MODE_HOLD, HOLD_KEY), time.time()) if name == "kb" else None
+        if hold is not None:
+            sink["mode_hold"] = {"mode": hold.mode, "run": hold.run, "until": iso(hold.until, "seconds")}
         lock = states.get(JOB_SINK, outputs[data_source]) if data_source and data_source in outputs else None
         if lock is not None:
             sink["job"] = {
@@ -183,6 +186,11 @@ def render(status: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
         )
         if pace := _pace(sink, status["queues"].get(name, {}).get("waiting", 0)):
             out.write(f"  {pace}\n")
+        if hold := sink.get("mode_hold"):
+            out.write(
+                f"  sync mode: {hold['mode']}, held by backfill {hold['run']} until {hold['until']} unless renewed"
+                " (then the stack's own)\n"
+            )
         job = sink.get("job")
         if job:
             running = f"job {job['running']} running" if job.get("running") else "no job running"

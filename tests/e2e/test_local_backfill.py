@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates, state_key
 from sluice.pipeline.files import document_id, s3_uri
+from sluice.sinks import SinkStatus
+from sluice.sinks.knowledge_base import HOLD_KEY, MODE_HOLD
 from sluice_cli.backfill import look
+from sluice_local import emulators
 from sluice_local.stack import LocalStack
 from support.localcli import sluice_on
 
@@ -141,3 +145,35 @@ def test_a_stopped_backfill_redriven_does_nothing_twice(stack: LocalStack) -> No
         assert redriven["status"] == "SUCCEEDED", redriven
         assert redriven["progress"]["queued"] == 3 and redriven["progress"]["batches"] == 1  # not 6, not 2
         assert sfn.describe_execution(executionArn=arn)["redriveCount"] == 1
+
+
+def test_a_backfill_can_hold_the_knowledge_base_in_ingestion_job_mode(stack: LocalStack) -> None:
+    outputs = stack.outputs()
+    raw, s3 = outputs["RawBucketName"], stack.client("s3")
+    saved = _notifications_off(stack)
+    try:
+        for n in range(3):
+            s3.put_object(
+                Bucket=raw, Key=f"held/{n}.md", Body=f"# Mooring {n}\n\nMooring {n} takes a ketch.\n".encode()
+            )
+    finally:
+        s3.put_bucket_notification_configuration(Bucket=raw, NotificationConfiguration=saved)
+    start = len(emulators.read_calls(stack.emulator_dir))
+    dynamodb = stack.client("dynamodb")
+    try:
+        with sluice_on(stack) as sluice:
+            done = json.loads(
+                sluice("backfill", "--local", "--prefix", "held/", "--kb-sync-mode", "ingestion-job", "--json").stdout
+            )
+            assert done["status"] == "SUCCEEDED", done
+            _settle(stack, {f"held/{n}.md": "PROCESSED" for n in range(3)})
+            states = DynamoDBSinkStates(dynamodb, outputs["DocumentsTableName"])
+            docs = [document_id(s3_uri(raw, f"held/{n}.md")) for n in range(3)]
+            assert {states.get("kb", d).status for d in docs} == {SinkStatus.INDEXED}  # type: ignore[union-attr]
+            operations = [c["operation"] for c in emulators.read_calls(stack.emulator_dir)[start:]]
+            # The chunks went by an ingestion job, though the stack's mode is direct.
+            assert "StartIngestionJob" in operations and "IngestKnowledgeBaseDocuments" not in operations
+            status = sluice("status", "--local").stdout
+            assert f"sync mode: ingestion-job, held by backfill {done['run']}" in status, status
+    finally:  # the other tests of this stack expect its own mode back at once
+        dynamodb.delete_item(TableName=outputs["DocumentsTableName"], Key=state_key(MODE_HOLD, HOLD_KEY))

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from sluice.adapters.aws import TRANSIENT_CODES
-from sluice.backfill import Plan, batch_input_of
+from sluice.adapters.aws.sink_states import state_key
+from sluice.backfill import BatchInput, Plan, batch_input_of
+from sluice.sinks.knowledge_base import HOLD_KEY, MODE_HOLD
 from template.conftest import ROOT
 from template.test_security import _branches, _grants, render
 from template.test_statemachine import _retried, _states, _tasks
@@ -70,6 +72,7 @@ def test_each_map_runs_express_children_that_queue_a_batch_and_pace_it(definitio
                 "rate.$": "$.rate",
                 "dry_run.$": "$.dry_run",
                 "concurrency.$": "$.max_concurrency",
+                "kb_sync_mode.$": "$.kb_sync_mode",
             },
         }
         assert state["MaxConcurrencyPath"] == "$.max_concurrency" and state["ToleratedFailurePercentage"] == 0
@@ -98,11 +101,11 @@ def test_the_workflow_reads_only_what_plan_returns_and_gives_each_batch_what_it_
 ) -> None:
     """Every path the states after Plan read names a field of Plan's output; the BatchInput a child gets
     from a plan is what the batch reads."""
-    planned = Plan("run-1", 2.5, 12, 40, dry_run=True).to_json()
+    planned = Plan("run-1", 2.5, 12, 40, dry_run=True, kb_sync_mode="ingestion-job").to_json()
     for name in MAPS:
         paths = definition["States"][name]["ItemBatcher"]["BatchInput"]
         given = {key.removesuffix(".$"): planned[path.removeprefix("$.")] for key, path in paths.items()}
-        assert batch_input_of(given) == ("run-1", 2.5, 40, True)
+        assert batch_input_of(given) == BatchInput("run-1", 2.5, 40, True, "ingestion-job")
     plan = set(planned)
     after_plan = {n: s for n, s in definition["States"].items() if n not in ("Plan", "ReadProblems", "InputRefused")}
     for name, state in after_plan.items():
@@ -281,6 +284,11 @@ def test_the_function_sends_only_to_the_ingest_queue_and_keeps_only_its_own_prog
             ["arn:<ConnectorStateTable>"],
             {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["backfill#*"]}},
         ),
+        "HoldTheKnowledgeBaseSyncMode": (
+            ["dynamodb:GetItem", "dynamodb:PutItem"],
+            ["arn:<DocumentsTable>"],
+            {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["kb-mode#hold"]}},
+        ),
     }
 
 
@@ -289,14 +297,22 @@ def test_the_function_reads_what_the_template_gives_it(source: dict[str, Any]) -
     from sluice.bootstrap.backfill import BackfillFunctionSettings
 
     function = source["Resources"]["BackfillFunction"]["Properties"]
-    env = {name: render(value) for name, value in function["Environment"]["Variables"].items()}
-    settings = BackfillFunctionSettings.from_env(env)  # raises ConfigurationError naming what is missing
+    variables = function["Environment"]["Variables"]
+    for branch in (1, 2):  # a stack with a knowledge base, and one without
+        env = {
+            k: render(v["Fn::If"][branch] if isinstance(v, dict) and "Fn::If" in v else v) for k, v in variables.items()
+        }
+        settings = BackfillFunctionSettings.from_env(env)  # raises ConfigurationError naming what is missing
+        assert settings.knowledge_base is (branch == 1)
     assert (settings.backfill.raw_bucket, settings.progress_table) == ("<RawBucket>", "<ConnectorStateTable>")
     assert (settings.backfill.ingest_queue_url, settings.documents_table) == ("<IngestQueue>", "<DocumentsTable>")
     assert function["CodeUri"] == "functions/queue_backfill/"
     statements = {s["Sid"]: s for p in function["Policies"] if isinstance(p, dict) for s in p.get("Statement", [])}
     leading = statements["KeepItsRunsProgress"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     assert leading == [f"{PARTITION_PREFIX}*"]  # the partitions the adapter writes
+    hold = statements["HoldTheKnowledgeBaseSyncMode"]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+    assert hold == [state_key(MODE_HOLD, HOLD_KEY)["doc_id"]["S"]]  # the one item the hold is kept in
+    assert function["Environment"]["Variables"]["KNOWLEDGE_BASE"] == {"Fn::If": ["HasKnowledgeBase", "yes", "no"]}
 
 
 def test_operators_find_the_state_machine_and_the_function(source: dict[str, Any]) -> None:

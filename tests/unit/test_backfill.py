@@ -76,13 +76,14 @@ class World(IngestedBucket):
             if bucket == RAW and key.startswith(prefix)
         ]
 
-    def backfill(self, *, timer: Any = None, queues: Any = None) -> Backfill:
+    def backfill(self, *, timer: Any = None, queues: Any = None, holds: Any = None) -> Backfill:
         return Backfill(
             BackfillSettings(raw_bucket=RAW, ingest_queue_url=QUEUE, inventory_bucket="inventories"),
             registry=self.table,
             objects=self.s3,
             queues=queues or self.queues,
             progress=self.progress,
+            holds=holds,
             clock=lambda: self.now,
             timer=timer or (lambda: self.now),
         )
@@ -354,6 +355,7 @@ def test_an_empty_input_takes_every_default(world: World) -> None:
         "dry_run": False,
         "prefix": "",
         "manifest": None,
+        "kb_sync_mode": "",
     }
     assert world.progress.runs["console-start"][1] == world.now
 
@@ -424,3 +426,50 @@ def test_the_eta_follows_the_pace_so_far(world: World) -> None:
     # 600 more to list at 6 per minute: 100 minutes; 1 in 6 of them queued at 1 a second: 100 s.
     assert progress.eta_seconds(world.now + 60, total=606) == pytest.approx(6000)
     assert progress.eta_seconds(world.now, total=606) == pytest.approx(100)
+
+
+# -- holding the knowledge base's sync mode ----------------------------------------------------------------
+
+
+class _Holds:
+    def __init__(self) -> None:
+        self.held: list[tuple[str, str]] = []
+
+    def hold(self, mode: str, run: str) -> None:
+        self.held.append((mode, run))
+
+
+def _batch_input(plan: Plan) -> dict[str, Any]:
+    """What the Map's ItemBatcher gives each child of this plan (statemachine/backfill.asl.json)."""
+    p = plan.to_json()
+    return {"run": p["run"], "rate": p["rate"], "dry_run": p["dry_run"], "concurrency": p["max_concurrency"],
+            "kb_sync_mode": p["kb_sync_mode"]}  # fmt: skip
+
+
+def test_a_run_holds_the_knowledge_base_in_ingestion_job_mode_from_its_plan_to_its_summary(world: World) -> None:
+    holds = _Holds()
+    backfill = world.backfill(holds=holds)
+    plan = backfill.plan({"kb_sync_mode": "ingestion-job"}, "big-run")
+    assert holds.held == [("ingestion-job", "big-run")]  # before the first recheck is queued
+    listing = world.listing()
+    backfill.batch(listing[:2], _batch_input(plan))
+    backfill.batch(listing[2:], _batch_input(plan))
+    backfill.summary("big-run")
+    assert holds.held == [("ingestion-job", "big-run")] * 4  # each batch renews it, and the summary once more
+
+
+def test_a_run_that_asks_nothing_of_the_sync_mode_and_a_dry_run_hold_nothing(world: World) -> None:
+    holds = _Holds()
+    backfill = world.backfill(holds=holds)
+    for request, run in (({}, "plain"), ({"kb_sync_mode": "ingestion-job", "dry_run": True}, "dry")):
+        plan = backfill.plan(request, run)
+        backfill.batch(world.listing(), _batch_input(plan))
+        backfill.summary(run)
+    assert holds.held == []
+
+
+def test_a_sync_mode_the_stack_cannot_hold_is_refused(world: World) -> None:
+    with pytest.raises(BackfillInputError, match="kb_sync_mode must be one of direct, ingestion-job"):
+        world.backfill(holds=_Holds()).plan({"kb_sync_mode": "nightly"}, "run")
+    with pytest.raises(BackfillInputError, match="needs a stack with a knowledge base"):
+        world.backfill().plan({"kb_sync_mode": "ingestion-job"}, "run")

@@ -15,6 +15,7 @@ from sluice.reconcile import Drift, PassBusyError, Reconciler, ReconcileSettings
 from sluice.registry import DocumentRecord, Status
 from sluice.sinks import SinkState, SinkStatus
 from sluice.sinks.kendra import fingerprint, kendra_id
+from sluice.sinks.knowledge_base import HOLD_SECONDS, ModeHolds
 from support.fakes import FakeListedKnowledgeBase, FakePassStore, IngestedBucket
 from support.sinkfakes import FakeKendra
 
@@ -280,3 +281,11 @@ def test_one_run_at_a_time(world: World) -> None:
     with pytest.raises(PassBusyError):
         world.reconciler().run()
     assert world.reconciler().run(dry_run=True).complete  # a dry run takes no lease
+
+
+def test_while_a_backfill_holds_ingestion_jobs_the_knowledge_base_is_left_to_its_jobs(world: World) -> None:
+    world.kb.indexed[world.kb_uri(NOBODY, "a" * 20)] = "m"  # ingested behind Sluice's back
+    ModeHolds(world.table.states, clock=lambda: world.now).hold("ingestion-job", "backfill-1")
+    assert world.run().found == {}  # a job syncs the data source from the processed bucket
+    world.now += HOLD_SECONDS + 1  # not renewed since: the stack's direct mode is back
+    assert world.run().found == {Drift.INDEX_STRAY: 1}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +18,7 @@ from sluice.pipeline.files import document_id, s3_uri
 from sluice.pipeline.process import PipelineSettings
 from sluice.sinks import SinkStatus
 from sluice.sinks.kendra import KendraSink
-from sluice.sinks.knowledge_base import KnowledgeBaseSink
+from sluice.sinks.knowledge_base import HOLD_KEY, HOLD_SECONDS, MODE_HOLD, KnowledgeBaseSink, ModeHold, ModeHolds
 from sluice.sinks.runner import run_batch, sync_message
 from support.fakes import (
     FakeBucketReader,
@@ -889,3 +890,42 @@ def test_an_ingest_whose_answer_was_lost_before_a_switch_to_ingestion_jobs_is_se
     state = w.states.get("kb", doc)
     # The job made the index what the processed bucket holds: nothing is left in doubt.
     assert state.status is SinkStatus.INDEXED and not state.maybe and len(lossy.jobs) == 1
+
+
+# -- a backfill's hold on the sync mode -------------------------------------------------------------------
+
+
+def test_a_hold_sends_changes_by_job_and_the_stack_mode_comes_back_when_it_lapses() -> None:
+    w = World()  # the stack's mode: direct
+    ModeHolds(w.states).hold("ingestion-job", "backfill-1")
+    first = w.put("h1.md", _text(5, "a"))
+    w.deliver(w.kb, [first])
+    assert len(w.kb_api.jobs) == 1 and w.kb_api.count("ingest") == 0
+    w.kb_api.job_status = "COMPLETE"
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", first).status is SinkStatus.INDEXED
+    later = time.time() + HOLD_SECONDS + 1  # the backfill stopped renewing it: the hold has lapsed
+    w.kb.clock = lambda: later
+    second = w.put("h2.md", _text(5, "b"))
+    w.deliver(w.kb, [second])
+    assert w.kb_api.count("ingest") > 0 and len(w.kb_api.jobs) == 1
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", second).status is SinkStatus.INDEXED
+
+
+def test_a_hold_is_renewed_a_few_times_an_hour_not_at_every_batch() -> None:
+    states, now = FakeSinkStates(), [1_800_000_000.0]
+    holds = ModeHolds(states, clock=lambda: now[0])  # type: ignore[arg-type]
+    holds.hold("ingestion-job", "run-1")
+    for _ in range(10):
+        now[0] += 60
+        holds.hold("ingestion-job", "run-1")
+    assert states.get(MODE_HOLD, HOLD_KEY).version == 1
+    now[0] += HOLD_SECONDS / 2
+    holds.hold("ingestion-job", "run-1")
+    assert states.get(MODE_HOLD, HOLD_KEY).version == 2
+    assert holds.current() == ModeHold("ingestion-job", "run-1", now[0] + HOLD_SECONDS)
+    now[0] += HOLD_SECONDS
+    assert holds.current() is None
+    with pytest.raises(ValueError, match="direct or ingestion-job"):
+        holds.hold("nightly", "run-2")

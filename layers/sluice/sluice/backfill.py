@@ -54,7 +54,8 @@ PACE_BUDGET_SECONDS = 240
 # character JSON spells in 6, still fit the 256 KiB a child's input may hold.
 MAX_BATCH_SIZE = 40
 MAX_KEY_BYTES = 1024  # S3's longest key
-INPUT_FIELDS = ("prefix", "rate", "dry_run", "manifest")
+INPUT_FIELDS = ("prefix", "rate", "dry_run", "manifest", "kb_sync_mode")
+KB_SYNC_MODES = ("direct", "ingestion-job")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 SHOWN_PROBLEMS = 20
 MAX_EXAMPLES, MAX_EXAMPLE_CHARS = 3, 200  # refused items a batch logs
@@ -103,6 +104,7 @@ class Plan:
     dry_run: bool = False
     prefix: str = ""
     manifest: dict[str, str] | None = None  # {"bucket", "key"} of an S3 Inventory manifest.json
+    kb_sync_mode: str = ""  # the knowledge base's sync mode held while the run goes on ("": the stack's)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,13 +177,17 @@ def make_plan(request: Any, execution: str, settings: BackfillSettings) -> Plan:
     if not _key_like(prefix):
         problems.append("prefix must be a string of at most 1,024 UTF-8 bytes (a key prefix of RawBucket)")
         prefix = ""
+    kb_sync_mode = request.get("kb_sync_mode") or ""
+    if kb_sync_mode not in ("", *KB_SYNC_MODES):
+        problems.append(f"kb_sync_mode must be one of {', '.join(KB_SYNC_MODES)} (or left out: the stack's mode)")
+        kb_sync_mode = ""
     manifest = _manifest(request.get("manifest"), settings, problems)
     if manifest is not None and prefix:
         problems.append("prefix applies to a listing of RawBucket; an inventory lists what its configuration chose")
     if problems:
         raise BackfillInputError(problems)
     concurrency, batch_size = pace(rate)
-    return Plan(execution, rate, batch_size, concurrency, bool(dry_run), prefix, manifest)
+    return Plan(execution, rate, batch_size, concurrency, bool(dry_run), prefix, manifest, str(kb_sync_mode))
 
 
 def _manifest(value: Any, settings: BackfillSettings, problems: list[str]) -> dict[str, str] | None:
@@ -372,8 +378,21 @@ def _listed(item: Any, bucket: str) -> tuple[str, str | None] | Refusal | Skip:
     return key, (etag.strip('"') or None) if etag is not None else None
 
 
-def batch_input_of(data: Any) -> tuple[str, float, int, bool]:
-    """(run, rate, concurrency, dry_run) from the BatchInput the Map adds to every child's input."""
+@dataclass(frozen=True, slots=True)
+class BatchInput:
+    """What the Map adds to every child's input: the plan's run, rate, concurrency, dry run and the
+    sync mode it holds."""
+
+    run: str
+    rate: float
+    concurrency: int
+    dry_run: bool
+    kb_sync_mode: str = ""
+
+
+def batch_input_of(data: Any) -> BatchInput:
+    """The BatchInput the Map adds to every child's input (a run planned before ``kb_sync_mode``
+    existed, redriven, has none)."""
     data = data if isinstance(data, dict) else {}
     run, rate, concurrency = data.get("run"), _number(data.get("rate")), _number(data.get("concurrency"))
     problems = []
@@ -385,9 +404,12 @@ def batch_input_of(data: Any) -> tuple[str, float, int, bool]:
         problems.append("BatchInput.concurrency must be a positive whole number")
     if not isinstance(data.get("dry_run"), bool):
         problems.append("BatchInput.dry_run must be true or false")
+    mode = data.get("kb_sync_mode") or ""
+    if mode not in ("", *KB_SYNC_MODES):
+        problems.append(f"BatchInput.kb_sync_mode must be one of {', '.join(KB_SYNC_MODES)} or empty")
     if problems:
         raise BackfillInputError(problems)
-    return str(run), float(rate or 0), int(concurrency or 0), bool(data["dry_run"])
+    return BatchInput(str(run), float(rate or 0), int(concurrency or 0), bool(data["dry_run"]), str(mode))
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +418,13 @@ class BackfillSettings:
     ingest_queue_url: str
     inventory_bucket: str | None = None  # where the stack may read S3 Inventory manifests
     threads: int = 16  # concurrent HeadObject calls in a batch
+
+
+class ModeHolder(Protocol):
+    """Holds the knowledge-base sink's sync mode for a while (``sluice.sinks.knowledge_base.ModeHolds``)."""
+
+    def hold(self, mode: str, run: str) -> None:
+        """Hold ``mode`` for the next half hour or so (a renewal may be skipped when one is recent)."""
 
 
 class Backfill:
@@ -407,6 +436,7 @@ class Backfill:
         objects: ObjectReader,
         queues: RepairQueues,
         progress: ProgressStore,
+        holds: ModeHolder | None = None,
         clock: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -415,18 +445,30 @@ class Backfill:
         self.objects = objects
         self.queues = queues
         self.progress = progress
+        self.holds = holds
         self.clock = clock
         self.timer = timer
 
     def plan(self, request: Any, execution: str) -> Plan:
         plan = make_plan(request, execution, self.settings)
+        if plan.kb_sync_mode and self.holds is None:
+            raise BackfillInputError(["kb_sync_mode needs a stack with a knowledge base"])
         self.progress.begin(plan, self.clock())
+        self._hold(plan.kb_sync_mode, plan.run, plan.dry_run)  # before the first recheck is queued
         return plan
+
+    def _hold(self, mode: str, run: str, dry_run: bool) -> None:
+        """Renew the run's hold on the knowledge base's sync mode, if it asked for one: each batch
+        does, and the summary once more, for the rechecks still on their way to the sink."""
+        if mode and not dry_run and self.holds is not None:
+            self.holds.hold(mode, run)
 
     def batch(self, items: Sequence[Any], batch_input: Any) -> BatchResult:
         """Decide, queue, record and pace one child's items (see the module's docstring)."""
         started = self.timer()
-        run, rate, concurrency, dry_run = batch_input_of(batch_input)
+        given = batch_input_of(batch_input)
+        run, rate, concurrency, dry_run = given.run, given.rate, given.concurrency, given.dry_run
+        self._hold(given.kb_sync_mode, run, dry_run)
         name = batch_name(items)
         done = self.progress.recorded(run, name)
         if done is not None:  # still paced: a retry may follow an attempt whose answer was lost
@@ -449,6 +491,7 @@ class Backfill:
         progress = self.progress.progress(run)
         if progress is None:
             raise BackfillInputError([f"no backfill run is recorded under {run!r}"])
+        self._hold(progress.plan.kb_sync_mode, run, progress.plan.dry_run)
         return progress
 
     def _decide(self, items: Sequence[Any]) -> tuple[Counts, list[str], list[Any]]:

@@ -12,11 +12,13 @@ from sluice.adapters.aws import service_call
 from sluice.adapters.aws.backfill import DynamoDBProgressStore
 from sluice.adapters.aws.registry import DynamoDBRegistry
 from sluice.adapters.aws.s3 import S3ObjectReader
+from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.adapters.aws.sqs import SqsBatchSender
 from sluice.backfill import Backfill, BackfillInputError, BackfillSettings, RunStatus
 from sluice.bootstrap import Clients
 from sluice.registry import Status
 from sluice.settings import Env
+from sluice.sinks.knowledge_base import ModeHolds
 from sluice.timestamps import iso
 
 
@@ -28,6 +30,8 @@ class BackfillFunctionSettings:
     backfill: BackfillSettings
     documents_table: str
     progress_table: str
+    # The stack has a knowledge base: a run may hold its sink's sync mode (kept in DocumentsTable).
+    knowledge_base: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BackfillFunctionSettings:
@@ -38,8 +42,9 @@ class BackfillFunctionSettings:
             inventory_bucket=e.optional("INVENTORY_BUCKET"),
         )
         documents, progress = e.required("DOCUMENTS_TABLE"), e.required("PROGRESS_TABLE")
+        knowledge_base = e.choice("KNOWLEDGE_BASE", ("no", "yes")) == "yes"
         e.check()
-        return cls(backfill, documents, progress)
+        return cls(backfill, documents, progress, knowledge_base)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ def wire(settings: BackfillFunctionSettings, clients: Callable[[str], Any]) -> B
         objects=S3ObjectReader(clients("s3")),
         queues=SqsBatchSender(clients("sqs")),
         progress=DynamoDBProgressStore(dynamodb, settings.progress_table),
+        holds=ModeHolds(DynamoDBSinkStates(dynamodb, settings.documents_table)) if settings.knowledge_base else None,
     )
 
 

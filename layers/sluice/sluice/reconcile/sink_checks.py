@@ -67,23 +67,30 @@ class SinkChecks:
                     report.add(Drift.SINK_BEHIND, f"{lone.sink}: {lone.doc_id} (no record)")
                     repairs.sync_doc(lone.sink, lone.doc_id)
         verify: dict[str, list[tuple[DocumentRecord, SinkState]]] = {}
+        kb_mode = self.kb_mode()
         for record in records:
             for sink in self.settings.sink_queues:
                 state = stored.get((sink, record.doc_id))
-                drift = self._drift(sink, record, state)
+                drift = self._drift(sink, record, state, kb_mode)
                 if drift is not None:
                     report.add(drift, f"{sink}: {record.source_uri}")
                     if drift is Drift.SINK_BEHIND:
                         repairs.sync_doc(sink, record.doc_id)
                 elif state is not None and state.status is SinkStatus.INDEXED and record.status is Status.PROCESSED:
                     verify.setdefault(sink, []).append((record, state))
-        if verify.get("kb") and self.kb is not None and self.settings.kb_mode == "direct":
+        if verify.get("kb") and self.kb is not None and kb_mode == "direct":
             self._verify_kb(report, verify["kb"], repairs)
         if verify.get("kendra") and self.kendra is not None:
             self._verify_kendra(report, verify["kendra"], repairs)
 
-    def _drift(self, sink: str, record: DocumentRecord, state: SinkState | None) -> Drift | None:
-        if record.pending_event or (sink == "kb" and self.settings.kb_mode != "direct"):
+    def kb_mode(self) -> str:
+        """The knowledge-base sink's sync mode now: a backfill's hold, else the stack's."""
+        key = (kb_sink.MODE_HOLD, kb_sink.HOLD_KEY)
+        hold = kb_sink.current_hold(self.states.get_many([key]).get(key), self.clock())
+        return hold.mode if hold is not None else self.settings.kb_mode
+
+    def _drift(self, sink: str, record: DocumentRecord, state: SinkState | None, kb_mode: str) -> Drift | None:
+        if record.pending_event or (sink == "kb" and kb_mode != "direct"):
             return None  # the announcement is still to come; an ingestion job's sink tracks its own jobs
         present = record.status is Status.PROCESSED
         held = state.held if state is not None else ()
@@ -141,7 +148,7 @@ class SinkChecks:
     # -- kb-index: the knowledge base holds nothing the kb sink did not record giving it ------------------
 
     def kb_index_page(self, report: Report, cursor: str | None, repairs: Repairs) -> str | None:
-        if self.kb is None or self.settings.kb_mode != "direct":
+        if self.kb is None or self.kb_mode() != "direct":
             return None
         self.index_calls += 1
         listed, next_token = self.kb.listed(cursor)

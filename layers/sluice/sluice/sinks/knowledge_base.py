@@ -14,13 +14,16 @@ treated the same way: wait for it, then sync.
 
 The mode decides how a change is sent, not how it is confirmed: chunks sent directly are checked
 until indexed and a document marked for a job is settled by the job, whichever mode runs now, so the
-mode can be switched (a deploy) with documents in flight either way.
+mode can be switched (a deploy) with documents in flight either way. A backfill can also *hold* the
+sink in a mode for as long as it runs (``ModeHolds``): the stack's mode comes back by itself once the
+backfill stops renewing the hold.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -92,6 +95,10 @@ class KnowledgeBaseIndex(Protocol):
     def job(self, job_id: str) -> IngestionJob: ...
 
 
+SYNC_MODES = ("direct", "ingestion-job")
+MODE_HOLD = "kb-mode"  # the sink state that holds the sync mode for a while (a backfill's), under HOLD_KEY
+HOLD_KEY = "hold"
+HOLD_SECONDS = 1800  # a hold not renewed for this long lapses, and the stack's mode comes back
 DONE = frozenset({"INDEXED"})
 GONE = frozenset({"NOT_FOUND"})
 GONE_AFTER_CHECKS = 2  # NOT_FOUND right after an ingest may be the index catching up; later it is a loss
@@ -108,6 +115,56 @@ class JobOutcome:
     running: str | None = None  # the job still running
     finished: str | None = None  # "job-id STATUS", when one ended
     more: bool = False  # documents the ended job covered remain to be settled
+
+
+@dataclass(frozen=True, slots=True)
+class ModeHold:
+    mode: str
+    run: str  # who holds it: a backfill run
+    until: float
+
+
+def current_hold(state: SinkState | None, now: float) -> ModeHold | None:
+    """The hold a ``MODE_HOLD`` state records, unless it has lapsed (or names no mode Sluice has)."""
+    if state is None or not state.held or state.held[0] not in SYNC_MODES:
+        return None
+    try:
+        until = epoch(state.failures.get("until", ""))
+    except ValueError:
+        return None
+    return ModeHold(state.held[0], state.failures.get("run", ""), until) if until > now else None
+
+
+class ModeHolds:
+    """Holds on the knowledge-base sink's sync mode, kept in the sink states: a backfill holds it in
+    ingestion-job mode while it runs, renewing the hold as it goes, and the sink reads it at every
+    batch. A hold lapses HOLD_SECONDS after its last renewal, so a run that fails, is stopped or is
+    abandoned gives the stack's own mode back by itself (a switch is safe with documents in flight)."""
+
+    def __init__(self, states: SinkStateStore, clock: Callable[[], float] = time.time) -> None:
+        self.states = states
+        self.clock = clock
+
+    def current(self) -> ModeHold | None:
+        return current_hold(self.states.get(MODE_HOLD, HOLD_KEY), self.clock())
+
+    def hold(self, mode: str, run: str) -> None:
+        """Hold ``mode`` for HOLD_SECONDS from now; a hold of the same mode with more than half of that
+        still to run is left as it is (a run's batches renew it a few times an hour, not each time)."""
+        if mode not in SYNC_MODES:
+            raise ValueError(f"knowledge base sync mode must be direct or ingestion-job, not {mode!r}")
+        now = self.clock()
+        state = self.states.get(MODE_HOLD, HOLD_KEY)
+        held = current_hold(state, now)
+        if held is not None and held.mode == mode and held.until - now > HOLD_SECONDS / 2:
+            return
+        version = state.version if state is not None else None
+        term = {"run": run, "until": iso(now + HOLD_SECONDS)}
+        renewed = SinkState(
+            MODE_HOLD, HOLD_KEY, SinkStatus.INDEXED, iso(now), (mode,), failures=term, version=(version or 0) + 1
+        )
+        with suppress(StateConflictError):  # another batch renewed it at the same moment
+            self.states.put(renewed, expected_version=version)
 
 
 class KnowledgeBaseSink(DiffSink):
@@ -127,11 +184,11 @@ class KnowledgeBaseSink(DiffSink):
         first_check_seconds: int = FIRST_CHECK_SECONDS,
     ) -> None:
         super().__init__(registry=registry, states=states, clock=clock, first_check_seconds=first_check_seconds)
-        if mode not in ("direct", "ingestion-job"):
+        if mode not in SYNC_MODES:
             raise ValueError(f"knowledge base sync mode must be direct or ingestion-job, not {mode!r}")
         self.api = api
         self.bucket = processed_bucket
-        self.mode = mode
+        self.mode = mode  # the stack's; a hold may stand in for it (sync_mode)
         self.queue = queue  # the sink's own queue: the ingestion-job mode follows its jobs with it
 
     def _uri(self, doc_id: str, chunk: str) -> str:
@@ -139,8 +196,13 @@ class KnowledgeBaseSink(DiffSink):
 
     # -- sending -------------------------------------------------------------------------------------
 
+    def sync_mode(self) -> str:
+        """The mode changes are sent in now: a backfill's hold, else the stack's."""
+        hold = current_hold(self.states.get(MODE_HOLD, HOLD_KEY), self.clock())
+        return hold.mode if hold is not None else self.mode
+
     def apply(self, work: list[Work]) -> None:
-        if self.mode == "ingestion-job":
+        if self.sync_mode() == "ingestion-job":
             self._apply_by_job(work)
             return
         adds: list[tuple[Work, str]] = []
