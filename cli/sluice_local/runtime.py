@@ -149,10 +149,12 @@ class EventPump:
         self._threads.append(thread)
         thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = 5) -> None:
+        """No more deliveries; the ones under way get ``timeout`` seconds each (None: as long as they
+        take, as Lambda lets running invocations finish when a function is deployed again)."""
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=timeout)
 
     def _run(self, worker: FunctionWorker, source: dict[str, Any]) -> None:
         url, arn = source["queue_url"], source["queue_arn"]

@@ -196,15 +196,16 @@ class LocalStack:
         if self._provisioner is None:
             raise RuntimeError("the local stack is not started")
         self.resolver.update_parameters(parameters)
-        self._stop_functions()
+        self._stop_functions(wait=True)
         resources = self.resolver.resources
         self.functions = {name: self._provisioner.function_spec(resources[name]) for name in self.functions}
         self._start_functions()
         self.state().write(self.state_dir)
 
-    def _stop_functions(self) -> None:
+    def _stop_functions(self, *, wait: bool = False) -> None:
+        """Stop the event pump and the workers; ``wait``: let the invocations under way finish first."""
         if self._pump is not None:
-            self._pump.stop()
+            self._pump.stop(timeout=None if wait else 5)
             self._pump = None
         for worker in [*self.workers.values(), *self.replicas]:
             worker.stop()

@@ -141,8 +141,11 @@ def test_one_ingestion_job_at_a_time_and_a_job_syncs_the_prefix(world: dict[str,
     assert agent.get_ingestion_job(**get)["ingestionJob"]["status"] == "IN_PROGRESS"
     assert agent.get_ingestion_job(**get)["ingestionJob"]["status"] == "COMPLETE"
     s3.delete_object(Bucket="processed", Key="chunks/d/1.txt")
-    again = agent.start_ingestion_job(knowledgeBaseId=KB, dataSourceId=DS)["ingestionJob"]
+    token = "retried" * 6  # a request retried after its answer was lost: the job it started, not a second
+    again = agent.start_ingestion_job(knowledgeBaseId=KB, dataSourceId=DS, clientToken=token)["ingestionJob"]
     assert again["statistics"]["numberOfDocumentsDeleted"] == 1
+    repeated = agent.start_ingestion_job(knowledgeBaseId=KB, dataSourceId=DS, clientToken=token)["ingestionJob"]
+    assert repeated["ingestionJobId"] == again["ingestionJobId"]
 
 
 def test_kendra_refuses_undeclared_attributes_and_s3_paths_without_a_role(world: dict[str, Any]) -> None:

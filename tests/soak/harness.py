@@ -257,7 +257,10 @@ def verify(stack: LocalStack, keys: Iterable[str], reasons: dict[str, str], *, r
         wanted_kb |= uris
         unindexed = sorted(u for u in uris if world.kb.get(u) != "INDEXED")
         if unindexed:
-            problems.append(f"{key}: {len(unindexed)} chunks not INDEXED in the knowledge base, e.g. {unindexed[0]}")
+            said = f"{world.kb.get(unindexed[0]) or 'absent'}; the kb sink says {kb.status.value if kb else 'nothing'}"
+            problems.append(
+                f"{key}: {len(unindexed)} chunks not INDEXED in the knowledge base, e.g. {unindexed[0]} ({said})"
+            )
         if kb is None or kb.status is not SinkStatus.INDEXED or set(kb.held) != set(record.chunks) or kb.pending:
             problems.append(f"{key}: kb sink state {kb.status.value if kb else None}, not INDEXED with its chunks")
         identifier = kendra_id(record)

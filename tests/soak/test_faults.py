@@ -9,7 +9,9 @@ the registry, ProcessedBucket and both indexes must agree exactly.
 Knobs: SLUICE_FAULT_RATE (chance that one attempt fails, default 0.15), SLUICE_FAULT_OUTAGE (chance
 that a whole call fails at every attempt, so the application sees it; default 0.01), SLUICE_FAULT_DOCS
 (default 300), SLUICE_FAULT_SEED, SLUICE_FAULT_CONCURRENCY (workers per queue-fed function, default
-2), SLUICE_FAULT_CONVERGE_SECONDS (default 1200).
+2), SLUICE_FAULT_CONVERGE_SECONDS (default 1200), SLUICE_FAULT_SWITCH_MODES (default 1: the stack is
+deployed again with KnowledgeBaseSyncMode=ingestion-job before the second wave of changes and with
+direct before the third, documents in flight each time; 0 keeps direct throughout).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ DOCS = int(os.environ.get("SLUICE_FAULT_DOCS", "300"))
 SEED = int(os.environ.get("SLUICE_FAULT_SEED", "20261128"))
 CONCURRENCY = int(os.environ.get("SLUICE_FAULT_CONCURRENCY", "2"))
 CONVERGE_SECONDS = float(os.environ.get("SLUICE_FAULT_CONVERGE_SECONDS", "1200"))
+SWITCH_MODES = os.environ.get("SLUICE_FAULT_SWITCH_MODES", "1") == "1"
+WAVE_MODES = ("direct", "ingestion-job", "direct")  # the knowledge base's sync mode during each wave
 
 
 class Corpus:
@@ -124,6 +128,10 @@ def test_the_pipeline_converges_through_injected_faults(tmp_path: Path) -> None:
             # Each wave once a third more of the uploads has been handled (or 90 s have passed), so
             # that edits and deletes meet documents in every state: processed, in flight, not yet read.
             harness.wait_for_records(stack, len(docs) * (n + 1) // 4, timeout=90)
+            if SWITCH_MODES and n and WAVE_MODES[n] != WAVE_MODES[n - 1]:
+                stack.redeploy({"KnowledgeBaseSyncMode": WAVE_MODES[n]})  # a deploy, documents in flight
+                deliveries.watch(stack)  # the new instances
+                say(f"  deployed again with KnowledgeBaseSyncMode={WAVE_MODES[n]}")
             for op, doc in wave:
                 if op == "deletes":
                     written.delete(doc)

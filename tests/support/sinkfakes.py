@@ -26,6 +26,7 @@ class FakeKnowledgeBase:
     conflict_next: bool = False
     tokens: set[str] = field(default_factory=set)
     asked: list[str] = field(default_factory=list)  # every URI a Get call asked about
+    job_tokens: dict[str, str] = field(default_factory=dict)  # StartIngestionJob client token → its job
 
     def _fail(self, op: str) -> None:
         if self.fail_next.get(op):
@@ -71,11 +72,14 @@ class FakeKnowledgeBase:
     def start_job(self, token: str, description: str) -> str:
         self._fail("start_job")
         self.calls.append(("start_job", 0))
+        if token in self.job_tokens:  # a repeated request is ignored: the job it started is the answer
+            return self.job_tokens[token]
         if self.conflict_next or self.running is not None:
             self.conflict_next = False
             raise JobConflictError("only one ingestion job at a time")
         self.running = f"JOB{len(self.jobs):07d}"
         self.jobs.append(self.running)
+        self.job_tokens[token] = self.running
         return self.running
 
     def job(self, job_id: str) -> IngestionJob:

@@ -18,7 +18,15 @@ from sluice.pipeline.files import document_id, s3_uri
 from sluice.pipeline.process import PipelineSettings
 from sluice.sinks import SinkStatus
 from sluice.sinks.kendra import KendraSink
-from sluice.sinks.knowledge_base import HOLD_KEY, HOLD_SECONDS, MODE_HOLD, KnowledgeBaseSink, ModeHold, ModeHolds
+from sluice.sinks.knowledge_base import (
+    HOLD_KEY,
+    HOLD_SECONDS,
+    MODE_HOLD,
+    KnowledgeBaseSink,
+    ModeHold,
+    ModeHolds,
+    current_hold,
+)
 from sluice.sinks.runner import run_batch, sync_message
 from support.fakes import (
     FakeBucketReader,
@@ -924,8 +932,48 @@ def test_a_hold_is_renewed_a_few_times_an_hour_not_at_every_batch() -> None:
     now[0] += HOLD_SECONDS / 2
     holds.hold("ingestion-job", "run-1")
     assert states.get(MODE_HOLD, HOLD_KEY).version == 2
-    assert holds.current() == ModeHold("ingestion-job", "run-1", now[0] + HOLD_SECONDS)
-    now[0] += HOLD_SECONDS
-    assert holds.current() is None
+    state = states.get(MODE_HOLD, HOLD_KEY)
+    assert current_hold(state, now[0]) == ModeHold("ingestion-job", "run-1", now[0] + HOLD_SECONDS)
+    assert current_hold(state, now[0] + HOLD_SECONDS) is None  # lapsed
     with pytest.raises(ValueError, match="direct or ingestion-job"):
         holds.hold("nightly", "run-2")
+
+
+def test_a_job_is_still_followed_when_the_first_poll_of_its_chain_could_not_be_sent() -> None:
+    w = World(mode="ingestion-job")
+    docs = [w.put(f"p{i}.txt", f"Text of document {i}.") for i in range(3)]
+    real_send, failed = w.queue.send, []
+
+    def send_fails_once(body: str, delay_seconds: int = 0) -> None:
+        if json.loads(body).get("sluice") == "poll-job" and not failed:
+            failed.append(body)
+            raise TransientError("send_message: ThrottlingException")
+        real_send(body, delay_seconds)
+
+    w.queue.send = send_fails_once  # type: ignore[method-assign]
+    events = [(f"e{n}", json.dumps({"source": "sluice.ingest", "detail": {"doc_id": d}})) for n, d in enumerate(docs)]
+    assert run_batch(w.kb, events, w.queue).failed_message_ids  # SQS delivers them again
+    assert failed and len(w.kb_api.jobs) == 1  # the job started; the poll that would follow it was not sent
+    run_batch(w.kb, events, w.queue)
+    w.kb_api.job_status = "COMPLETE"
+    w.drain_checks(w.kb)
+    assert {w.states.get("kb", d).status for d in docs} == {SinkStatus.INDEXED}
+
+
+def test_a_poll_that_arrives_before_the_lock_naming_its_chain_waits_for_it() -> None:
+    w = World(mode="ingestion-job")
+    doc = w.put("early.txt", "Early text.")
+    real_put, early = w.states.put, []
+
+    def put(state, *, expected_version):  # type: ignore[no-untyped-def]
+        if state.sink == "kb-job" and not early:
+            early.append(w.queue.take())  # the new chain's first poll, delivered before the lock is written
+            run_batch(w.kb, early[0], w.queue)
+        real_put(state, expected_version=expected_version)
+
+    w.states.put = put  # type: ignore[method-assign]
+    w.deliver(w.kb, [doc])
+    assert [json.loads(body).get("early") for body, _ in w.queue.sent] == [1]  # it came back to wait
+    w.kb_api.job_status = "COMPLETE"
+    w.drain_checks(w.kb)
+    assert w.states.get("kb", doc).status is SinkStatus.INDEXED and len(w.kb_api.jobs) == 1

@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS kb_chunks (
 CREATE VIRTUAL TABLE IF NOT EXISTS kb_fts USING fts5(text, kb UNINDEXED, uri UNINDEXED);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, kb TEXT, ds TEXT, status TEXT, statistics TEXT, started_at TEXT, polls INTEGER);
+CREATE TABLE IF NOT EXISTS job_tokens (token TEXT PRIMARY KEY, job_id TEXT);
 """
 
 
@@ -265,6 +266,10 @@ class KnowledgeBase:
 
     def start_ingestion_job(self, params: dict[str, Any]) -> dict[str, Any]:
         kb, ds, bucket, prefix = self._data_source(params)
+        token = params.get("clientToken")
+        started = self._db.execute("SELECT job_id FROM job_tokens WHERE token = ?", (token,)).fetchone()
+        if started:  # a repeated request is ignored: the job it started is the answer
+            return {"ingestionJob": self._job(started[0])}
         running = self._db.execute(
             "SELECT job_id FROM jobs WHERE kb = ? AND ds = ? AND status IN ('STARTING', 'IN_PROGRESS')", (kb, ds)
         ).fetchone()
@@ -276,6 +281,8 @@ class KnowledgeBase:
             "INSERT INTO jobs VALUES (?, ?, ?, 'IN_PROGRESS', ?, ?, 0)",
             (job_id, kb, ds, json.dumps(statistics), now().isoformat()),
         )
+        if token:
+            self._db.execute("INSERT INTO job_tokens VALUES (?, ?)", (token, job_id))
         return {"ingestionJob": self._job(job_id)}
 
     def get_ingestion_job(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -106,6 +106,7 @@ REFUSED = frozenset({"FAILED", "IGNORED", "PARTIALLY_INDEXED", "METADATA_PARTIAL
 JOB_SINK = "kb-job"
 JOB_MARK = "job"  # the pending item of a document waiting for an ingestion job
 MAX_POLL_SECONDS = 300
+EARLY_POLLS = 3  # times a poll that arrived before the lock naming its chain waits for it
 STALE_LOCK_SECONDS = 3600  # a job running this long without news: start a second poll chain
 
 
@@ -144,9 +145,6 @@ class ModeHolds:
     def __init__(self, states: SinkStateStore, clock: Callable[[], float] = time.time) -> None:
         self.states = states
         self.clock = clock
-
-    def current(self) -> ModeHold | None:
-        return current_hold(self.states.get(MODE_HOLD, HOLD_KEY), self.clock())
 
     def hold(self, mode: str, run: str) -> None:
         """Hold ``mode`` for HOLD_SECONDS from now; a hold of the same mode with more than half of that
@@ -359,10 +357,14 @@ class KnowledgeBaseSink(DiffSink):
         self.states.put(base.evolve(**changes, version=(version or 0) + 1, updated_at=iso(self.clock())),
                         expected_version=version)  # fmt: skip
 
-    def _follow(self, delay: int, chain: str) -> None:
+    def _follow(self, delay: int, chain: str, sent_at: float | None = None, early: int = 0) -> None:
+        """Queue the chain's next poll. A new chain's first poll is sent *before* the lock names the
+        chain: a poll that cannot be sent then leaves the lock as it was (the message is retried), never
+        naming a chain nobody follows; the poll says when it was sent, for when it arrives first."""
         if self.queue is None:
             raise ValueError("the ingestion-job mode needs the sink's queue to follow its jobs")
-        self.queue.send(json.dumps({"sluice": "poll-job", "chain": chain}), delay)
+        body = {"sluice": "poll-job", "chain": chain, "sent_at": self.clock() if sent_at is None else sent_at}
+        self.queue.send(json.dumps(body | ({"early": early} if early else {})), delay)
 
     def request_job(self, lock: SinkState | None) -> JobOutcome:
         """Make sure a job will pick up the changes recorded so far: start one, or mark the running
@@ -372,8 +374,8 @@ class KnowledgeBaseSink(DiffSink):
         if self.clock() - epoch(lock.updated_at) > STALE_LOCK_SECONDS:
             # No news for an hour: its poll chain may be lost. A new chain replaces it.
             chain = uuid.uuid4().hex[:12]
-            self._write_lock(lock, failures={**lock.failures, "dirty": "1", "chain": chain})
             self._follow(0, chain)
+            self._write_lock(lock, failures={**lock.failures, "dirty": "1", "chain": chain})
         elif "dirty" not in lock.failures:
             self._write_lock(lock, failures={**lock.failures, "dirty": "1"})
         return JobOutcome(running=_job_id(lock))
@@ -390,14 +392,16 @@ class KnowledgeBaseSink(DiffSink):
             job_id = self.api.start_job(token, "Sluice: sync changed chunks")
         except JobConflictError:
             waiting = summary | {"dirty": "1"}
-            self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation - 1),), failures=waiting, checks=0)
             self._follow(self.first_check_seconds, chain)
+            self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation - 1),), failures=waiting, checks=0)
             return JobOutcome()
-        self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation), job_id), failures=summary, checks=0)
         self._follow(self.first_check_seconds, chain)
+        self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation), job_id), failures=summary, checks=0)
         return JobOutcome(started=job_id)
 
-    def poll_job(self, chain: str = "", limit: int | None = None) -> JobOutcome:
+    def poll_job(
+        self, chain: str = "", limit: int | None = None, *, sent_at: float | None = None, early: int = 0
+    ) -> JobOutcome:
         """One poll of the chain that follows the jobs (a delayed message; polls back off from 20 s
         to 5 minutes): record the running job's end, start the next job when changes arrived
         meanwhile, and settle the documents of ended jobs, ``limit`` at a time. A poll from a chain
@@ -405,6 +409,9 @@ class KnowledgeBaseSink(DiffSink):
         limit = self.settle_limit if limit is None else limit
         lock = self._lock()
         if lock is None or chain != lock.failures.get("chain", ""):
+            if sent_at is not None and early < EARLY_POLLS and (lock is None or epoch(lock.updated_at) <= sent_at):
+                # Sent before the lock was written: the write naming this chain may not have landed yet.
+                self._follow(max(1, self.first_check_seconds), chain, sent_at, early + 1)
             return JobOutcome()
         outcome = JobOutcome()
         if lock.status is SinkStatus.PENDING:

@@ -35,6 +35,8 @@ class Message:
     retry: list[str] = field(default_factory=list)  # sync, sending again what the index refused
     check: dict[str, int] = field(default_factory=dict)  # document → the state version it was scheduled for
     poll_job: str | None = None  # the chain of polls the message belongs to
+    poll_sent_at: float | None = None  # when the poll was first sent (a new chain's, before its lock)
+    poll_early: int = 0  # times it arrived before the lock naming its chain
 
 
 def parse(message_id: str, body: str) -> Message:
@@ -60,6 +62,9 @@ def parse(message_id: str, body: str) -> Message:
             raise MalformedSinkMessageError(f"check versions are not numbers: {exc}") from exc
     elif data.get("sluice") == POLL_JOB:
         message.poll_job = str(data.get("chain", ""))
+        sent_at, early = data.get("sent_at"), data.get("early", 0)
+        message.poll_sent_at = float(sent_at) if isinstance(sent_at, int | float) else None
+        message.poll_early = early if isinstance(early, int) else 0
     else:
         raise MalformedSinkMessageError("neither a document event nor a sink message")
     return message
@@ -123,9 +128,9 @@ def run_batch(sink: DiffSink, records: Sequence[tuple[str, str]], queue: Queue) 
     report = BatchReport([], results, malformed)
     polls = [m for m in messages if m.poll_job is not None]
     if polls and isinstance(sink, KnowledgeBaseSink):
-        for chain in dict.fromkeys(m.poll_job or "" for m in polls):
+        for chain, first in {m.poll_job or "": m for m in reversed(polls)}.items():
             try:
-                report.job = asdict(sink.poll_job(chain))
+                report.job = asdict(sink.poll_job(chain, sent_at=first.poll_sent_at, early=first.poll_early))
             except (TransientError, RefusedError) as exc:
                 report.job = {"error": str(exc)}
                 report.failed_message_ids += [m.message_id for m in polls if m.poll_job == chain]  # retried
