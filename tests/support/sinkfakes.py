@@ -23,6 +23,7 @@ class FakeKnowledgeBase:
     jobs: list[str] = field(default_factory=list)
     running: str | None = None
     job_status: str = "IN_PROGRESS"
+    job_failed: int = 0  # the documents an ended job counts as failed (its statistics)
     conflict_next: bool = False
     tokens: set[str] = field(default_factory=set)
     asked: list[str] = field(default_factory=list)  # every URI a Get call asked about
@@ -87,7 +88,7 @@ class FakeKnowledgeBase:
         status = self.job_status if job_id == self.running else "COMPLETE"
         if status != "IN_PROGRESS" and job_id == self.running:
             self.running = None
-        return IngestionJob(job_id, status, {"numberOfDocumentsScanned": 1})
+        return IngestionJob(job_id, status, {"numberOfDocumentsScanned": 1, "numberOfDocumentsFailed": self.job_failed})
 
     def count(self, op: str) -> int:
         return sum(1 for o, _ in self.calls if o == op)

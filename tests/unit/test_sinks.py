@@ -977,3 +977,47 @@ def test_a_poll_that_arrives_before_the_lock_naming_its_chain_waits_for_it() -> 
     w.kb_api.job_status = "COMPLETE"
     w.drain_checks(w.kb)
     assert w.states.get("kb", doc).status is SinkStatus.INDEXED and len(w.kb_api.jobs) == 1
+
+
+def test_the_documents_of_a_job_that_failed_some_are_confirmed_chunk_by_chunk() -> None:
+    w = World(mode="ingestion-job")
+    docs = [w.put(f"f{i}.md", _text(4, str(i))) for i in range(3)]
+    w.deliver(w.kb, docs)
+    uris = {d: [f"s3://processed/chunks/{d}/{c}.txt" for c in w.registry.get(d).chunks] for d in docs}
+    w.kb_api.indexed |= {u: f"{u}.metadata.json" for d in docs for u in uris[d]}  # what the job indexed
+    w.kb_api.refuse.add(uris[docs[0]][0])  # but one chunk it could not: the statistics count a failure
+    w.kb_api.job_status, w.kb_api.job_failed = "COMPLETE", 1
+    w.drain_checks(w.kb)
+    failed = w.states.get("kb", docs[0])
+    assert failed.status is SinkStatus.FAILED and failed.failures == {
+        uris[docs[0]][0].rsplit("/", 1)[1][:-4]: "FAILED: embedding failed"
+    }
+    assert {w.states.get("kb", d).status for d in docs[1:]} == {SinkStatus.INDEXED}
+    assert w.kb_api.count("get") >= 1  # asked only because the job counted a failure
+
+
+def test_the_documents_of_a_job_that_failed_none_are_indexed_without_a_question() -> None:
+    w = World(mode="ingestion-job")
+    docs = [w.put(f"g{i}.md", _text(4, str(i))) for i in range(3)]
+    w.deliver(w.kb, docs)
+    w.kb_api.job_status = "COMPLETE"
+    w.drain_checks(w.kb)
+    assert {w.states.get("kb", d).status for d in docs} == {SinkStatus.INDEXED} and w.kb_api.count("get") == 0
+
+
+def test_waiting_for_someone_elses_job_backs_off() -> None:
+    w = World(mode="ingestion-job")
+    w.kb_api.running = "FOREIGN0001"  # started in the console, say; its id is not ours to poll
+    doc = w.put("wait.txt", "Waiting text.")
+    w.deliver(w.kb, [doc])
+    delays = []
+    for _ in range(4):
+        ((_, delay),) = w.queue.sent
+        delays.append(delay)
+        run_batch(w.kb, w.queue.take(), w.queue)
+    assert delays == [20, 40, 80, 160] and w.kb_api.jobs == []
+    w.kb_api.running = None  # it ended
+    run_batch(w.kb, w.queue.take(), w.queue)
+    w.kb_api.job_status = "COMPLETE"
+    w.drain_checks(w.kb)
+    assert len(w.kb_api.jobs) == 1 and w.states.get("kb", doc).status is SinkStatus.INDEXED

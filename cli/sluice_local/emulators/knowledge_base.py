@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sluice_local.emulators.bedrock import DEPLOYING_CHECKS, MODELS, PROFILES, PROVISIONING_CHECKS, model_id_of
@@ -37,6 +37,7 @@ from sluice_local.emulators.filters import matches
 from sluice_local.emulators.vectors import index_row
 
 MAX_SIDECAR_BYTES = 10 * 1024
+JOB_SECONDS = 10  # a job nobody polls has ended this long after its start
 MAX_FILTERABLE_BYTES = 2048  # S3 Vectors: filterable metadata per vector
 REGION, ACCOUNT = "us-east-1", "123456789012"
 # A generation model deployed through the local Bedrock (bedrock.CustomModelDeployments, ProvisionedThroughput).
@@ -270,6 +271,13 @@ class KnowledgeBase:
         started = self._db.execute("SELECT job_id FROM job_tokens WHERE token = ?", (token,)).fetchone()
         if started:  # a repeated request is ignored: the job it started is the answer
             return {"ingestionJob": self._job(started[0])}
+        # A job ends on its own: one nobody asked about for JOB_SECONDS has ended (its sync was made at
+        # its start), so a job whose caller lost track of it does not block the data source for good.
+        ended = (now() - timedelta(seconds=JOB_SECONDS)).isoformat()
+        self._db.execute(
+            "UPDATE jobs SET status = 'COMPLETE' WHERE kb = ? AND ds = ? AND status = 'IN_PROGRESS' AND started_at < ?",
+            (kb, ds, ended),
+        )
         running = self._db.execute(
             "SELECT job_id FROM jobs WHERE kb = ? AND ds = ? AND status IN ('STARTING', 'IN_PROGRESS')", (kb, ds)
         ).fetchone()
@@ -471,16 +479,22 @@ class KnowledgeBase:
         present = set()
         for page in self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             present |= {o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith(".metadata.json")}
-        indexed = {r[0] for r in self._db.execute("SELECT uri FROM kb_chunks WHERE kb = ? AND ds = ?", (kb, ds))}
+        rows = self._db.execute("SELECT uri, status FROM kb_chunks WHERE kb = ? AND ds = ?", (kb, ds)).fetchall()
+        indexed = {uri for uri, status in rows if status == "INDEXED"}  # a failed one is tried again
         stats = {"numberOfDocumentsScanned": len(present), "numberOfNewDocumentsIndexed": 0}
         stats |= {"numberOfDocumentsDeleted": 0, "numberOfDocumentsFailed": 0}
         for key in sorted(present):
             uri = f"s3://{bucket}/{key}"
             if uri in indexed:
                 continue
-            status, _ = self._index_chunk(kb, ds, uri, f"{uri}.metadata.json")
+            status, reason = self._index_chunk(kb, ds, uri, f"{uri}.metadata.json")
             stats["numberOfNewDocumentsIndexed" if status == "INDEXED" else "numberOfDocumentsFailed"] += 1
-        for uri in indexed - {f"s3://{bucket}/{k}" for k in present}:
+            if status != "INDEXED":  # GetKnowledgeBaseDocuments tells which, and why
+                self._db.execute(
+                    "INSERT OR REPLACE INTO kb_chunks VALUES (?, ?, ?, ?, ?, '', '{}', ?)",
+                    (kb, ds, uri, status, reason, now().isoformat()),
+                )
+        for uri in {uri for uri, _ in rows} - {f"s3://{bucket}/{k}" for k in present}:
             self._unindex_chunk(kb, ds, uri)
             stats["numberOfDocumentsDeleted"] += 1
         return stats

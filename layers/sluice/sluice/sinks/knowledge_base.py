@@ -43,7 +43,15 @@ from sluice.sinks import (
     StateConflictError,
     send_in_batches,
 )
-from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, settle
+from sluice.sinks.diff import (
+    FIRST_CHECK_SECONDS,
+    MAX_CHECKS,
+    MAX_IDS_PER_MESSAGE,
+    DiffSink,
+    Work,
+    check_message,
+    settle,
+)
 from sluice.timestamps import epoch, iso
 
 PER_CALL = 10  # documents per Ingest/Delete/GetKnowledgeBaseDocuments call (the service model's max)
@@ -106,6 +114,7 @@ REFUSED = frozenset({"FAILED", "IGNORED", "PARTIALLY_INDEXED", "METADATA_PARTIAL
 JOB_SINK = "kb-job"
 JOB_MARK = "job"  # the pending item of a document waiting for an ingestion job
 MAX_POLL_SECONDS = 300
+COMPLETE_WITH_FAILURES = "COMPLETE-WITH-FAILURES"  # a job COMPLETE whose statistics count failed documents
 EARLY_POLLS = 3  # times a poll that arrived before the lock naming its chain waits for it
 STALE_LOCK_SECONDS = 3600  # a job running this long without news: start a second poll chain
 
@@ -391,9 +400,15 @@ class KnowledgeBaseSink(DiffSink):
         try:
             job_id = self.api.start_job(token, "Sluice: sync changed chunks")
         except JobConflictError:
+            # Someone else's job (or one of ours whose lock write was lost): wait for it, backing off.
+            waited = (
+                lock.checks + 1 if lock is not None and lock.status is SinkStatus.PENDING and not _job_id(lock) else 0
+            )
             waiting = summary | {"dirty": "1"}
-            self._follow(self.first_check_seconds, chain)
-            self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation - 1),), failures=waiting, checks=0)
+            self._follow(min(MAX_POLL_SECONDS, self.check_delay(waited)), chain)
+            self._write_lock(
+                lock, status=SinkStatus.PENDING, held=(str(generation - 1),), failures=waiting, checks=waited
+            )
             return JobOutcome()
         self._follow(self.first_check_seconds, chain)
         self._write_lock(lock, status=SinkStatus.PENDING, held=(str(generation), job_id), failures=summary, checks=0)
@@ -444,7 +459,10 @@ class KnowledgeBaseSink(DiffSink):
         for _ in range(5):
             summary = {k: v for k, v in lock.failures.items() if k in ("dirty", "chain")}
             summary |= {"last_job": ended, **{k: str(v) for k, v in job.statistics.items()}}
-            summary["settle"] = " ".join([*_settle_entries(lock), f"{_generation(lock)}:{job.status}"])
+            status = job.status
+            if status == "COMPLETE" and job.statistics.get("numberOfDocumentsFailed", 0):
+                status = COMPLETE_WITH_FAILURES
+            summary["settle"] = " ".join([*_settle_entries(lock), f"{_generation(lock)}:{status}"])
             if job.failure_reasons:
                 summary["failure_reasons"] = "; ".join(job.failure_reasons)[:1000]
             try:
@@ -464,8 +482,9 @@ class KnowledgeBaseSink(DiffSink):
         if lock is None or not entries:
             return False
         generation, status = entries[0].split(":", 1)
-        failure = None if status == "COMPLETE" else f"ingestion job of generation {generation} ended {status}"
-        if self._settle_job_documents(int(generation), failure, limit):
+        ended = status in ("COMPLETE", COMPLETE_WITH_FAILURES)
+        failure = None if ended else f"ingestion job of generation {generation} ended {status}"
+        if self._settle_job_documents(int(generation), failure, limit, confirm=status == COMPLETE_WITH_FAILURES):
             return True
         rest = " ".join(entries[1:])
         failures = {k: v for k, v in lock.failures.items() if k != "settle"} | ({"settle": rest} if rest else {})
@@ -473,10 +492,14 @@ class KnowledgeBaseSink(DiffSink):
             self._write_lock(lock, failures=failures)
         return bool(rest)
 
-    def _settle_job_documents(self, generation: int, failure: str | None, limit: int) -> bool:
+    def _settle_job_documents(self, generation: int, failure: str | None, limit: int, *, confirm: bool = False) -> bool:
         """The documents waiting for a job of this generation or earlier: indexed, or failed with the
-        job's reason (``sluice redrive`` sends them again). True when more than ``limit`` remain."""
+        job's reason (``sluice redrive`` sends them again), or (``confirm``: the job completed but failed
+        some documents, and its statistics do not say which) checked chunk by chunk, as chunks sent
+        directly are, so each failed one is recorded with the service's reason. True when more than
+        ``limit`` remain."""
         done_count = 0
+        checks: dict[str, int] = {}
         for state in self.states.states(self.name, SinkStatus.PENDING):
             marks = [_mark(p) for p in state.pending if _mark(p) >= 0]
             if not marks or marks[0] >= generation:
@@ -486,6 +509,8 @@ class KnowledgeBaseSink(DiffSink):
             done_count += 1
             if failure is not None:
                 done = state.evolve(status=SinkStatus.FAILED, pending=(), failures={"job": failure})
+            elif confirm and state.held:
+                done = state.evolve(pending=state.held, checks=0)
             else:
                 done = state.evolve(status=SinkStatus.INDEXED if state.held else SinkStatus.ABSENT, pending=())
             try:
@@ -493,10 +518,16 @@ class KnowledgeBaseSink(DiffSink):
                                 expected_version=state.version)  # fmt: skip
             except StateConflictError:
                 continue  # changed again meanwhile: a later job settles it
-            if failure is None:
+            if done.status is SinkStatus.PENDING:
+                checks[state.doc_id] = state.version + 1
+            elif failure is None:
                 # Lag since the document was marked for a job (the registry is not read here: up to
                 # ``settle_limit`` documents a poll), which leaves out the event's way to this sink.
                 self.confirmed(state.updated_at)
+        if checks:
+            assert self.queue is not None  # a job's documents are settled by its polls, on this queue
+            for batch in batched(checks.items(), MAX_IDS_PER_MESSAGE):
+                self.queue.send(check_message(dict(batch)), self.first_check_seconds)
         return False
 
 
