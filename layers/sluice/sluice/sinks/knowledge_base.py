@@ -43,15 +43,7 @@ from sluice.sinks import (
     StateConflictError,
     send_in_batches,
 )
-from sluice.sinks.diff import (
-    FIRST_CHECK_SECONDS,
-    MAX_CHECKS,
-    MAX_IDS_PER_MESSAGE,
-    DiffSink,
-    Work,
-    check_message,
-    settle,
-)
+from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, settle
 from sluice.timestamps import epoch, iso
 
 PER_CALL = 10  # documents per Ingest/Delete/GetKnowledgeBaseDocuments call (the service model's max)
@@ -115,6 +107,7 @@ JOB_SINK = "kb-job"
 JOB_MARK = "job"  # the pending item of a document waiting for an ingestion job
 MAX_POLL_SECONDS = 300
 COMPLETE_WITH_FAILURES = "COMPLETE-WITH-FAILURES"  # a job COMPLETE whose statistics count failed documents
+CONFIRM_LIMIT = 100  # documents a poll asks about after such a job (4 Get calls a second: under a minute)
 EARLY_POLLS = 3  # times a poll that arrived before the lock naming its chain waits for it
 STALE_LOCK_SECONDS = 3600  # a job running this long without news: start a second poll chain
 
@@ -420,7 +413,9 @@ class KnowledgeBaseSink(DiffSink):
         """One poll of the chain that follows the jobs (a delayed message; polls back off from 20 s
         to 5 minutes): record the running job's end, start the next job when changes arrived
         meanwhile, and settle the documents of ended jobs, ``limit`` at a time. A poll from a chain
-        the lock no longer names is dropped, so exactly one chain lives."""
+        the lock no longer names is dropped, so exactly one chain lives; one sent (``sent_at``) after
+        the lock was last written may have arrived before the write naming its chain, and waits for
+        it, EARLY_POLLS times at most (``early``)."""
         limit = self.settle_limit if limit is None else limit
         lock = self._lock()
         if lock is None or chain != lock.failures.get("chain", ""):
@@ -494,41 +489,53 @@ class KnowledgeBaseSink(DiffSink):
 
     def _settle_job_documents(self, generation: int, failure: str | None, limit: int, *, confirm: bool = False) -> bool:
         """The documents waiting for a job of this generation or earlier: indexed, or failed with the
-        job's reason (``sluice redrive`` sends them again), or (``confirm``: the job completed but failed
-        some documents, and its statistics do not say which) checked chunk by chunk, as chunks sent
-        directly are, so each failed one is recorded with the service's reason. True when more than
-        ``limit`` remain."""
-        done_count = 0
-        checks: dict[str, int] = {}
+        job's reason (``sluice redrive`` sends them again). ``confirm``: the job completed but failed
+        some documents, and its statistics do not say which; each document's chunks are asked about
+        (GetKnowledgeBaseDocuments, CONFIRM_LIMIT documents a poll) before it is settled, so the ones
+        the job failed are recorded with the service's reason. A document stays marked until its state
+        is written: a poll that fails midway is retried and settles the rest. True when more remain."""
+        waiting: list[SinkState] = []
+        more, cap = False, min(limit, CONFIRM_LIMIT) if confirm else limit
         for state in self.states.states(self.name, SinkStatus.PENDING):
             marks = [_mark(p) for p in state.pending if _mark(p) >= 0]
             if not marks or marks[0] >= generation:
                 continue
-            if done_count >= limit:
-                return True
-            done_count += 1
+            if len(waiting) >= cap:
+                more = True
+                break
+            waiting.append(state)
+        asked = self._job_answers(waiting) if confirm and failure is None else {}
+        for state in waiting:
             if failure is not None:
                 done = state.evolve(status=SinkStatus.FAILED, pending=(), failures={"job": failure})
-            elif confirm and state.held:
-                done = state.evolve(pending=state.held, checks=0)
             else:
-                done = state.evolve(status=SinkStatus.INDEXED if state.held else SinkStatus.ABSENT, pending=())
+                refused = {c: r for c in state.held if (r := asked.get(self._uri(state.doc_id, c), ""))}
+                done = settle(state, (), refused, present=bool(state.held))
             try:
                 self.states.put(done.evolve(version=state.version + 1, updated_at=iso(self.clock())),
                                 expected_version=state.version)  # fmt: skip
             except StateConflictError:
                 continue  # changed again meanwhile: a later job settles it
-            if done.status is SinkStatus.PENDING:
-                checks[state.doc_id] = state.version + 1
-            elif failure is None:
+            if done.status is not SinkStatus.FAILED:
                 # Lag since the document was marked for a job (the registry is not read here: up to
                 # ``settle_limit`` documents a poll), which leaves out the event's way to this sink.
                 self.confirmed(state.updated_at)
-        if checks:
-            assert self.queue is not None  # a job's documents are settled by its polls, on this queue
-            for batch in batched(checks.items(), MAX_IDS_PER_MESSAGE):
-                self.queue.send(check_message(dict(batch)), self.first_check_seconds)
-        return False
+        return more
+
+    def _job_answers(self, states: list[SinkState]) -> dict[str, str]:
+        """URI → why, for each chunk of these documents the knowledge base does not hold as indexed."""
+        uris = [self._uri(s.doc_id, c) for s in states for c in s.held]
+        answers: dict[str, tuple[str, str]] = {}
+        for batch in batched(uris, PER_CALL):
+            answers |= self.api.statuses(batch)
+        refused = {}
+        for uri in uris:
+            status, reason = answers.get(uri, ("NOT_FOUND", ""))
+            if status not in DONE:
+                refused[uri] = (
+                    f"{status}: {reason}".strip(": ") + " (after an ingestion job that failed some documents)"
+                )
+        return refused
 
 
 def _settle_entries(lock: SinkState | None) -> list[str]:
