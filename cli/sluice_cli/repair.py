@@ -17,8 +17,7 @@ from typing import Any, TextIO
 from sluice.adapters.aws.sink_states import DynamoDBSinkStates
 from sluice.compat import batched
 from sluice.sinks import SinkStatus
-from sluice.sinks.diff import MAX_IDS_PER_MESSAGE
-from sluice.sinks.runner import sync_message
+from sluice.sinks.runner import MAX_IDS_PER_MESSAGE, sync_message
 from sluice_cli.status import QUEUES, SINKS
 
 ClientFactory = Callable[[str], Any]

@@ -28,10 +28,9 @@ from sluice.reconcile.sink_checks import SinkChecks
 from sluice.registry import DocumentRecord, Status
 from sluice.s3events import recheck_message
 from sluice.sinks import StateConflictError
-from sluice.sinks.diff import MAX_IDS_PER_MESSAGE
 from sluice.sinks.kendra import KendraIndex
 from sluice.sinks.knowledge_base import KnowledgeBaseIndex
-from sluice.sinks.runner import sync_message
+from sluice.sinks.runner import MAX_IDS_PER_MESSAGE, sync_message
 from sluice.storage import BucketListing, BucketWriter, ListedObject, ObjectReader
 from sluice.timestamps import epoch, iso
 

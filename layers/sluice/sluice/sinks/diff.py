@@ -15,7 +15,6 @@ was scheduled for; a change starts a new chain and the old one finds its version
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -29,15 +28,8 @@ from sluice.timestamps import epoch, iso
 
 log = logging.getLogger(__name__)
 FIRST_CHECK_SECONDS = 20  # then doubling, up to SQS's longest message delay
-CHECK = "check"  # a status-check message: {"sluice": "check", "versions": {document: state version}}
-MAX_IDS_PER_MESSAGE = 200
 MAX_CHECK_SECONDS = 900
 MAX_CHECKS = 12
-
-
-def check_message(versions: Mapping[str, int]) -> str:
-    """The delayed message that checks these documents, each for the state version it was scheduled for."""
-    return json.dumps({"sluice": CHECK, "versions": dict(versions)})
 
 
 @dataclass

@@ -7,7 +7,7 @@ it, then dead-letters it) only when one of its documents needs a retry."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -15,11 +15,13 @@ from typing import Any
 from sluice.compat import batched
 from sluice.errors import RefusedError, TransientError
 from sluice.sinks import Queue, SyncResult
-from sluice.sinks.diff import CHECK, MAX_IDS_PER_MESSAGE, DiffSink, check_message
+from sluice.sinks.diff import DiffSink
 from sluice.sinks.knowledge_base import KnowledgeBaseSink
 
+CHECK = "check"
 POLL_JOB = "poll-job"
 SYNC = "sync"
+MAX_IDS_PER_MESSAGE = 200
 
 
 class MalformedSinkMessageError(ValueError):
@@ -66,6 +68,10 @@ def parse(message_id: str, body: str) -> Message:
     else:
         raise MalformedSinkMessageError("neither a document event nor a sink message")
     return message
+
+
+def check_message(versions: Mapping[str, int]) -> str:
+    return json.dumps({"sluice": CHECK, "versions": dict(versions)})
 
 
 def sync_message(doc_ids: Sequence[str], *, retry_failed: bool = False) -> str:
