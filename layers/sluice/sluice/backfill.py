@@ -42,6 +42,7 @@ from sluice.errors import SluiceError
 from sluice.reconcile.ports import RecordLookup, RepairQueues
 from sluice.reconcile.raw import judge_raw
 from sluice.s3events import recheck_message
+from sluice.sinks.knowledge_base import SYNC_MODES
 from sluice.storage import ObjectReader
 from sluice.timestamps import iso
 
@@ -55,7 +56,6 @@ PACE_BUDGET_SECONDS = 240
 MAX_BATCH_SIZE = 40
 MAX_KEY_BYTES = 1024  # S3's longest key
 INPUT_FIELDS = ("prefix", "rate", "dry_run", "manifest", "kb_sync_mode")
-KB_SYNC_MODES = ("direct", "ingestion-job")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 SHOWN_PROBLEMS = 20
 MAX_EXAMPLES, MAX_EXAMPLE_CHARS = 3, 200  # refused items a batch logs
@@ -178,8 +178,8 @@ def make_plan(request: Any, execution: str, settings: BackfillSettings) -> Plan:
         problems.append("prefix must be a string of at most 1,024 UTF-8 bytes (a key prefix of RawBucket)")
         prefix = ""
     kb_sync_mode = request.get("kb_sync_mode") or ""
-    if kb_sync_mode not in ("", *KB_SYNC_MODES):
-        problems.append(f"kb_sync_mode must be one of {', '.join(KB_SYNC_MODES)} (or left out: the stack's mode)")
+    if kb_sync_mode not in ("", *SYNC_MODES):
+        problems.append(f"kb_sync_mode must be one of {', '.join(SYNC_MODES)} (or left out: the stack's mode)")
         kb_sync_mode = ""
     manifest = _manifest(request.get("manifest"), settings, problems)
     if manifest is not None and prefix:
@@ -405,8 +405,8 @@ def batch_input_of(data: Any) -> BatchInput:
     if not isinstance(data.get("dry_run"), bool):
         problems.append("BatchInput.dry_run must be true or false")
     mode = data.get("kb_sync_mode") or ""
-    if mode not in ("", *KB_SYNC_MODES):
-        problems.append(f"BatchInput.kb_sync_mode must be one of {', '.join(KB_SYNC_MODES)} or empty")
+    if mode not in ("", *SYNC_MODES):
+        problems.append(f"BatchInput.kb_sync_mode must be one of {', '.join(SYNC_MODES)} or empty")
     if problems:
         raise BackfillInputError(problems)
     return BatchInput(str(run), float(rate or 0), int(concurrency or 0), bool(data["dry_run"]), str(mode))

@@ -19,7 +19,7 @@ from sluice.bootstrap import Clients
 from sluice.reconcile import Reconciler, ReconcileSettings
 from sluice.settings import Env, pipeline_settings
 from sluice.sinks.kendra import KendraIndex
-from sluice.sinks.knowledge_base import KnowledgeBaseIndex
+from sluice.sinks.knowledge_base import SYNC_MODES, KnowledgeBaseIndex
 
 # The index APIs' pace: GetKnowledgeBaseDocuments shares 5 requests/s per account with the sink.
 KNOWLEDGE_BASE_PER_SECOND = 1.0
@@ -49,7 +49,7 @@ class ReconcileFunctionSettings:
             ingest_queue_url=e.required("INGEST_QUEUE_URL"),
             pipeline_fingerprint=pipeline_settings(e).fingerprint(),
             sink_queues={n: q for n, q in queues.items() if q},
-            kb_mode=e.choice("SYNC_MODE", ("direct", "ingestion-job")),
+            kb_mode=e.choice("SYNC_MODE", SYNC_MODES),
             max_repairs=e.integer("RECONCILE_MAX_REPAIRS", defaults.max_repairs),
             max_index_calls=e.integer("RECONCILE_MAX_INDEX_CALLS", defaults.max_index_calls),
             reprocess=e.boolean("RECONCILE_REPROCESS"),

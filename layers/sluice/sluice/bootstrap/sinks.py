@@ -16,7 +16,7 @@ from sluice.settings import Env
 from sluice.sinks import CallCount
 from sluice.sinks.diff import DiffSink
 from sluice.sinks.kendra import KendraSink
-from sluice.sinks.knowledge_base import KnowledgeBaseSink
+from sluice.sinks.knowledge_base import SYNC_MODES, KnowledgeBaseSink
 
 SINK_KINDS = ("kb", "kendra")  # the sinks' names, as in their recorded states and `sluice redrive --sink`
 
@@ -56,7 +56,7 @@ class SinkFunctionSettings:
             specific: dict[str, str | None] = {
                 "knowledge_base_id": e.required("KNOWLEDGE_BASE_ID"),
                 "data_source_id": e.required("DATA_SOURCE_ID"),
-                "sync_mode": e.choice("SYNC_MODE", ("direct", "ingestion-job")),
+                "sync_mode": e.choice("SYNC_MODE", SYNC_MODES),
             }
         else:
             specific = {

@@ -107,6 +107,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def status_reason(status: str, reason: str) -> str:
+    """What a sink records of an index's answer: ``FAILED: why``, or the status alone without a reason."""
+    return f"{status}: {reason}".strip(": ")
+
+
 def send_in_batches(
     items: Sequence[T], size: int, call: Callable[[Sequence[T]], R]
 ) -> Iterator[tuple[Sequence[T], R | TransientError | RefusedError]]:

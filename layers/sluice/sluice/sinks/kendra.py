@@ -22,7 +22,7 @@ from sluice.compat import batched
 from sluice.errors import RefusedError, TransientError
 from sluice.pipeline.files import text_key
 from sluice.registry import DocumentRecord, Registry
-from sluice.sinks import CallCount, SinkState, SinkStateStore, SinkStatus, send_in_batches
+from sluice.sinks import CallCount, SinkState, SinkStateStore, SinkStatus, send_in_batches, status_reason
 from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, settle
 from sluice.storage import ObjectReader
 
@@ -236,7 +236,7 @@ class KendraSink(DiffSink):
             failures: dict[str, str] = {}
             pending: tuple[str, ...] = ()
             if status in REFUSED:
-                failures = {"document": f"{status}: {reason}".strip(": ")}
+                failures = {"document": status_reason(status, reason)}
             elif status not in DONE:
                 pending = (doc,)
                 if checks >= MAX_CHECKS:

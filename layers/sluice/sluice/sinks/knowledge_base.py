@@ -42,6 +42,7 @@ from sluice.sinks import (
     SinkStatus,
     StateConflictError,
     send_in_batches,
+    status_reason,
 )
 from sluice.sinks.diff import FIRST_CHECK_SECONDS, MAX_CHECKS, DiffSink, Work, settle
 from sluice.timestamps import epoch, iso
@@ -127,6 +128,11 @@ class ModeHold:
     until: float
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in SYNC_MODES:
+        raise ValueError(f"knowledge base sync mode must be direct or ingestion-job, not {mode!r}")
+
+
 def current_hold(state: SinkState | None, now: float) -> ModeHold | None:
     """The hold a ``MODE_HOLD`` state records, unless it has lapsed (or names no mode Sluice has)."""
     if state is None or not state.held or state.held[0] not in SYNC_MODES:
@@ -151,8 +157,7 @@ class ModeHolds:
     def hold(self, mode: str, run: str) -> None:
         """Hold ``mode`` for HOLD_SECONDS from now; a hold of the same mode with more than half of that
         still to run is left as it is (a run's batches renew it a few times an hour, not each time)."""
-        if mode not in SYNC_MODES:
-            raise ValueError(f"knowledge base sync mode must be direct or ingestion-job, not {mode!r}")
+        _check_mode(mode)
         now = self.clock()
         state = self.states.get(MODE_HOLD, HOLD_KEY)
         held = current_hold(state, now)
@@ -184,8 +189,7 @@ class KnowledgeBaseSink(DiffSink):
         first_check_seconds: int = FIRST_CHECK_SECONDS,
     ) -> None:
         super().__init__(registry=registry, states=states, clock=clock, first_check_seconds=first_check_seconds)
-        if mode not in SYNC_MODES:
-            raise ValueError(f"knowledge base sync mode must be direct or ingestion-job, not {mode!r}")
+        _check_mode(mode)
         self.api = api
         self.bucket = processed_bucket
         self.mode = mode  # the stack's; a hold may stand in for it (sync_mode)
@@ -262,7 +266,7 @@ class KnowledgeBaseSink(DiffSink):
                     continue
                 status, reason = answer.get(self._uri(w.doc_id, c), ("STARTING", ""))
                 if status in REFUSED:
-                    refused.setdefault(w.doc_id, {})[c] = f"{status}: {reason}".strip(": ")
+                    refused.setdefault(w.doc_id, {})[c] = status_reason(status, reason)
 
         def delete(batch: Sequence[tuple[Work, str]]) -> dict[str, tuple[str, str]]:
             return self.api.delete([self._uri(w.doc_id, c) for w, c in batch], self._token("delete", batch))
@@ -302,7 +306,7 @@ class KnowledgeBaseSink(DiffSink):
                     continue
                 status, reason = answers.get(self._uri(w.doc_id, c), ("PENDING", ""))
                 if status in REFUSED:
-                    failures[c] = f"{status}: {reason}".strip(": ")
+                    failures[c] = status_reason(status, reason)
                 elif status in GONE and w.state.checks >= GONE_AFTER_CHECKS:
                     failures[c] = "NOT_FOUND: the knowledge base lost it; `sluice redrive` sends it again"
                 elif status not in DONE:
@@ -532,9 +536,7 @@ class KnowledgeBaseSink(DiffSink):
         for uri in uris:
             status, reason = answers.get(uri, ("NOT_FOUND", ""))
             if status not in DONE:
-                refused[uri] = (
-                    f"{status}: {reason}".strip(": ") + " (after an ingestion job that failed some documents)"
-                )
+                refused[uri] = status_reason(status, reason) + " (after an ingestion job that failed some documents)"
         return refused
 
 
